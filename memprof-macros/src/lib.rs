@@ -1,0 +1,1 @@
+//! Procedural macros re-exported by `memprof`.

@@ -1,0 +1,134 @@
+//! The global allocator wrapper.
+//!
+//! `MemProf<A>` forwards every call to the inner allocator `A` and, on the
+//! way, runs the sampler's fast path:
+//!
+//! * `alloc`: subtract the size from this thread's countdown (a TLS slot);
+//!   only when it crosses zero, jump to the `#[cold]` recorder.
+//! * `dealloc`: ask the lock-free prefilter whether the address may be a live
+//!   sample; only if it may, jump to the `#[cold]` forgetter, which takes one
+//!   shard lock.
+//!
+//! The cold functions are reached as tail calls at the end of the fast path,
+//! so the fast path saves no extra registers. Nothing here locks, allocates
+//! through itself, or panics; anything that goes wrong while recording is
+//! dropped and counted.
+
+mod record;
+pub(crate) mod thread;
+
+use core::alloc::{GlobalAlloc, Layout};
+
+use crate::sample::LIVE;
+
+/// The inner allocator `MemProf` wraps when none is named: jemalloc with
+/// the `jemalloc` feature, else the system allocator.
+#[cfg(feature = "jemalloc")]
+pub type DefaultAllocator = tikv_jemallocator::Jemalloc;
+/// The inner allocator `MemProf` wraps when none is named.
+#[cfg(not(feature = "jemalloc"))]
+pub type DefaultAllocator = std::alloc::System;
+
+/// A global allocator that samples allocations with their stacks.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+/// ```
+///
+/// or, around any other allocator:
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf<std::alloc::System> = memprof::MemProf::new(std::alloc::System);
+/// ```
+pub struct MemProf<A = DefaultAllocator> {
+    inner: A,
+}
+
+#[cfg(feature = "jemalloc")]
+impl MemProf<tikv_jemallocator::Jemalloc> {
+    /// Wraps jemalloc (the default, and what the `/allocator` view reads).
+    pub const fn jemalloc() -> Self {
+        MemProf {
+            inner: tikv_jemallocator::Jemalloc,
+        }
+    }
+}
+
+impl<A> MemProf<A> {
+    /// Wraps `inner`.
+    pub const fn new(inner: A) -> Self {
+        MemProf { inner }
+    }
+
+    /// The wrapped allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with the caller's
+// arguments unchanged and returns its result unchanged, so `MemProf<A>`
+// upholds `GlobalAlloc`'s contract exactly when `A` does. The profiling done
+// on the side never touches the blocks' memory.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees about `layout`.
+        let ptr = unsafe { self.inner.alloc(layout) };
+        if thread::countdown_crossed(layout.size()) {
+            return record::sampled_alloc(ptr, layout.size());
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees about `layout`.
+        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
+        if thread::countdown_crossed(layout.size()) {
+            return record::sampled_alloc(ptr, layout.size());
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if LIVE.may_contain(ptr as usize) {
+            // SAFETY: the caller's guarantees are passed on unchanged.
+            return unsafe { record::dealloc_maybe_sampled(&self.inner, ptr, layout) };
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if LIVE.may_contain(ptr as usize) {
+            // SAFETY: the caller's guarantees are passed on unchanged.
+            return unsafe { record::realloc_maybe_sampled(&self.inner, ptr, layout, new_size) };
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if thread::countdown_crossed(new_size) {
+            return record::sampled_alloc(new, new_size);
+        }
+        new
+    }
+}
+
+/// Whether `MemProf` has recorded at least one sample in this process, which
+/// shows that it is the global allocator (and sampling is on).
+pub fn is_active() -> bool {
+    record::ACTIVE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Runs `f` with sampling suspended on this thread: what it allocates is not
+/// recorded. Frees are still tracked. memprof uses it for its own work
+/// (snapshots, symbolization) so the profile shows the program, not the
+/// profiler.
+pub fn unsampled<R>(f: impl FnOnce() -> R) -> R {
+    let _busy = thread::BusyGuard::enter_nested();
+    f()
+}

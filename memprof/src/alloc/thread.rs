@@ -1,0 +1,153 @@
+//! Per-thread state of the sampler.
+//!
+//! Every cell is a const-initialised `thread_local!` of a type without a
+//! destructor. Such a thread-local compiles to a plain TLS slot: no lazy
+//! initialisation, no destructor registration (which could allocate), and it
+//! stays readable while other thread-locals are being destroyed at thread
+//! exit. Accesses still go through `try_with`, which cannot fail for these
+//! but costs nothing, so a surprise becomes "do not sample", never a panic.
+
+use core::cell::Cell;
+
+thread_local! {
+    /// Bytes left until this thread's next sample point. Crossing below zero
+    /// sends the allocation to the slow path.
+    static COUNTDOWN: Cell<i64> = const { Cell::new(0) };
+    /// The rate generation the countdown was drawn for; `u64::MAX` until the
+    /// thread's first slow path seeds it.
+    static GENERATION: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// State of this thread's exponential generator.
+    static RNG: Cell<u64> = const { Cell::new(0) };
+    /// Set while memprof itself runs on this thread: allocations made then
+    /// go straight to the inner allocator, unsampled.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// memprof's id for this thread (0 until first needed).
+    static THREAD_ID: Cell<u32> = const { Cell::new(0) };
+    /// A rate for this thread only (used by `#[memprof::test]`); `NO_OVERRIDE` if none.
+    static RATE_OVERRIDE: Cell<u64> = const { Cell::new(NO_OVERRIDE) };
+    /// Innermost active scope (0: none).
+    static SCOPE: Cell<u32> = const { Cell::new(0) };
+}
+
+const NO_OVERRIDE: u64 = u64::MAX;
+
+/// Subtracts `size` from the countdown; true when it crosses zero.
+///
+/// This is the whole fast path: a TLS load, a subtract, a store, a branch.
+#[inline(always)]
+pub(crate) fn countdown_crossed(size: usize) -> bool {
+    COUNTDOWN
+        .try_with(|c| {
+            let left = c.get().wrapping_sub(size as i64);
+            c.set(left);
+            left < 0
+        })
+        .unwrap_or(false)
+}
+
+pub(crate) fn set_countdown(bytes: i64) {
+    let _ = COUNTDOWN.try_with(|c| c.set(bytes));
+}
+
+pub(crate) fn generation() -> u64 {
+    GENERATION.try_with(Cell::get).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn set_generation(generation: u64) {
+    let _ = GENERATION.try_with(|c| c.set(generation));
+}
+
+/// Runs `f` with this thread's generator, seeding it on first use.
+pub(crate) fn with_rng<R>(f: impl FnOnce(&mut crate::sample::rate::SampleRng) -> R) -> Option<R> {
+    RNG.try_with(|cell| {
+        let mut state = cell.get();
+        if state == 0 {
+            // Seed from this thread's TLS address and the clock: distinct per
+            // thread, no system randomness needed.
+            state = (cell as *const Cell<u64> as u64) ^ crate::os::monotonic_nanos().rotate_left(32);
+        }
+        let mut rng = crate::sample::rate::SampleRng::new(state);
+        let r = f(&mut rng);
+        cell.set(rng.state());
+        r
+    })
+    .ok()
+}
+
+/// Marks this thread as inside memprof until the guard drops.
+///
+/// Like dhat's `IgnoreAllocs`, the guard only clears the flag if it set it,
+/// so nested guards and unwinding leave the flag right.
+pub(crate) struct BusyGuard {
+    entered: bool,
+}
+
+impl BusyGuard {
+    /// Enters, or returns `None` if this thread is already inside memprof
+    /// (or its thread-locals are gone).
+    #[inline]
+    pub(crate) fn enter() -> Option<BusyGuard> {
+        match BUSY.try_with(|b| b.replace(true)) {
+            Ok(false) => Some(BusyGuard { entered: true }),
+            _ => None,
+        }
+    }
+
+    /// Enters if not already inside; the guard is inert if it was.
+    pub(crate) fn enter_nested() -> BusyGuard {
+        match BUSY.try_with(|b| b.replace(true)) {
+            Ok(false) => BusyGuard { entered: true },
+            _ => BusyGuard { entered: false },
+        }
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if self.entered {
+            let _ = BUSY.try_with(|b| b.set(false));
+        }
+    }
+}
+
+/// memprof's id for the current thread, assigned on first use.
+pub(crate) fn thread_id() -> u32 {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    THREAD_ID
+        .try_with(|id| {
+            if id.get() == 0 {
+                id.set(NEXT.fetch_add(1, Ordering::Relaxed));
+            }
+            id.get()
+        })
+        .unwrap_or(0)
+}
+
+/// The rate this thread samples at: its override, else the global rate.
+pub(crate) fn effective_rate() -> u64 {
+    match RATE_OVERRIDE.try_with(Cell::get).unwrap_or(NO_OVERRIDE) {
+        NO_OVERRIDE => crate::sample::rate::rate(),
+        rate => rate,
+    }
+}
+
+/// Sets (or with `None` clears) this thread's own rate, effective from its
+/// next allocation. Returns the previous override.
+pub(crate) fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
+    let previous = RATE_OVERRIDE
+        .try_with(|c| c.replace(rate.unwrap_or(NO_OVERRIDE)))
+        .unwrap_or(NO_OVERRIDE);
+    // Force a redraw at the next allocation.
+    set_generation(u64::MAX);
+    set_countdown(0);
+    (previous != NO_OVERRIDE).then_some(previous)
+}
+
+pub(crate) fn scope() -> u32 {
+    SCOPE.try_with(Cell::get).unwrap_or(0)
+}
+
+pub(crate) fn set_scope(scope: u32) -> u32 {
+    SCOPE.try_with(|c| c.replace(scope)).unwrap_or(0)
+}

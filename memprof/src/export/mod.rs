@@ -1,0 +1,1 @@
+//! Output formats: folded stacks, SVG flamegraphs, pprof, Prometheus text, JSON.

@@ -1,0 +1,1 @@
+//! jemalloc's own statistics: totals, arenas, size-class bins, decay, purge.

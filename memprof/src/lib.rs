@@ -1,0 +1,78 @@
+//! memprof: a sampling heap profiler and leak finder that a Rust service can
+//! leave switched on in production.
+//!
+//! Set it as the global allocator; it wraps jemalloc by default:
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+//!
+//! fn main() {
+//!     let data: Vec<u8> = vec![0; 1 << 20];
+//!     let snapshot = memprof::snapshot();
+//!     for stack in snapshot.top(5, memprof::Kind::InuseSpace) {
+//!         println!("{} bytes at {}", stack.estimates.inuse_bytes, stack.folded_key());
+//!     }
+//!     drop(data);
+//! }
+//! ```
+//!
+//! Allocations are sampled as a Poisson process on bytes (one sample per
+//! 512 KiB on average, as Go and jemalloc do), each with its stack, and every
+//! figure memprof reports is an unbiased estimate; `set_rate(1)` records every
+//! allocation exactly.
+//!
+//! # Environment
+//!
+//! * `MEMPROF_RATE`: mean bytes between samples (`0` off, `1` every
+//!   allocation). Read once; a bad value keeps the default and says so on
+//!   stderr.
+//! * `MEMPROF_UNWIND`: `fp` or `dwarf` to force the stack walker.
+//!
+//! # Feature flags
+//!
+//! * `jemalloc` (default): `MemProf::jemalloc()` and jemalloc statistics.
+
+#![warn(missing_docs, unreachable_pub, unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod alloc;
+pub mod export;
+pub mod host;
+pub mod http;
+#[cfg(feature = "jemalloc")]
+pub mod jemalloc;
+mod os;
+pub mod profile;
+pub mod sample;
+pub mod scope;
+pub mod stack;
+mod sync;
+
+pub use crate::alloc::{is_active, unsampled, MemProf};
+pub use crate::profile::{snapshot, Kind, Snapshot};
+pub use crate::sample::rate::{rate, set_rate, DEFAULT_RATE};
+pub use crate::scope::scope;
+
+/// Caps how many live samples are kept (default 4,194,304, enough for exact
+/// mode over a few million live blocks). Samples past the cap are dropped and
+/// counted in [`sample::counters`].
+pub fn set_max_samples(max: usize) {
+    crate::sample::LIVE.set_max_samples(max);
+}
+
+/// Caps how many distinct stacks are kept (default 65,536). Takes effect only
+/// before the first sample; stacks past the cap are counted under a
+/// `[stack table full]` stack so totals stay right.
+pub fn set_max_stacks(max: usize) {
+    crate::stack::STACKS.set_max_stacks(max);
+}
+
+/// Sets (or with `None` clears) a sampling rate for the calling thread only,
+/// effective from its next allocation; returns the previous override.
+///
+/// `Some(1)` records every allocation this thread makes, exactly, while the
+/// rest of the process keeps sampling; `#[memprof::test]` uses it.
+pub fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
+    crate::alloc::thread::set_thread_rate(rate)
+}

@@ -1,0 +1,332 @@
+//! `Snapshot`: an owned, symbolized picture of the heap profile.
+//!
+//! A snapshot reads every interned stack's counters (lock-free), symbolizes
+//! the stacks through the cache, trims the allocator's own frames from the
+//! leaf end, and merges stacks that become identical once trimmed (the same
+//! call site reached through `alloc` and `realloc`, say). It owns its data:
+//! keep it, serialise it, diff it against a later one.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sample::SamplerCounters;
+use crate::stack::symbolize::{self, Frame};
+use crate::stack::{scope_of_marker, STACKS};
+
+/// Which of the four estimates a view shows, named as in Go's pprof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Bytes allocated and not yet freed.
+    #[default]
+    InuseSpace,
+    /// Objects allocated and not yet freed.
+    InuseObjects,
+    /// Bytes allocated since start.
+    AllocSpace,
+    /// Objects allocated since start.
+    AllocObjects,
+}
+
+impl Kind {
+    /// All four, in pprof's sample-type order.
+    pub const ALL: [Kind; 4] = [Kind::AllocObjects, Kind::AllocSpace, Kind::InuseObjects, Kind::InuseSpace];
+
+    /// The name used in URLs and pprof (`inuse_space`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::InuseSpace => "inuse_space",
+            Kind::InuseObjects => "inuse_objects",
+            Kind::AllocSpace => "alloc_space",
+            Kind::AllocObjects => "alloc_objects",
+        }
+    }
+
+    /// The unit of its values: `bytes` or `count`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Kind::InuseSpace | Kind::AllocSpace => "bytes",
+            Kind::InuseObjects | Kind::AllocObjects => "count",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or(UnknownKind)
+    }
+}
+
+/// The error for a string that names no [`Kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownKind;
+
+impl std::fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("expected one of inuse_space, inuse_objects, alloc_space, alloc_objects")
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+/// The four estimates, for one stack or for the whole process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimates {
+    /// Bytes allocated and not yet freed.
+    pub inuse_bytes: f64,
+    /// Objects allocated and not yet freed.
+    pub inuse_objects: f64,
+    /// Bytes allocated since start.
+    pub alloc_bytes: f64,
+    /// Objects allocated since start.
+    pub alloc_objects: f64,
+}
+
+impl Estimates {
+    /// The estimate a [`Kind`] names.
+    pub fn get(&self, kind: Kind) -> f64 {
+        match kind {
+            Kind::InuseSpace => self.inuse_bytes,
+            Kind::InuseObjects => self.inuse_objects,
+            Kind::AllocSpace => self.alloc_bytes,
+            Kind::AllocObjects => self.alloc_objects,
+        }
+    }
+
+    fn add(&mut self, other: &Estimates) {
+        self.inuse_bytes += other.inuse_bytes;
+        self.inuse_objects += other.inuse_objects;
+        self.alloc_bytes += other.alloc_bytes;
+        self.alloc_objects += other.alloc_objects;
+    }
+}
+
+/// One call stack and what was allocated from it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StackProfile {
+    /// Frames, leaf first (the allocating function), root last. Scopes appear
+    /// as `[scope name]` frames at the root.
+    pub frames: Vec<Arc<Frame>>,
+    /// The estimates for this stack.
+    #[serde(flatten)]
+    pub estimates: Estimates,
+}
+
+impl StackProfile {
+    /// The estimate a [`Kind`] names.
+    pub fn value(&self, kind: Kind) -> f64 {
+        self.estimates.get(kind)
+    }
+
+    /// Function names root first, joined by `;`: the folded-stack key, which
+    /// also identifies the stack across processes (addresses do not).
+    pub fn folded_key(&self) -> String {
+        let mut key = String::new();
+        for (i, frame) in self.frames.iter().rev().enumerate() {
+            if i > 0 {
+                key.push(';');
+            }
+            // `;` separates frames in the folded format; array types such
+            // as `[u8; 4]` must not split a frame in two.
+            key.extend(frame.function.chars().map(|c| if c == ';' { ',' } else { c }));
+        }
+        if key.is_empty() {
+            key.push_str("[unknown]");
+        }
+        key
+    }
+
+    /// Whether any frame's function contains `pattern`.
+    pub fn mentions(&self, pattern: &str) -> bool {
+        self.frames.iter().any(|f| f.function.contains(pattern))
+    }
+}
+
+/// An owned picture of the heap profile at one moment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When it was taken, milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// The global sampling rate then (bytes; 0 off, 1 every allocation).
+    pub rate: u64,
+    /// Sums over all stacks.
+    pub totals: Estimates,
+    /// The sampler's counters then, drops included.
+    pub counters: SamplerCounters,
+    /// Per-stack estimates, largest in-use bytes first.
+    pub stacks: Vec<StackProfile>,
+}
+
+/// Takes a snapshot of the heap profile.
+///
+/// Symbolizes stacks not seen before (slow the first time, cached after).
+/// Allocations made while taking it are not sampled.
+pub fn snapshot() -> Snapshot {
+    crate::alloc::unsampled(take)
+}
+
+fn take() -> Snapshot {
+    let mut merged: HashMap<Vec<(u64, usize)>, StackProfile> = HashMap::new();
+    for id in 0..STACKS.id_limit() {
+        let (Some(counters), Some(addresses)) = (STACKS.counters(id), STACKS.frames(id)) else {
+            continue;
+        };
+        if counters.alloc_objects <= 0.0 {
+            continue;
+        }
+        let estimates = Estimates {
+            inuse_bytes: counters.inuse_bytes,
+            inuse_objects: counters.inuse_objects,
+            alloc_bytes: counters.alloc_bytes,
+            alloc_objects: counters.alloc_objects,
+        };
+        let (key, frames) = symbolized_frames(id, addresses);
+        merged
+            .entry(key)
+            .or_insert_with(|| StackProfile {
+                frames,
+                estimates: Estimates::default(),
+            })
+            .estimates
+            .add(&estimates);
+    }
+    let mut stacks: Vec<StackProfile> = merged.into_values().collect();
+    sort_by(&mut stacks, Kind::InuseSpace);
+    let mut totals = Estimates::default();
+    for s in &stacks {
+        totals.add(&s.estimates);
+    }
+    Snapshot {
+        taken_at_unix_ms: unix_ms(),
+        rate: crate::sample::rate::rate(),
+        totals,
+        counters: crate::sample::counters(),
+        stacks,
+    }
+}
+
+/// Symbolizes a stack, trims allocator frames from the leaf end and turns
+/// scope markers into frames. Returns a merge key and the frames.
+fn symbolized_frames(id: u32, addresses: &[usize]) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
+    let mut key = Vec::new();
+    let mut frames = Vec::new();
+    let mut trimming = true;
+    for &address in addresses {
+        if let Some(scope) = scope_of_marker(address) {
+            let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
+            // Innermost scope first, so the outermost ends up at the root.
+            for (depth, name) in path.rsplit('/').enumerate() {
+                key.push((address as u64, depth));
+                frames.push(Arc::new(Frame {
+                    function: format!("[scope {name}]"),
+                    file: None,
+                    line: None,
+                    address: 0,
+                }));
+            }
+            continue;
+        }
+        for (depth, frame) in symbolize::resolve(address).iter().enumerate() {
+            if trimming && symbolize::is_allocator_frame(&frame.function) {
+                continue;
+            }
+            trimming = false;
+            key.push((address as u64, depth));
+            frames.push(Arc::clone(frame));
+        }
+    }
+    if frames.is_empty() {
+        let name = if id == crate::stack::OVERFLOW_STACK {
+            "[stack table full]"
+        } else {
+            "[unknown]"
+        };
+        key.push((u64::from(id), usize::MAX));
+        frames.push(Arc::new(Frame {
+            function: name.to_string(),
+            file: None,
+            line: None,
+            address: 0,
+        }));
+    }
+    (key, frames)
+}
+
+fn sort_by(stacks: &mut [StackProfile], kind: Kind) {
+    stacks.sort_by(|a, b| b.value(kind).total_cmp(&a.value(kind)));
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Snapshot {
+    /// The `n` stacks with the largest value of `kind`, largest first.
+    pub fn top(&self, n: usize, kind: Kind) -> Vec<&StackProfile> {
+        let mut all: Vec<&StackProfile> = self.stacks.iter().filter(|s| s.value(kind) > 0.0).collect();
+        all.sort_by(|a, b| b.value(kind).total_cmp(&a.value(kind)));
+        all.truncate(n);
+        all
+    }
+
+    /// Writes folded stacks (`root;...;leaf value`, one per line), the input
+    /// of inferno and Brendan Gregg's flamegraph.pl. Values are rounded;
+    /// stacks that round to zero are left out.
+    pub fn write_folded<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
+        for stack in &self.stacks {
+            let value = stack.value(kind).round();
+            if value >= 1.0 {
+                writeln!(out, "{} {}", stack.folded_key(), value as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps only stacks some frame of which contains one of `include` (all
+    /// stacks when empty) and none of `exclude`, and recomputes the totals.
+    pub fn filter(&self, include: &[&str], exclude: &[&str]) -> Snapshot {
+        let stacks: Vec<StackProfile> = self
+            .stacks
+            .iter()
+            .filter(|s| include.is_empty() || include.iter().any(|p| s.mentions(p)))
+            .filter(|s| !exclude.iter().any(|p| s.mentions(p)))
+            .cloned()
+            .collect();
+        let mut totals = Estimates::default();
+        for s in &stacks {
+            totals.add(&s.estimates);
+        }
+        Snapshot {
+            stacks,
+            totals,
+            ..self.clone_header()
+        }
+    }
+
+    fn clone_header(&self) -> Snapshot {
+        Snapshot {
+            taken_at_unix_ms: self.taken_at_unix_ms,
+            rate: self.rate,
+            totals: self.totals,
+            counters: self.counters,
+            stacks: Vec::new(),
+        }
+    }
+
+    /// Writes the snapshot as JSON, to compare runs later.
+    pub fn save<W: Write>(&self, out: W) -> io::Result<()> {
+        serde_json::to_writer(out, self).map_err(io::Error::other)
+    }
+
+    /// Reads a snapshot written by [`Snapshot::save`].
+    pub fn load<R: io::Read>(input: R) -> io::Result<Snapshot> {
+        serde_json::from_reader(input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}

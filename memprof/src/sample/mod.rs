@@ -1,0 +1,58 @@
+//! Sampling: exponential draws and weights, the live-sample table, and the
+//! counters that say what the sampler did and what it dropped.
+
+pub mod filter;
+pub mod live;
+pub mod rate;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub use live::{LiveSample, LiveSamples};
+
+/// Every sampled block that is still allocated.
+pub(crate) static LIVE: LiveSamples = LiveSamples::new();
+
+/// Samples taken since start.
+pub(crate) static SAMPLES_TAKEN: AtomicU64 = AtomicU64::new(0);
+/// Sampled blocks freed since start.
+pub(crate) static SAMPLES_FREED: AtomicU64 = AtomicU64::new(0);
+/// Crossings skipped because memprof was already busy on that thread.
+pub(crate) static SKIPPED_BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// What the sampler has done, and what it had to drop.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct SamplerCounters {
+    /// Samples recorded since start.
+    pub samples_taken: u64,
+    /// Sampled blocks since freed.
+    pub samples_freed: u64,
+    /// Sampled blocks alive now.
+    pub live_samples: u64,
+    /// Samples dropped because the live table was full.
+    pub samples_dropped: u64,
+    /// Stacks the stack table could not hold (counted under an overflow stack).
+    pub stacks_dropped: u64,
+    /// Distinct stacks interned.
+    pub stacks: u64,
+    /// Sample points that fell while memprof itself was allocating.
+    pub skipped_reentrant: u64,
+    /// Bytes mapped for the live table, stack table and symbol cache.
+    pub profiler_bytes: u64,
+}
+
+/// Reads the sampler's counters.
+pub fn counters() -> SamplerCounters {
+    let stacks = &crate::stack::STACKS;
+    SamplerCounters {
+        samples_taken: SAMPLES_TAKEN.load(Ordering::Relaxed),
+        samples_freed: SAMPLES_FREED.load(Ordering::Relaxed),
+        live_samples: LIVE.len() as u64,
+        samples_dropped: LIVE.dropped(),
+        stacks_dropped: stacks.dropped(),
+        stacks: u64::from(stacks.id_limit().saturating_sub(1)),
+        skipped_reentrant: SKIPPED_BUSY.load(Ordering::Relaxed),
+        profiler_bytes: (LIVE.mapped_bytes() + stacks.memory_bytes() + crate::stack::symbolize::cache_bytes())
+            as u64,
+    }
+}

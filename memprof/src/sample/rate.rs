@@ -1,0 +1,236 @@
+//! The sampling rate, and the arithmetic of Poisson sampling on bytes.
+//!
+//! memprof samples the way Go's runtime and jemalloc do: allocated bytes
+//! form a stream, and sample points fall on it as a Poisson process with a
+//! mean gap of `rate` bytes. Each thread draws the distance to its next point
+//! from an exponential distribution and counts it down as it allocates; the
+//! allocation that crosses the point is sampled. An allocation of `s` bytes is
+//! therefore sampled with probability `1 - exp(-s / rate)`, and a sample of it
+//! stands for `1 / (1 - exp(-s / rate))` allocations. Summing those weights
+//! gives unbiased estimates of allocated and in-use bytes and objects.
+
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+/// The default mean distance between samples: 512 KiB, as in Go and jemalloc.
+pub const DEFAULT_RATE: u64 = 512 * 1024;
+
+/// Rate value meaning "not yet configured": `MEMPROF_RATE` is read lazily on
+/// the first slow path.
+const UNSET: u64 = u64::MAX;
+
+static RATE: AtomicU64 = AtomicU64::new(UNSET);
+
+/// Bumped on every rate change so threads redraw their countdown promptly.
+static RATE_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// What became of `MEMPROF_RATE`, for `/stats`.
+static ENV_STATE: AtomicU8 = AtomicU8::new(EnvRate::Unread as u8);
+
+/// How the `MEMPROF_RATE` environment variable was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum EnvRate {
+    /// Not read yet (no allocation has reached the slow path).
+    Unread = 0,
+    /// Not set; the default or the code's setting applies.
+    Unset = 1,
+    /// Set and valid; it gave the starting rate.
+    Applied = 2,
+    /// Set but not a number of bytes; the default was kept.
+    Invalid = 3,
+}
+
+/// Returns the current sampling rate in bytes (0: off, 1: every allocation).
+pub fn rate() -> u64 {
+    match RATE.load(Ordering::Relaxed) {
+        UNSET => init_from_env(),
+        rate => rate,
+    }
+}
+
+/// Sets the mean number of bytes between samples.
+///
+/// `0` turns sampling off; `1` samples every allocation with weight 1
+/// (exact mode, for tests). Safe to call at any time from any thread: each
+/// thread picks up the new rate at its next sample point, or within 64 MiB of
+/// allocation when sampling was off.
+///
+/// ```
+/// memprof::set_rate(1 << 20); // one sample per MiB on average
+/// assert_eq!(memprof::rate(), 1 << 20);
+/// ```
+pub fn set_rate(bytes: u64) {
+    // Make sure a later lazy read of MEMPROF_RATE cannot overwrite the code's
+    // choice: code wins over the environment once it has spoken.
+    let _ = rate();
+    RATE.store(bytes.min(UNSET - 1), Ordering::Relaxed);
+    RATE_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The current rate generation (see [`set_rate`]).
+#[inline]
+pub(crate) fn generation() -> u64 {
+    RATE_GENERATION.load(Ordering::Relaxed)
+}
+
+/// How `MEMPROF_RATE` was taken, for reporting.
+pub fn env_rate_state() -> EnvRate {
+    let _ = rate();
+    match ENV_STATE.load(Ordering::Relaxed) {
+        1 => EnvRate::Unset,
+        2 => EnvRate::Applied,
+        3 => EnvRate::Invalid,
+        _ => EnvRate::Unread,
+    }
+}
+
+#[cold]
+fn init_from_env() -> u64 {
+    let (rate, state) = match crate::os::getenv(c"MEMPROF_RATE") {
+        None => (DEFAULT_RATE, EnvRate::Unset),
+        Some(value) => match parse_bytes(value) {
+            Some(rate) => (rate, EnvRate::Applied),
+            None => (DEFAULT_RATE, EnvRate::Invalid),
+        },
+    };
+    // Only the first initialiser wins; a racing thread reads its value.
+    match RATE.compare_exchange(UNSET, rate, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => {
+            ENV_STATE.store(state as u8, Ordering::Relaxed);
+            if state == EnvRate::Invalid {
+                crate::os::write_stderr(&[
+                    b"memprof: MEMPROF_RATE is not a number of bytes; ",
+                    b"keeping the default rate of 524288\n",
+                ]);
+            }
+            rate
+        }
+        Err(current) => current,
+    }
+}
+
+/// Parses a decimal byte count without allocating (`"524288"`, `" 1 "`).
+fn parse_bytes(text: &[u8]) -> Option<u64> {
+    let text = text.trim_ascii();
+    if text.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(value)
+}
+
+/// The weight of a sample of `size` bytes taken at `rate`: how many
+/// allocations of that size it stands for.
+///
+/// `1 / (1 - exp(-size / rate))`. For `size >> rate` this tends to 1 (such
+/// allocations are nearly always sampled); for `size << rate` to
+/// `rate / size`. At rate 1 every allocation is sampled and the weight is
+/// exactly 1.
+#[inline]
+pub fn sample_weight(size: u64, rate: u64) -> f64 {
+    if rate <= 1 {
+        return 1.0;
+    }
+    let p = -(-(size as f64) / rate as f64).exp_m1();
+    if p > 0.0 {
+        1.0 / p
+    } else {
+        // size 0 cannot be sampled; keep the arithmetic finite.
+        1.0
+    }
+}
+
+/// Draws the distance in bytes to the next sample point.
+///
+/// `uniform` is a value in (0, 1]; the result is exponentially distributed
+/// with mean `rate`, capped so that the countdown never overflows.
+#[inline]
+pub(crate) fn next_sample_distance(uniform: f64, rate: u64) -> i64 {
+    if rate <= 1 {
+        return 0;
+    }
+    let distance = -uniform.ln() * rate as f64;
+    if distance >= (1u64 << 62) as f64 {
+        1 << 62
+    } else {
+        distance as i64
+    }
+}
+
+/// A small, fast generator for the exponential draws (xorshift64*).
+///
+/// Quality needs are modest: the draws only have to be independent of the
+/// allocation pattern. Seeded per thread.
+#[derive(Clone, Copy)]
+pub(crate) struct SampleRng(u64);
+
+impl SampleRng {
+    pub(crate) const fn new(seed: u64) -> Self {
+        // xorshift must not start at zero.
+        SampleRng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+    }
+
+    /// The generator's state, to store back in its thread-local.
+    pub(crate) fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// Returns a uniform value in (0, 1].
+    #[inline]
+    pub(crate) fn next_uniform(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        let bits = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11; // 53 bits
+        (bits as f64 + 1.0) / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_decimal_byte_counts() {
+        assert_eq!(parse_bytes(b"524288"), Some(524_288));
+        assert_eq!(parse_bytes(b" 1 "), Some(1));
+        assert_eq!(parse_bytes(b"0"), Some(0));
+        assert_eq!(parse_bytes(b"abc"), None);
+        assert_eq!(parse_bytes(b"12k"), None);
+        assert_eq!(parse_bytes(b""), None);
+        assert_eq!(parse_bytes(b"99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn weights_follow_the_poisson_estimator() {
+        assert_eq!(sample_weight(100, 1), 1.0);
+        let rate = 524_288;
+        // Small blocks stand for about rate/size blocks.
+        let w = sample_weight(512, rate);
+        assert!((w - (rate as f64 / 512.0 + 0.5)).abs() < 0.01, "{w}");
+        // Huge blocks are nearly always sampled.
+        assert!((sample_weight(64 << 20, rate) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn draws_have_the_requested_mean() {
+        let mut rng = SampleRng::new(42);
+        let n = 200_000;
+        let rate = 4096;
+        let sum: i64 = (0..n)
+            .map(|_| next_sample_distance(rng.next_uniform(), rate))
+            .sum();
+        let mean = sum as f64 / n as f64;
+        // Standard error of the mean is rate / sqrt(n) ~ 9.2; allow 6 sigma.
+        assert!((mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(), "{mean}");
+    }
+}

@@ -1,0 +1,27 @@
+//! Stacks: capturing return addresses without allocating, interning them,
+//! and symbolizing them lazily, off the allocation path.
+
+pub mod capture;
+pub mod symbolize;
+pub mod table;
+
+pub use capture::{unwinder, Unwinder};
+pub use symbolize::Frame;
+pub use table::{StackCounters, StackTable, MAX_FRAMES, OVERFLOW_STACK};
+
+/// Every interned stack of the process.
+pub(crate) static STACKS: StackTable = StackTable::new();
+
+/// Pseudo return addresses at the very top of the address space stand for
+/// scopes (see [`crate::scope`]); no code lives there.
+const SCOPE_MARKER_BASE: usize = usize::MAX - crate::scope::MAX_SCOPES;
+
+/// The pseudo-frame recording `scope` at the root of a stack.
+pub(crate) fn scope_marker(scope: u32) -> usize {
+    SCOPE_MARKER_BASE + scope as usize
+}
+
+/// The scope a pseudo-frame stands for, if it is one.
+pub(crate) fn scope_of_marker(address: usize) -> Option<u32> {
+    (address > SCOPE_MARKER_BASE).then(|| (address - SCOPE_MARKER_BASE) as u32)
+}

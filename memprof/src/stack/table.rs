@@ -1,0 +1,416 @@
+//! `StackTable`: interned stacks and their per-stack counters.
+//!
+//! Every distinct stack gets a small integer id, the same id every time it is
+//! seen again. Records and frames live in regions reserved once with
+//! `MAP_NORESERVE` for the configured maximum and filled in order, so only
+//! the pages in use become resident. Lookup goes through a sharded hash
+//! index whose shards grow by remapping. Past the maximum, new stacks are
+//! attributed to [`OVERFLOW_STACK`] and counted, so totals stay honest.
+//!
+//! Counters are estimates (sums of sample weights), kept as `f64` bits in
+//! atomics and updated with compare-and-swap; snapshot readers never lock.
+
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::os;
+use crate::sync::{CachePadded, SpinLock};
+
+/// The most return addresses kept per stack.
+pub const MAX_FRAMES: usize = 64;
+
+/// The id standing for "a stack the full table could not store".
+pub const OVERFLOW_STACK: u32 = 0;
+
+const INDEX_SHARDS_LOG2: u32 = 4;
+const INDEX_SHARDS: usize = 1 << INDEX_SHARDS_LOG2;
+const MIN_INDEX_CAPACITY: usize = 256;
+/// Frames reserved per stack on average when sizing the frame region.
+const AVERAGE_FRAMES: usize = 32;
+
+/// One stack's record.
+#[repr(C, align(64))]
+struct StackRecord {
+    hash: u64,
+    /// Offset of the first frame in the frame region.
+    frames_at: u64,
+    /// `frame count + 1` once published; 0 while being written.
+    published: AtomicU32,
+    alloc_objects: AtomicU64,
+    alloc_bytes: AtomicU64,
+    freed_objects: AtomicU64,
+    freed_bytes: AtomicU64,
+}
+
+/// Per-stack estimates read from the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StackCounters {
+    /// Estimated objects allocated from this stack since start.
+    pub alloc_objects: f64,
+    /// Estimated bytes allocated from this stack since start.
+    pub alloc_bytes: f64,
+    /// Estimated objects from this stack still allocated.
+    pub inuse_objects: f64,
+    /// Estimated bytes from this stack still allocated.
+    pub inuse_bytes: f64,
+}
+
+struct IndexShard {
+    /// Slots hold `id + 1`; 0 is empty.
+    slots: *mut u32,
+    capacity_log2: u32,
+    len: usize,
+}
+
+// SAFETY: the index memory is owned by the shard and only used under its lock.
+unsafe impl Send for IndexShard {}
+
+/// The stack table; see the module documentation.
+pub struct StackTable {
+    init: SpinLock<bool>,
+    records: AtomicPtr<StackRecord>,
+    frames: AtomicPtr<usize>,
+    max_stacks: AtomicUsize,
+    frame_capacity: AtomicUsize,
+    next_id: AtomicU32,
+    next_frame: AtomicUsize,
+    index: [CachePadded<SpinLock<IndexShard>>; INDEX_SHARDS],
+    index_bytes: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+fn hash_frames(frames: &[usize]) -> u64 {
+    // FxHash-style mixing: fast, and stacks are not adversarial.
+    let mut h: u64 = frames.len() as u64;
+    for &f in frames {
+        h = (h.rotate_left(5) ^ f as u64).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+    h ^ (h >> 29)
+}
+
+fn add_f64(cell: &AtomicU64, delta: f64) {
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        Some((f64::from_bits(bits) + delta).to_bits())
+    });
+}
+
+fn load_f64(cell: &AtomicU64) -> f64 {
+    f64::from_bits(cell.load(Ordering::Relaxed))
+}
+
+impl StackTable {
+    /// Default cap on distinct stacks.
+    pub const DEFAULT_MAX_STACKS: usize = 1 << 16;
+
+    pub(crate) const fn new() -> Self {
+        StackTable {
+            init: SpinLock::new(false),
+            records: AtomicPtr::new(core::ptr::null_mut()),
+            frames: AtomicPtr::new(core::ptr::null_mut()),
+            max_stacks: AtomicUsize::new(Self::DEFAULT_MAX_STACKS),
+            frame_capacity: AtomicUsize::new(0),
+            next_id: AtomicU32::new(1),
+            next_frame: AtomicUsize::new(0),
+            index: [const {
+                CachePadded(SpinLock::new(IndexShard {
+                    slots: core::ptr::null_mut(),
+                    capacity_log2: 0,
+                    len: 0,
+                }))
+            }; INDEX_SHARDS],
+            index_bytes: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the cap; only effective before the first stack is interned.
+    pub(crate) fn set_max_stacks(&self, max: usize) {
+        if self.records.load(Ordering::Acquire).is_null() {
+            self.max_stacks.store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
+        }
+    }
+
+    /// Reserves the regions on first use. Returns false if memory was refused.
+    fn ensure_init(&self) -> bool {
+        if !self.records.load(Ordering::Acquire).is_null() {
+            return true;
+        }
+        let mut done = self.init.lock();
+        if *done {
+            return true;
+        }
+        let max = self.max_stacks.load(Ordering::Relaxed);
+        let frame_capacity = max * AVERAGE_FRAMES + MAX_FRAMES;
+        let Some(records) = os::map_zeroed(max * core::mem::size_of::<StackRecord>()) else {
+            return false;
+        };
+        let Some(frames) = os::map_zeroed(frame_capacity * core::mem::size_of::<usize>()) else {
+            // SAFETY: just mapped with this size, never shared.
+            unsafe { os::unmap(records, max * core::mem::size_of::<StackRecord>()) };
+            return false;
+        };
+        let records: *mut StackRecord = records.as_ptr().cast();
+        // Record 0 is the overflow stack: published, with no frames.
+        // SAFETY: the region holds at least two zeroed records.
+        unsafe { (*records).published.store(1, Ordering::Relaxed) };
+        self.frame_capacity.store(frame_capacity, Ordering::Relaxed);
+        self.frames.store(frames.as_ptr().cast(), Ordering::Release);
+        // Release: a reader that sees `records` sees everything above.
+        self.records.store(records, Ordering::Release);
+        *done = true;
+        true
+    }
+
+    fn record(&self, id: u32) -> Option<&StackRecord> {
+        let records = self.records.load(Ordering::Acquire);
+        if records.is_null() || id as usize >= self.max_stacks.load(Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: `records` maps `max_stacks` records for the life of the
+        // process (it is never unmapped), and every field is an atomic or is
+        // written before `published` is set with Release.
+        Some(unsafe { &*records.add(id as usize) })
+    }
+
+    /// Returns the id of `frames`, interning it if new.
+    ///
+    /// Never allocates. Returns [`OVERFLOW_STACK`] when the table is full or
+    /// memory could not be mapped.
+    pub(crate) fn intern(&self, frames: &[usize]) -> u32 {
+        let frames = &frames[..frames.len().min(MAX_FRAMES)];
+        if !self.ensure_init() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return OVERFLOW_STACK;
+        }
+        let hash = hash_frames(frames);
+        let mut shard = self.index[(hash >> (64 - INDEX_SHARDS_LOG2)) as usize].lock();
+        if let Some(id) = self.find(&shard, hash, frames) {
+            return id;
+        }
+        // Grow the index shard at 3/4 load.
+        let capacity = if shard.slots.is_null() { 0 } else { 1 << shard.capacity_log2 };
+        if (shard.len + 1) * 4 > capacity * 3 && !self.grow_index(&mut shard, (capacity * 2).max(MIN_INDEX_CAPACITY)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return OVERFLOW_STACK;
+        }
+        let max = self.max_stacks.load(Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frames_at = self.next_frame.fetch_add(frames.len(), Ordering::Relaxed);
+        if id as usize >= max || frames_at + frames.len() > self.frame_capacity.load(Ordering::Relaxed) {
+            self.next_id.store(max as u32, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return OVERFLOW_STACK;
+        }
+        let base = self.frames.load(Ordering::Acquire);
+        // SAFETY: `frames_at..frames_at + len` lies inside the frame region
+        // (checked above) and was handed to us alone by the fetch_add.
+        unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), base.add(frames_at), frames.len()) };
+        let records = self.records.load(Ordering::Acquire);
+        // SAFETY: `id < max`, and this id was handed to us alone; no reader
+        // looks at `hash`/`frames_at` before `published` is set below.
+        unsafe {
+            let record = records.add(id as usize);
+            (*record).hash = hash;
+            (*record).frames_at = frames_at as u64;
+            (*record).published.store(frames.len() as u32 + 1, Ordering::Release);
+        }
+        Self::insert_index_with_hash(&mut shard, id, hash);
+        id
+    }
+
+    fn find(&self, shard: &IndexShard, hash: u64, frames: &[usize]) -> Option<u32> {
+        if shard.slots.is_null() {
+            return None;
+        }
+        let mask = (1usize << shard.capacity_log2) - 1;
+        let mut i = (hash as usize) & mask;
+        loop {
+            // SAFETY: `i <= mask` and the shard maps `mask + 1` slots.
+            let slot = unsafe { *shard.slots.add(i) };
+            if slot == 0 {
+                return None;
+            }
+            let id = slot - 1;
+            if let Some(record) = self.record(id) {
+                if record.hash == hash && self.frames(id) == Some(frames) {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow_index(&self, shard: &mut IndexShard, capacity: usize) -> bool {
+        let bytes = capacity * core::mem::size_of::<u32>();
+        let Some(mapping) = os::map_zeroed(bytes) else {
+            return false;
+        };
+        let old = shard.slots;
+        let old_capacity = if old.is_null() { 0 } else { 1 << shard.capacity_log2 };
+        shard.slots = mapping.as_ptr().cast();
+        shard.capacity_log2 = capacity.trailing_zeros();
+        shard.len = 0;
+        for i in 0..old_capacity {
+            // SAFETY: the old index maps `old_capacity` slots.
+            let slot = unsafe { *old.add(i) };
+            if slot != 0 {
+                let hash = self.record(slot - 1).map_or(0, |r| r.hash);
+                Self::insert_index_with_hash(shard, slot - 1, hash);
+            }
+        }
+        if !old.is_null() {
+            // SAFETY: one mapping of `old_capacity` slots, copied out above.
+            unsafe { os::unmap(core::ptr::NonNull::new_unchecked(old.cast()), old_capacity * 4) };
+            self.index_bytes.fetch_sub(old_capacity * 4, Ordering::Relaxed);
+        }
+        self.index_bytes.fetch_add(bytes, Ordering::Relaxed);
+        true
+    }
+
+    fn insert_index_with_hash(shard: &mut IndexShard, id: u32, hash: u64) {
+        let mask = (1usize << shard.capacity_log2) - 1;
+        let mut i = (hash as usize) & mask;
+        loop {
+            // SAFETY: `i <= mask`; the shard maps `mask + 1` slots.
+            let slot = unsafe { &mut *shard.slots.add(i) };
+            if *slot == 0 {
+                *slot = id + 1;
+                shard.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The return addresses of stack `id`, leaf first, once published.
+    pub fn frames(&self, id: u32) -> Option<&[usize]> {
+        let record = self.record(id)?;
+        let published = record.published.load(Ordering::Acquire);
+        if published == 0 {
+            return None;
+        }
+        let len = (published - 1) as usize;
+        if len == 0 {
+            return Some(&[]);
+        }
+        let base = self.frames.load(Ordering::Acquire);
+        // SAFETY: the Acquire load of `published` makes the frames written
+        // before its Release store visible; the region is never unmapped and
+        // these frames are never rewritten.
+        Some(unsafe { core::slice::from_raw_parts(base.add(record.frames_at as usize), len) })
+    }
+
+    /// Adds an allocation of `bytes` with `weight` to stack `id`'s counters.
+    pub(crate) fn record_alloc(&self, id: u32, bytes: usize, weight: f64) {
+        if let Some(r) = self.record(id) {
+            add_f64(&r.alloc_objects, weight);
+            add_f64(&r.alloc_bytes, weight * bytes as f64);
+        }
+    }
+
+    /// Removes a freed sample's contribution from the in-use estimate.
+    pub(crate) fn record_free(&self, id: u32, bytes: usize, weight: f64) {
+        if let Some(r) = self.record(id) {
+            add_f64(&r.freed_objects, weight);
+            add_f64(&r.freed_bytes, weight * bytes as f64);
+        }
+    }
+
+    /// Reads stack `id`'s estimates.
+    pub fn counters(&self, id: u32) -> Option<StackCounters> {
+        let r = self.record(id)?;
+        if r.published.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let alloc_objects = load_f64(&r.alloc_objects);
+        let alloc_bytes = load_f64(&r.alloc_bytes);
+        Some(StackCounters {
+            alloc_objects,
+            alloc_bytes,
+            inuse_objects: (alloc_objects - load_f64(&r.freed_objects)).max(0.0),
+            inuse_bytes: (alloc_bytes - load_f64(&r.freed_bytes)).max(0.0),
+        })
+    }
+
+    /// One past the highest id handed out.
+    pub fn id_limit(&self) -> u32 {
+        (self.next_id.load(Ordering::Relaxed) as usize).min(self.max_stacks.load(Ordering::Relaxed)) as u32
+    }
+
+    /// Stacks that could not be stored (their samples went to the overflow stack).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Resident-equivalent bytes used: records and frames in use, plus the index.
+    pub fn memory_bytes(&self) -> usize {
+        let ids = self.id_limit() as usize;
+        ids * core::mem::size_of::<StackRecord>()
+            + self.next_frame.load(Ordering::Relaxed).min(self.frame_capacity.load(Ordering::Relaxed))
+                * core::mem::size_of::<usize>()
+            + self.index_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn lock_all_for_fork(&self) {
+        self.init.lock_for_fork();
+        for shard in &self.index {
+            shard.lock_for_fork();
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Must follow [`StackTable::lock_all_for_fork`] in the same thread.
+    pub(crate) unsafe fn unlock_all_after_fork(&self) {
+        for shard in &self.index {
+            // SAFETY: taken by `lock_all_for_fork`, per the contract.
+            unsafe { shard.unlock_after_fork() };
+        }
+        // SAFETY: as above.
+        unsafe { self.init.unlock_after_fork() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_stack_same_id() {
+        let table = Box::new(StackTable::new());
+        let a = table.intern(&[1, 2, 3]);
+        let b = table.intern(&[1, 2, 4]);
+        assert_ne!(a, b);
+        assert_ne!(a, OVERFLOW_STACK);
+        assert_eq!(table.intern(&[1, 2, 3]), a);
+        assert_eq!(table.frames(a), Some(&[1usize, 2, 3][..]));
+        for i in 0..5_000usize {
+            let id = table.intern(&[i, i + 1]);
+            assert_eq!(table.intern(&[i, i + 1]), id);
+        }
+        assert_eq!(table.id_limit(), 5_003);
+    }
+
+    #[test]
+    fn counters_track_alloc_and_free() {
+        let table = Box::new(StackTable::new());
+        let id = table.intern(&[7]);
+        table.record_alloc(id, 100, 2.0);
+        table.record_alloc(id, 100, 2.0);
+        table.record_free(id, 100, 2.0);
+        let c = table.counters(id).unwrap();
+        assert_eq!(c.alloc_objects, 4.0);
+        assert_eq!(c.alloc_bytes, 400.0);
+        assert_eq!(c.inuse_objects, 2.0);
+        assert_eq!(c.inuse_bytes, 200.0);
+    }
+
+    #[test]
+    fn full_table_overflows_and_counts() {
+        let table = Box::new(StackTable::new());
+        table.set_max_stacks(10);
+        let ids: Vec<u32> = (0..20usize).map(|i| table.intern(&[i + 100])).collect();
+        assert_eq!(ids.iter().filter(|&&id| id == OVERFLOW_STACK).count(), 11);
+        assert_eq!(table.dropped(), 11);
+        assert_eq!(table.frames(OVERFLOW_STACK), Some(&[][..]));
+    }
+}
