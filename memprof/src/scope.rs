@@ -35,18 +35,20 @@ struct ScopeRecord {
 }
 
 impl ScopeRecord {
-    const NEW: ScopeRecord = ScopeRecord {
-        parent: AtomicU32::new(0),
-        alloc_objects: AtomicU64::new(0),
-        alloc_bytes: AtomicU64::new(0),
-        freed_objects: AtomicU64::new(0),
-        freed_bytes: AtomicU64::new(0),
-        peak_bytes: AtomicU64::new(0),
-        entered: AtomicU64::new(0),
-    };
+    const fn new() -> ScopeRecord {
+        ScopeRecord {
+            parent: AtomicU32::new(0),
+            alloc_objects: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            freed_objects: AtomicU64::new(0),
+            freed_bytes: AtomicU64::new(0),
+            peak_bytes: AtomicU64::new(0),
+            entered: AtomicU64::new(0),
+        }
+    }
 }
 
-static RECORDS: [ScopeRecord; MAX_SCOPES] = [ScopeRecord::NEW; MAX_SCOPES];
+static RECORDS: [ScopeRecord; MAX_SCOPES] = [const { ScopeRecord::new() }; MAX_SCOPES];
 
 struct Registry {
     ids: BTreeMap<(u32, &'static str), u32>,
@@ -91,9 +93,11 @@ pub(crate) fn record_alloc(scope: u32, bytes: usize, weight: f64) {
         add_f64(&r.alloc_objects, weight);
         let allocated = add_f64(&r.alloc_bytes, weight * bytes as f64);
         let net = allocated - load_f64(&r.freed_bytes);
-        let _ = r.peak_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-            (net > f64::from_bits(bits)).then(|| net.to_bits())
-        });
+        let _ = r
+            .peak_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                (net > f64::from_bits(bits)).then(|| net.to_bits())
+            });
     });
 }
 

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::thread;
 use crate::sample::rate::{self, next_sample_distance, sample_weight};
 use crate::sample::{LiveSample, LIVE, SAMPLES_FREED, SAMPLES_TAKEN, SKIPPED_BUSY};
-use crate::stack::{capture, STACKS, MAX_FRAMES};
+use crate::stack::{capture, MAX_FRAMES, STACKS};
 
 /// Set by the first sample: `MemProf` is the global allocator.
 pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -118,7 +118,11 @@ fn forget(sample: LiveSample) {
 /// The caller's `GlobalAlloc::dealloc` contract for `ptr` and `layout`.
 #[cold]
 #[inline(never)]
-pub(super) unsafe fn dealloc_maybe_sampled<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout) {
+pub(super) unsafe fn dealloc_maybe_sampled<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    layout: Layout,
+) {
     // Forget before freeing: once freed, another thread may be handed the
     // same address and sample it.
     if let Some(sample) = LIVE.remove(ptr as usize) {

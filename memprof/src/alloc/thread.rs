@@ -64,7 +64,8 @@ pub(crate) fn with_rng<R>(f: impl FnOnce(&mut crate::sample::rate::SampleRng) ->
         if state == 0 {
             // Seed from this thread's TLS address and the clock: distinct per
             // thread, no system randomness needed.
-            state = (cell as *const Cell<u64> as u64) ^ crate::os::monotonic_nanos().rotate_left(32);
+            state =
+                (cell as *const Cell<u64> as u64) ^ crate::os::monotonic_nanos().rotate_left(32);
         }
         let mut rng = crate::sample::rate::SampleRng::new(state);
         let r = f(&mut rng);

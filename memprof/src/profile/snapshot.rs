@@ -34,7 +34,12 @@ pub enum Kind {
 
 impl Kind {
     /// All four, in pprof's sample-type order.
-    pub const ALL: [Kind; 4] = [Kind::AllocObjects, Kind::AllocSpace, Kind::InuseObjects, Kind::InuseSpace];
+    pub const ALL: [Kind; 4] = [
+        Kind::AllocObjects,
+        Kind::AllocSpace,
+        Kind::InuseObjects,
+        Kind::InuseSpace,
+    ];
 
     /// The name used in URLs and pprof (`inuse_space`, ...).
     pub fn name(self) -> &'static str {
@@ -58,7 +63,10 @@ impl Kind {
 impl FromStr for Kind {
     type Err = UnknownKind;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::ALL.into_iter().find(|k| k.name() == s).ok_or(UnknownKind)
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or(UnknownKind)
     }
 }
 
@@ -133,7 +141,12 @@ impl StackProfile {
             }
             // `;` separates frames in the folded format; array types such
             // as `[u8; 4]` must not split a frame in two.
-            key.extend(frame.function.chars().map(|c| if c == ';' { ',' } else { c }));
+            key.extend(
+                frame
+                    .function
+                    .chars()
+                    .map(|c| if c == ';' { ',' } else { c }),
+            );
         }
         if key.is_empty() {
             key.push_str("[unknown]");
@@ -270,7 +283,8 @@ pub(crate) fn unix_ms() -> u64 {
 impl Snapshot {
     /// The `n` stacks with the largest value of `kind`, largest first.
     pub fn top(&self, n: usize, kind: Kind) -> Vec<&StackProfile> {
-        let mut all: Vec<&StackProfile> = self.stacks.iter().filter(|s| s.value(kind) > 0.0).collect();
+        let mut all: Vec<&StackProfile> =
+            self.stacks.iter().filter(|s| s.value(kind) > 0.0).collect();
         all.sort_by(|a, b| b.value(kind).total_cmp(&a.value(kind)));
         all.truncate(n);
         all

@@ -51,7 +51,7 @@ impl SampledFilter {
     pub(crate) fn insert(&self, addr: usize) {
         let slot = &self.counts[Self::slot(addr)];
         let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-            (c != STUCK).then_some(c + 1)
+            (c != STUCK).then(|| c + 1)
         });
     }
 

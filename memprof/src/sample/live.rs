@@ -93,7 +93,8 @@ impl Shard {
     }
 
     fn home(&self, addr: usize) -> usize {
-        ((addr as u64 >> 4).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - self.capacity_log2)) as usize
+        ((addr as u64 >> 4).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - self.capacity_log2))
+            as usize
     }
 
     fn slots(&mut self) -> &mut [LiveSample] {

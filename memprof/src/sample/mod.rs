@@ -52,7 +52,8 @@ pub fn counters() -> SamplerCounters {
         stacks_dropped: stacks.dropped(),
         stacks: u64::from(stacks.id_limit().saturating_sub(1)),
         skipped_reentrant: SKIPPED_BUSY.load(Ordering::Relaxed),
-        profiler_bytes: (LIVE.mapped_bytes() + stacks.memory_bytes() + crate::stack::symbolize::cache_bytes())
-            as u64,
+        profiler_bytes: (LIVE.mapped_bytes()
+            + stacks.memory_bytes()
+            + crate::stack::symbolize::cache_bytes()) as u64,
     }
 }

@@ -174,7 +174,11 @@ pub(crate) struct SampleRng(u64);
 impl SampleRng {
     pub(crate) const fn new(seed: u64) -> Self {
         // xorshift must not start at zero.
-        SampleRng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        SampleRng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The generator's state, to store back in its thread-local.
@@ -231,6 +235,9 @@ mod tests {
             .sum();
         let mean = sum as f64 / n as f64;
         // Standard error of the mean is rate / sqrt(n) ~ 9.2; allow 6 sigma.
-        assert!((mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(), "{mean}");
+        assert!(
+            (mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(),
+            "{mean}"
+        );
     }
 }

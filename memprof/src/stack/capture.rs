@@ -99,7 +99,12 @@ fn capture_and_verify(buf: &mut [usize; MAX_FRAMES]) -> usize {
     let m = walk_frame_pointers(&mut walked);
     if frame_pointers_agree(&buf[..n], &walked[..m]) {
         if VERIFIED.fetch_add(1, Ordering::Relaxed) + 1 >= VERIFY_SAMPLES {
-            let _ = MODE.compare_exchange(UNDECIDED, FRAME_POINTERS, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = MODE.compare_exchange(
+                UNDECIDED,
+                FRAME_POINTERS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     } else {
         MODE.store(UNWINDER, Ordering::Relaxed);
@@ -212,7 +217,10 @@ fn walk_frame_pointers(buf: &mut [usize; MAX_FRAMES]) -> usize {
     let mut fp = current_frame_pointer();
     let mut n = 0;
     while n < MAX_FRAMES {
-        if fp < here || fp % core::mem::align_of::<usize>() != 0 || fp.saturating_add(16) > top {
+        if fp < here
+            || !fp.is_multiple_of(core::mem::align_of::<usize>())
+            || fp.saturating_add(16) > top
+        {
             break;
         }
         // SAFETY: `fp .. fp + 16` lies within this thread's mapped stack
@@ -231,16 +239,28 @@ fn walk_frame_pointers(buf: &mut [usize; MAX_FRAMES]) -> usize {
     n
 }
 
+/// The unwinder, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn tests_support_unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
+    unwind(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn agreement_allows_offset_start_and_lost_libc_frames() {
-        let unwound = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert!(frame_pointers_agree(&unwound, &[3, 4, 5, 6, 7]));
-        assert!(!frame_pointers_agree(&unwound, &[3, 5, 6, 7]), "a skipped frame");
-        assert!(!frame_pointers_agree(&unwound, &[3, 4, 5]), "too many frames lost");
+        let unwound = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert!(frame_pointers_agree(&unwound, &[3, 4, 5, 6, 7, 8, 9]));
+        assert!(
+            !frame_pointers_agree(&unwound, &[3, 5, 6, 7]),
+            "a skipped frame"
+        );
+        assert!(
+            !frame_pointers_agree(&unwound, &[3, 4, 5]),
+            "too many frames lost"
+        );
         assert!(!frame_pointers_agree(&unwound, &[9, 10, 11]));
     }
 
@@ -250,10 +270,4 @@ mod tests {
         let n = unwind(&mut buf);
         assert!(n > 3);
     }
-}
-
-/// The unwinder, for other modules' tests.
-#[cfg(test)]
-pub(crate) fn tests_support_unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
-    unwind(buf)
 }

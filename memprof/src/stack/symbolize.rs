@@ -126,7 +126,7 @@ mod tests {
     fn a_named_function() -> usize {
         let mut buf = [0usize; 64];
         let n = crate::stack::capture::tests_support_unwind(&mut buf);
-        buf[..n].to_vec().into_iter().nth(1).unwrap_or(0)
+        buf[..n].get(1).copied().unwrap_or(0)
     }
 
     #[test]

@@ -125,7 +125,8 @@ impl StackTable {
     /// Sets the cap; only effective before the first stack is interned.
     pub(crate) fn set_max_stacks(&self, max: usize) {
         if self.records.load(Ordering::Acquire).is_null() {
-            self.max_stacks.store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
+            self.max_stacks
+                .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
         }
     }
 
@@ -187,15 +188,23 @@ impl StackTable {
             return id;
         }
         // Grow the index shard at 3/4 load.
-        let capacity = if shard.slots.is_null() { 0 } else { 1 << shard.capacity_log2 };
-        if (shard.len + 1) * 4 > capacity * 3 && !self.grow_index(&mut shard, (capacity * 2).max(MIN_INDEX_CAPACITY)) {
+        let capacity = if shard.slots.is_null() {
+            0
+        } else {
+            1 << shard.capacity_log2
+        };
+        if (shard.len + 1) * 4 > capacity * 3
+            && !self.grow_index(&mut shard, (capacity * 2).max(MIN_INDEX_CAPACITY))
+        {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;
         }
         let max = self.max_stacks.load(Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frames_at = self.next_frame.fetch_add(frames.len(), Ordering::Relaxed);
-        if id as usize >= max || frames_at + frames.len() > self.frame_capacity.load(Ordering::Relaxed) {
+        if id as usize >= max
+            || frames_at + frames.len() > self.frame_capacity.load(Ordering::Relaxed)
+        {
             self.next_id.store(max as u32, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;
@@ -203,7 +212,9 @@ impl StackTable {
         let base = self.frames.load(Ordering::Acquire);
         // SAFETY: `frames_at..frames_at + len` lies inside the frame region
         // (checked above) and was handed to us alone by the fetch_add.
-        unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), base.add(frames_at), frames.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(frames.as_ptr(), base.add(frames_at), frames.len())
+        };
         let records = self.records.load(Ordering::Acquire);
         // SAFETY: `id < max`, and this id was handed to us alone; no reader
         // looks at `hash`/`frames_at` before `published` is set below.
@@ -211,7 +222,9 @@ impl StackTable {
             let record = records.add(id as usize);
             (*record).hash = hash;
             (*record).frames_at = frames_at as u64;
-            (*record).published.store(frames.len() as u32 + 1, Ordering::Release);
+            (*record)
+                .published
+                .store(frames.len() as u32 + 1, Ordering::Release);
         }
         Self::insert_index_with_hash(&mut shard, id, hash);
         id
@@ -245,7 +258,11 @@ impl StackTable {
             return false;
         };
         let old = shard.slots;
-        let old_capacity = if old.is_null() { 0 } else { 1 << shard.capacity_log2 };
+        let old_capacity = if old.is_null() {
+            0
+        } else {
+            1 << shard.capacity_log2
+        };
         shard.slots = mapping.as_ptr().cast();
         shard.capacity_log2 = capacity.trailing_zeros();
         shard.len = 0;
@@ -259,8 +276,14 @@ impl StackTable {
         }
         if !old.is_null() {
             // SAFETY: one mapping of `old_capacity` slots, copied out above.
-            unsafe { os::unmap(core::ptr::NonNull::new_unchecked(old.cast()), old_capacity * 4) };
-            self.index_bytes.fetch_sub(old_capacity * 4, Ordering::Relaxed);
+            unsafe {
+                os::unmap(
+                    core::ptr::NonNull::new_unchecked(old.cast()),
+                    old_capacity * 4,
+                )
+            };
+            self.index_bytes
+                .fetch_sub(old_capacity * 4, Ordering::Relaxed);
         }
         self.index_bytes.fetch_add(bytes, Ordering::Relaxed);
         true
@@ -333,7 +356,8 @@ impl StackTable {
 
     /// One past the highest id handed out.
     pub fn id_limit(&self) -> u32 {
-        (self.next_id.load(Ordering::Relaxed) as usize).min(self.max_stacks.load(Ordering::Relaxed)) as u32
+        (self.next_id.load(Ordering::Relaxed) as usize).min(self.max_stacks.load(Ordering::Relaxed))
+            as u32
     }
 
     /// Stacks that could not be stored (their samples went to the overflow stack).
@@ -345,7 +369,10 @@ impl StackTable {
     pub fn memory_bytes(&self) -> usize {
         let ids = self.id_limit() as usize;
         ids * core::mem::size_of::<StackRecord>()
-            + self.next_frame.load(Ordering::Relaxed).min(self.frame_capacity.load(Ordering::Relaxed))
+            + self
+                .next_frame
+                .load(Ordering::Relaxed)
+                .min(self.frame_capacity.load(Ordering::Relaxed))
                 * core::mem::size_of::<usize>()
             + self.index_bytes.load(Ordering::Relaxed)
     }
