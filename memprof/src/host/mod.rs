@@ -1,1 +1,29 @@
 //! The process and the host around it, read from /proc, /sys and cgroup files.
+//!
+//! An operator chasing an OOM kill looks at the process (`/proc/<pid>/status`,
+//! `smaps_rollup`), the machine (`/proc/meminfo`, `/proc/buddyinfo`,
+//! `vmstat`, pressure stall information, the vm sysctls and transparent huge
+//! pages) and the cgroup that holds the process (its limit and usage, its OOM
+//! events), and at the processes using the most memory (as `smem` shows
+//! them). This module reads all of these.
+//!
+//! Every reader takes a root directory (`/` on a live system) so tests can
+//! point it at a fixture tree. Parsing is separate from reading: each type has
+//! a `parse` over any [`BufRead`](std::io::BufRead) and a thin `read(root)`.
+//! A file that is missing, unreadable or malformed becomes a
+//! [`Reading::Unavailable`] whose reason names the file; nothing here panics.
+//!
+//! Every amount is in bytes, in fields named `*_bytes`; the kernel's `kB` is
+//! KiB. Readings are plain data: the doctor and the HTTP endpoint take them,
+//! they never read files themselves.
+
+mod buddyinfo;
+mod error;
+mod meminfo;
+mod reading;
+mod util;
+
+pub use self::buddyinfo::{BuddyZone, Buddyinfo, ContigPageInfo, OrderInfo};
+pub use self::error::{ParseError, ReadError, ReadErrorKind};
+pub use self::meminfo::Meminfo;
+pub use self::reading::{Limit, Reading};
