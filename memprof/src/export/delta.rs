@@ -1,0 +1,124 @@
+//! Delta profiles: what happened between two snapshots, as a snapshot.
+//!
+//! Go's `/debug/pprof/heap?seconds=N` answers with the difference between two
+//! profiles taken N seconds apart; [`delta_snapshot`] builds the same thing
+//! from a [`Diff`] so that every writer (pprof, folded, flamegraph, JSON)
+//! can show it.
+
+use crate::profile::{Diff, Estimates, Kind, Snapshot, StackProfile};
+
+/// Per-stack `after - before` for all four estimates, as a snapshot taken at
+/// the newer moment, with the newer snapshot's `rate` and `counters`.
+///
+/// In-use values may be negative (memory freed during the interval); stacks
+/// whose four changes are all zero are left out. Stacks are sorted by the
+/// change in in-use bytes, largest first.
+pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
+    let mut stacks: Vec<StackProfile> = diff
+        .entries
+        .iter()
+        .map(|e| StackProfile {
+            frames: e.frames.clone(),
+            estimates: sub(&e.after, &e.before),
+        })
+        .filter(|s| Kind::ALL.iter().any(|&k| s.value(k) != 0.0))
+        .collect();
+    stacks.sort_by(|a, b| {
+        b.value(Kind::InuseSpace)
+            .total_cmp(&a.value(Kind::InuseSpace))
+    });
+    Snapshot {
+        taken_at_unix_ms: diff.after_unix_ms,
+        rate: newer.rate,
+        totals: sub(&diff.after_totals, &diff.before_totals),
+        counters: newer.counters,
+        stacks,
+    }
+}
+
+fn sub(a: &Estimates, b: &Estimates) -> Estimates {
+    Estimates {
+        inuse_bytes: a.inuse_bytes - b.inuse_bytes,
+        inuse_objects: a.inuse_objects - b.inuse_objects,
+        alloc_bytes: a.alloc_bytes - b.alloc_bytes,
+        alloc_objects: a.alloc_objects - b.alloc_objects,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stack::Frame;
+
+    pub(crate) fn snap(at: u64, stacks: &[(&str, f64, f64)]) -> Snapshot {
+        let stacks: Vec<StackProfile> = stacks
+            .iter()
+            .map(|&(name, inuse, alloc)| StackProfile {
+                frames: vec![Arc::new(Frame {
+                    function: name.to_string(),
+                    file: None,
+                    line: None,
+                    address: 0,
+                })],
+                estimates: Estimates {
+                    inuse_bytes: inuse,
+                    inuse_objects: inuse / 8.0,
+                    alloc_bytes: alloc,
+                    alloc_objects: alloc / 8.0,
+                },
+            })
+            .collect();
+        let mut totals = Estimates::default();
+        for s in &stacks {
+            totals = Estimates {
+                inuse_bytes: totals.inuse_bytes + s.estimates.inuse_bytes,
+                inuse_objects: totals.inuse_objects + s.estimates.inuse_objects,
+                alloc_bytes: totals.alloc_bytes + s.estimates.alloc_bytes,
+                alloc_objects: totals.alloc_objects + s.estimates.alloc_objects,
+            };
+        }
+        Snapshot {
+            taken_at_unix_ms: at,
+            rate: 1,
+            totals,
+            counters: Default::default(),
+            stacks,
+        }
+    }
+
+    #[test]
+    fn delta_subtracts_per_stack_and_drops_unchanged() {
+        let before = snap(
+            1,
+            &[("a", 80.0, 80.0), ("same", 8.0, 8.0), ("gone", 16.0, 16.0)],
+        );
+        let after = snap(
+            2,
+            &[("a", 160.0, 240.0), ("same", 8.0, 8.0), ("new", 8.0, 8.0)],
+        );
+        let delta = delta_snapshot(&after.diff(&before), &after);
+        let got: Vec<(String, f64, f64)> = delta
+            .stacks
+            .iter()
+            .map(|s| {
+                (
+                    s.folded_key(),
+                    s.estimates.inuse_bytes,
+                    s.estimates.alloc_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), 80.0, 160.0),
+                ("new".to_string(), 8.0, 8.0),
+                ("gone".to_string(), -16.0, -16.0),
+            ]
+        );
+        assert_eq!(delta.totals.inuse_bytes, 72.0);
+        assert_eq!(delta.taken_at_unix_ms, 2);
+    }
+}

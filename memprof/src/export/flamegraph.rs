@@ -1,0 +1,186 @@
+//! SVG flamegraphs, rendered by inferno, with its built-in search and
+//! click-to-zoom script.
+//!
+//! Frames are coloured by a hash of their function name (the same function
+//! keeps its colour across reloads), in flamegraph.pl's `mem` palette. A
+//! differential flamegraph is sized by the newer profile and coloured red
+//! where a stack grew and blue where it shrank, as in Brendan Gregg's
+//! `difffolded.pl`.
+
+use std::io::{self, Write};
+
+use inferno::flamegraph::color::{BasicPalette, Palette};
+
+use crate::profile::{Kind, Snapshot};
+
+/// How a flamegraph looks.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FlamegraphOptions {
+    /// The title at the top.
+    pub title: String,
+    /// A line under the title, if any.
+    pub subtitle: Option<String>,
+    /// What the values count (`bytes`, `objects`), shown on hover.
+    pub count_name: String,
+    /// Image width in pixels (inferno's default, 1200, if `None`).
+    pub width: Option<usize>,
+    /// Frames narrower than this many pixels are left out.
+    pub min_width: f64,
+}
+
+impl FlamegraphOptions {
+    /// Defaults for a view of `kind`: its name as the title, its unit.
+    pub fn for_kind(kind: Kind) -> FlamegraphOptions {
+        FlamegraphOptions {
+            title: format!("memprof {}", kind.name()),
+            subtitle: None,
+            count_name: match kind.unit() {
+                "bytes" => "bytes".to_string(),
+                _ => "objects".to_string(),
+            },
+            width: None,
+            min_width: 0.1,
+        }
+    }
+
+    fn inferno(&self) -> inferno::flamegraph::Options<'static> {
+        let mut o = inferno::flamegraph::Options::default();
+        o.title.clone_from(&self.title);
+        o.subtitle.clone_from(&self.subtitle);
+        o.count_name.clone_from(&self.count_name);
+        o.image_width = self.width;
+        o.min_width = self.min_width;
+        o.colors = Palette::Basic(BasicPalette::Mem);
+        o.hash = true;
+        o.deterministic = true;
+        o
+    }
+}
+
+/// Writes a flamegraph of `kind` over the snapshot's stacks. A snapshot
+/// with nothing to show gives a small SVG saying so.
+pub fn write_flamegraph<W: Write>(
+    snapshot: &Snapshot,
+    kind: Kind,
+    options: &FlamegraphOptions,
+    out: W,
+) -> io::Result<()> {
+    let mut folded = Vec::new();
+    snapshot.write_folded(&mut folded, kind)?;
+    write_folded_flamegraph(&folded, options, out)
+}
+
+/// Writes a differential flamegraph of `kind` from `before` to `after`:
+/// both are folded, paired by stack with inferno's `differential` module
+/// (`before after` columns), and rendered sized by `after`.
+pub fn write_differential_flamegraph<W: Write>(
+    before: &Snapshot,
+    after: &Snapshot,
+    kind: Kind,
+    options: &FlamegraphOptions,
+    out: W,
+) -> io::Result<()> {
+    let mut folded_before = Vec::new();
+    before.write_folded(&mut folded_before, kind)?;
+    let mut folded_after = Vec::new();
+    after.write_folded(&mut folded_after, kind)?;
+    let mut paired = Vec::new();
+    inferno::differential::from_readers(
+        inferno::differential::Options::default(),
+        &folded_before[..],
+        &folded_after[..],
+        &mut paired,
+    )?;
+    write_folded_flamegraph(&paired, options, out)
+}
+
+/// Renders folded stacks (`root;...;leaf count` lines, or the two-count
+/// lines of a differential profile) as an SVG flamegraph.
+pub fn write_folded_flamegraph<W: Write>(
+    folded: &[u8],
+    options: &FlamegraphOptions,
+    mut out: W,
+) -> io::Result<()> {
+    let text = String::from_utf8_lossy(folded);
+    // inferno refuses input without a positive count; say "empty" instead.
+    let has_counts = text.lines().any(|line| {
+        line.rsplit(' ')
+            .take(2)
+            .any(|count| count.parse::<u64>().is_ok_and(|c| c > 0))
+    });
+    if !has_counts {
+        return write_empty(options, out);
+    }
+    let mut opts = options.inferno();
+    inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
+    out.flush()
+}
+
+/// A valid SVG with the title and "no allocations sampled".
+fn write_empty<W: Write>(options: &FlamegraphOptions, mut out: W) -> io::Result<()> {
+    let width = options.width.unwrap_or(1200);
+    let mut title = String::new();
+    for c in options.title.chars() {
+        match c {
+            '<' => title.push_str("&lt;"),
+            '>' => title.push_str("&gt;"),
+            '&' => title.push_str("&amp;"),
+            '"' => title.push_str("&quot;"),
+            c => title.push(c),
+        }
+    }
+    write!(
+        out,
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+         <svg version=\"1.1\" width=\"{width}\" height=\"80\" viewBox=\"0 0 {width} 80\" \
+         xmlns=\"http://www.w3.org/2000/svg\">\n\
+         <text x=\"{x}\" y=\"24\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"17\">{title}</text>\n\
+         <text x=\"{x}\" y=\"56\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"12\">\
+         No allocations sampled for this view.</text>\n</svg>\n",
+        x = width / 2
+    )?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(folded: &str) -> String {
+        let mut svg = Vec::new();
+        let options = FlamegraphOptions::for_kind(Kind::InuseSpace);
+        write_folded_flamegraph(folded.as_bytes(), &options, &mut svg).unwrap();
+        String::from_utf8(svg).unwrap()
+    }
+
+    #[test]
+    fn renders_frames_with_search_and_zoom() {
+        let svg = render("main;alloc_big 1000\nmain;<impl Foo for [u8, 4]>::grow 10\n");
+        assert!(svg.starts_with("<?xml"));
+        assert!(svg.contains("alloc_big"));
+        assert!(svg.contains("&lt;impl Foo for [u8, 4]&gt;::grow"));
+        assert!(svg.contains("memprof inuse_space"));
+        assert!(
+            svg.contains("function search("),
+            "search script is built in"
+        );
+        assert!(svg.contains("function zoom("), "zoom script is built in");
+    }
+
+    #[test]
+    fn empty_profile_gives_a_valid_svg() {
+        for input in ["", "main;a 0\n", "main;a 0 0\n"] {
+            let svg = render(input);
+            assert!(svg.contains("No allocations sampled"), "{input:?}");
+            assert!(svg.trim_end().ends_with("</svg>"));
+        }
+    }
+
+    #[test]
+    fn differential_colours_growth() {
+        let svg = render("main;grew 10 100\nmain;shrank 100 10\n");
+        assert!(svg.contains("grew") && svg.contains("shrank"));
+        assert!(svg.contains("+900.00%") || svg.contains("+"), "{svg}");
+    }
+}

@@ -1,0 +1,393 @@
+//! Prometheus text exposition (format 0.0.4), written by hand.
+//!
+//! [`MetricsWriter`] takes care of the format: the `memprof_` prefix, one
+//! `# HELP` and `# TYPE` pair per family, label escaping, and refusing a
+//! family that is split in two (which Prometheus would reject). Each group
+//! of readings gets a function `write_*_metrics(&mut MetricsWriter<W>, &T)`;
+//! memprof's own are [`write_profiler_metrics`] and [`write_scope_metrics`].
+//! To expose another group (allocator totals, process memory, cgroup
+//! limits, ...), add such a function next to them and call it from the
+//! `/metrics` handler. Names follow Prometheus conventions: base units
+//! (`_bytes`, `_seconds`) and `_total` on counters.
+//!
+//! ```
+//! use memprof::export::prometheus::MetricsWriter;
+//!
+//! let mut m = MetricsWriter::new(Vec::new());
+//! m.gauge("heap_inuse_bytes", "Estimated bytes in use.", 4096.0, &[]).unwrap();
+//! m.counter("samples_taken_total", "Samples taken.", 7.0, &[("thread", "main")]).unwrap();
+//! let text = String::from_utf8(m.finish().unwrap()).unwrap();
+//! assert!(text.contains("memprof_samples_taken_total{thread=\"main\"} 7\n"));
+//! ```
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use crate::profile::Snapshot;
+use crate::scope::ScopeStats;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The prefix every family name gets.
+pub const NAMESPACE: &str = "memprof_";
+
+/// A Prometheus metric type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricType {
+    /// A value that can go up and down.
+    Gauge,
+    /// A value that only goes up (its name should end in `_total`).
+    Counter,
+}
+
+impl MetricType {
+    fn name(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Counter => "counter",
+        }
+    }
+}
+
+/// Writes metric families in the Prometheus text format.
+///
+/// Consecutive calls with the same name add samples (with different labels)
+/// to one family; its `# HELP` and `# TYPE` lines are written once, by the
+/// first call. Reusing a name after another family, an invalid metric or
+/// label name, or a type change returns an [`io::ErrorKind::InvalidInput`]
+/// error and writes nothing.
+pub struct MetricsWriter<W: Write> {
+    out: W,
+    current: Option<(String, MetricType)>,
+    finished: HashSet<String>,
+}
+
+impl<W: Write> MetricsWriter<W> {
+    /// A writer adding the [`NAMESPACE`] prefix to every name.
+    pub fn new(out: W) -> Self {
+        MetricsWriter {
+            out,
+            current: None,
+            finished: HashSet::new(),
+        }
+    }
+
+    /// Writes one gauge sample.
+    pub fn gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: f64,
+        labels: &[(&str, &str)],
+    ) -> io::Result<()> {
+        self.sample(MetricType::Gauge, name, help, value, labels)
+    }
+
+    /// Writes one counter sample; `name` should end in `_total`.
+    pub fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        value: f64,
+        labels: &[(&str, &str)],
+    ) -> io::Result<()> {
+        self.sample(MetricType::Counter, name, help, value, labels)
+    }
+
+    /// Writes one sample of family `name` (without the prefix), starting
+    /// the family if it is not the current one.
+    pub fn sample(
+        &mut self,
+        kind: MetricType,
+        name: &str,
+        help: &str,
+        value: f64,
+        labels: &[(&str, &str)],
+    ) -> io::Result<()> {
+        if !valid_name(name, true) {
+            return Err(invalid(format!("invalid metric name {name:?}")));
+        }
+        if let Some((label, _)) = labels.iter().find(|(l, _)| !valid_name(l, false)) {
+            return Err(invalid(format!("invalid label name {label:?} on {name}")));
+        }
+        match &self.current {
+            Some((current, current_kind)) if current == name => {
+                if *current_kind != kind {
+                    return Err(invalid(format!("{name} written as two types")));
+                }
+            }
+            _ => {
+                if self.finished.contains(name) {
+                    return Err(invalid(format!(
+                        "family {name} continued after another family"
+                    )));
+                }
+                if let Some((previous, _)) = self.current.take() {
+                    self.finished.insert(previous);
+                }
+                write!(self.out, "# HELP {NAMESPACE}{name} ")?;
+                write_escaped(&mut self.out, help, false)?;
+                writeln!(self.out, "\n# TYPE {NAMESPACE}{name} {}", kind.name())?;
+                self.current = Some((name.to_string(), kind));
+            }
+        }
+        write!(self.out, "{NAMESPACE}{name}")?;
+        if !labels.is_empty() {
+            self.out.write_all(b"{")?;
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.write_all(b",")?;
+                }
+                write!(self.out, "{label}=\"")?;
+                write_escaped(&mut self.out, value, true)?;
+                self.out.write_all(b"\"")?;
+            }
+            self.out.write_all(b"}")?;
+        }
+        self.out.write_all(b" ")?;
+        write_value(&mut self.out, value)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*` for metric names; labels may not use `:` and
+/// may not start with `__` (reserved).
+fn valid_name(name: &str, metric: bool) -> bool {
+    let ok_char = |c: char, first: bool| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (metric && c == ':')
+            || (!first && c.is_ascii_digit())
+    };
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if ok_char(c, true) => {}
+        _ => return false,
+    }
+    chars.all(|c| ok_char(c, false)) && (metric || !name.starts_with("__"))
+}
+
+/// Escapes `\` and newline (and `"` in label values), as the format asks.
+fn write_escaped<W: Write>(out: &mut W, text: &str, quote: bool) -> io::Result<()> {
+    for c in text.chars() {
+        match c {
+            '\\' => out.write_all(b"\\\\")?,
+            '\n' => out.write_all(b"\\n")?,
+            '"' if quote => out.write_all(b"\\\"")?,
+            c => write!(out, "{c}")?,
+        }
+    }
+    Ok(())
+}
+
+fn write_value<W: Write>(out: &mut W, value: f64) -> io::Result<()> {
+    if value.is_nan() {
+        out.write_all(b"NaN")
+    } else if value.is_infinite() {
+        out.write_all(if value > 0.0 { b"+Inf" } else { b"-Inf" })
+    } else if value == value.trunc() && value.abs() < 1e15 {
+        write!(out, "{}", value as i64)
+    } else {
+        write!(out, "{value}")
+    }
+}
+
+/// The sampler's counters, the sampling rate and the heap estimates of a
+/// snapshot: every `memprof_` family the profiler itself owns.
+pub fn write_profiler_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    snapshot: &Snapshot,
+) -> io::Result<()> {
+    let c = &snapshot.counters;
+    m.gauge(
+        "sample_rate_bytes",
+        "Mean bytes allocated between two samples (0: off, 1: every allocation).",
+        snapshot.rate as f64,
+        &[],
+    )?;
+    m.counter(
+        "samples_taken_total",
+        "Allocations sampled since start.",
+        c.samples_taken as f64,
+        &[],
+    )?;
+    m.counter(
+        "samples_freed_total",
+        "Sampled allocations freed since start.",
+        c.samples_freed as f64,
+        &[],
+    )?;
+    m.counter(
+        "samples_dropped_total",
+        "Samples dropped because the live-sample table was full.",
+        c.samples_dropped as f64,
+        &[],
+    )?;
+    m.counter(
+        "samples_skipped_reentrant_total",
+        "Sample points skipped because memprof itself was allocating.",
+        c.skipped_reentrant as f64,
+        &[],
+    )?;
+    m.gauge(
+        "live_samples",
+        "Sampled allocations still live.",
+        c.live_samples as f64,
+        &[],
+    )?;
+    m.gauge(
+        "stacks",
+        "Distinct allocation stacks interned.",
+        c.stacks as f64,
+        &[],
+    )?;
+    m.counter(
+        "stacks_dropped_total",
+        "Stacks the full stack table could not hold.",
+        c.stacks_dropped as f64,
+        &[],
+    )?;
+    m.gauge(
+        "profiler_bytes",
+        "Bytes memprof holds for its own tables and symbol cache.",
+        c.profiler_bytes as f64,
+        &[],
+    )?;
+    let t = &snapshot.totals;
+    m.gauge(
+        "heap_inuse_bytes",
+        "Estimated bytes allocated and not yet freed (from samples).",
+        t.inuse_bytes.round(),
+        &[],
+    )?;
+    m.gauge(
+        "heap_inuse_objects",
+        "Estimated objects allocated and not yet freed (from samples).",
+        t.inuse_objects.round(),
+        &[],
+    )?;
+    m.counter(
+        "heap_alloc_bytes_total",
+        "Estimated bytes allocated since start (from samples).",
+        t.alloc_bytes.round(),
+        &[],
+    )?;
+    m.counter(
+        "heap_alloc_objects_total",
+        "Estimated objects allocated since start (from samples).",
+        t.alloc_objects.round(),
+        &[],
+    )
+}
+
+/// Per-scope families, labelled `scope="outer/inner"`. Writes nothing when
+/// no scope was entered.
+pub fn write_scope_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    scopes: &[ScopeStats],
+) -> io::Result<()> {
+    type Field = fn(&ScopeStats) -> f64;
+    let families: [(MetricType, &str, &str, Field); 4] = [
+        (
+            MetricType::Counter,
+            "scope_entered_total",
+            "Times the scope was entered.",
+            |s| s.entered as f64,
+        ),
+        (
+            MetricType::Counter,
+            "scope_alloc_bytes_total",
+            "Estimated bytes allocated inside the scope.",
+            |s| s.alloc_bytes.round(),
+        ),
+        (
+            MetricType::Gauge,
+            "scope_net_bytes",
+            "Estimated bytes allocated inside the scope and still live.",
+            |s| s.net_bytes.round(),
+        ),
+        (
+            MetricType::Gauge,
+            "scope_peak_bytes",
+            "Highest estimated net bytes seen for the scope.",
+            |s| s.peak_bytes.round(),
+        ),
+    ];
+    for (kind, name, help, field) in families {
+        for s in scopes {
+            m.sample(kind, name, help, field(s), &[("scope", &s.path)])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl FnOnce(&mut MetricsWriter<Vec<u8>>) -> io::Result<()>) -> io::Result<String> {
+        let mut m = MetricsWriter::new(Vec::new());
+        f(&mut m)?;
+        Ok(String::from_utf8(m.finish()?).unwrap())
+    }
+
+    #[test]
+    fn families_get_one_header_and_escaped_labels() {
+        let out = text(|m| {
+            m.gauge(
+                "a_bytes",
+                "Help with \\ and\nnewline.",
+                1.5,
+                &[("k", "v\"1\\\n")],
+            )?;
+            m.gauge("a_bytes", "ignored", 2.0, &[("k", "v2")])?;
+            m.counter("b_total", "B.", f64::NAN, &[])?;
+            m.counter("c_total", "C.", 1e20, &[])
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "# HELP memprof_a_bytes Help with \\\\ and\\nnewline.\n\
+             # TYPE memprof_a_bytes gauge\n\
+             memprof_a_bytes{k=\"v\\\"1\\\\\\n\"} 1.5\n\
+             memprof_a_bytes{k=\"v2\"} 2\n\
+             # HELP memprof_b_total B.\n\
+             # TYPE memprof_b_total counter\n\
+             memprof_b_total NaN\n\
+             # HELP memprof_c_total C.\n\
+             # TYPE memprof_c_total counter\n\
+             memprof_c_total 100000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn refuses_what_prometheus_would_reject() {
+        assert!(text(|m| m.gauge("bad-name", "x", 1.0, &[])).is_err());
+        assert!(text(|m| m.gauge("1x", "x", 1.0, &[])).is_err());
+        assert!(text(|m| m.gauge("x", "x", 1.0, &[("__reserved", "v")])).is_err());
+        assert!(text(|m| m.gauge("x", "x", 1.0, &[("a:b", "v")])).is_err());
+        assert!(text(|m| {
+            m.gauge("x", "x", 1.0, &[])?;
+            m.counter("x", "x", 1.0, &[])
+        })
+        .is_err());
+        assert!(text(|m| {
+            m.gauge("x", "x", 1.0, &[])?;
+            m.gauge("y", "y", 1.0, &[])?;
+            m.gauge("x", "x", 2.0, &[])
+        })
+        .is_err());
+    }
+}
