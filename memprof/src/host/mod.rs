@@ -20,10 +20,18 @@
 mod buddyinfo;
 mod error;
 mod meminfo;
+mod pressure;
+mod process;
 mod reading;
+mod sysctl;
 mod util;
+mod vmstat;
 
 pub use self::buddyinfo::{BuddyZone, Buddyinfo, ContigPageInfo, OrderInfo};
 pub use self::error::{ParseError, ReadError, ReadErrorKind};
 pub use self::meminfo::Meminfo;
+pub use self::pressure::{Pressure, PressureLine};
+pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};
+pub use self::sysctl::{parse_choice, Thp, VmSysctls};
+pub use self::vmstat::{Vmstat, VmstatRates, VmstatSample};
