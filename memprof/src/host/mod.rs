@@ -18,20 +18,28 @@
 //! they never read files themselves.
 
 mod buddyinfo;
+mod cgroup;
 mod error;
 mod meminfo;
 mod pressure;
 mod process;
 mod reading;
 mod sysctl;
+mod top;
 mod util;
 mod vmstat;
 
 pub use self::buddyinfo::{BuddyZone, Buddyinfo, ContigPageInfo, OrderInfo};
+pub use self::cgroup::{
+    parse_limit, CgroupEntry, CgroupLocation, CgroupMembership, CgroupMemory, CgroupV1Memory,
+    CgroupV2Memory, CgroupVersion, CgroupView, Located, MemoryEvents, MemoryStat, Mount, Mountinfo,
+    OomControl,
+};
 pub use self::error::{ParseError, ReadError, ReadErrorKind};
 pub use self::meminfo::Meminfo;
 pub use self::pressure::{Pressure, PressureLine};
 pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};
 pub use self::sysctl::{parse_choice, Thp, VmSysctls};
+pub use self::top::{MemoryTotals, ProcessMemory, Skipped, TopProcesses};
 pub use self::vmstat::{Vmstat, VmstatRates, VmstatSample};

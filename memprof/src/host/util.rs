@@ -2,6 +2,7 @@
 //! walking lines without trusting their encoding, and unit conversion.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -87,4 +88,29 @@ pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions; it reads a constant.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
+/// Parses `name value` lines (`/proc/vmstat`, cgroup `memory.stat`,
+/// `memory.events`, `memory.oom_control`) into a map. Blank lines are
+/// skipped; any other shape is an error, and so is an input with no line.
+pub(crate) fn flat_keyed<R: BufRead>(reader: R) -> Result<BTreeMap<String, u64>, ParseError> {
+    let mut map = BTreeMap::new();
+    for_each_line(reader, |line, text| {
+        let mut fields = text.split_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (None, _, _) => Ok(()),
+            (Some(key), Some(value), None) => {
+                map.insert(key.to_owned(), number(value, line, key)?);
+                Ok(())
+            }
+            _ => Err(ParseError::Malformed {
+                line,
+                expected: "name value",
+            }),
+        }
+    })?;
+    if map.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    Ok(map)
 }

@@ -26,26 +26,7 @@ pub struct Vmstat {
 impl Vmstat {
     /// Parses the text of `/proc/vmstat` (`name value` per line).
     pub fn parse<R: BufRead>(reader: R) -> Result<Vmstat, ParseError> {
-        let mut counters = BTreeMap::new();
-        util::for_each_line(reader, |line, text| {
-            let mut fields = text.split_whitespace();
-            let (Some(key), Some(value), None) = (fields.next(), fields.next(), fields.next())
-            else {
-                if text.trim().is_empty() {
-                    return Ok(());
-                }
-                return Err(ParseError::Malformed {
-                    line,
-                    expected: "name value",
-                });
-            };
-            counters.insert(key.to_owned(), util::number(value, line, key)?);
-            Ok(())
-        })?;
-        if counters.is_empty() {
-            return Err(ParseError::Empty);
-        }
-        Ok(Vmstat { counters })
+        util::flat_keyed(reader).map(|counters| Vmstat { counters })
     }
 
     /// Parses `/proc/vmstat` text held in a string.

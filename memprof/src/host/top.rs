@@ -1,0 +1,221 @@
+//! The processes using the most memory, by PSS, as `smem -tkp` lists them.
+//!
+//! PSS (proportional set size) charges each shared page to the processes
+//! mapping it in equal parts, so, unlike RSS, the figures add up to what the
+//! processes really use. The scan reads `/proc/<pid>/smaps_rollup` of every
+//! process; processes that exit mid-scan or that belong to another user
+//! (reading another user's smaps needs ptrace access) are skipped and
+//! counted, never errors.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::error::{ParseError, ReadError, ReadErrorKind};
+use super::process::{Pid, ProcStatus, SmapsRollup};
+use super::util;
+
+/// One process's memory, as a row of `smem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ProcessMemory {
+    /// The process id.
+    pub pid: u32,
+    /// The owner's user name from `/etc/passwd`, or the numeric uid.
+    pub user: String,
+    /// The real uid, when `status` showed it.
+    pub uid: Option<u32>,
+    /// The command line, arguments joined by spaces; the command name
+    /// (`comm`) when the command line is empty.
+    pub command: String,
+    /// `Swap` from smaps_rollup.
+    pub swap_bytes: u64,
+    /// USS: `Private_Clean + Private_Dirty`.
+    pub uss_bytes: u64,
+    /// `Pss`.
+    pub pss_bytes: u64,
+    /// `Rss`.
+    pub rss_bytes: u64,
+}
+
+/// Sums over every process read (not only the listed ones), as `smem -t`'s
+/// last line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MemoryTotals {
+    /// Processes read.
+    pub processes: u64,
+    /// Total swap.
+    pub swap_bytes: u64,
+    /// Total USS.
+    pub uss_bytes: u64,
+    /// Total PSS.
+    pub pss_bytes: u64,
+    /// Total RSS (counts shared pages once per process).
+    pub rss_bytes: u64,
+}
+
+/// Processes left out of a scan, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// Exited between listing `/proc` and reading their files.
+    pub vanished: u64,
+    /// Not readable by this process (another user's).
+    pub denied: u64,
+    /// No mappings at all: kernel threads, zombies.
+    pub no_mappings: u64,
+    /// Any other failure (an I/O error, a file that did not parse).
+    pub failed: u64,
+}
+
+/// The top processes by PSS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TopProcesses {
+    /// The processes with the most PSS, largest first (ties by pid), at most
+    /// the limit asked for.
+    pub processes: Vec<ProcessMemory>,
+    /// Sums over every process read.
+    pub totals: MemoryTotals,
+    /// Processes that could not be read.
+    pub skipped: Skipped,
+}
+
+impl TopProcesses {
+    /// Scans `<root>/proc/<pid>/smaps_rollup` for every process and keeps
+    /// the `limit` largest by PSS. Fails only when `<root>/proc` cannot be
+    /// listed.
+    pub fn read(root: impl AsRef<Path>, limit: usize) -> Result<TopProcesses, ReadError> {
+        let root = root.as_ref();
+        let proc_dir = util::join(root, "/proc");
+        let listing = std::fs::read_dir(&proc_dir).map_err(|err| ReadError::io(&proc_dir, &err))?;
+        let users = std::fs::read(util::join(root, "/etc/passwd"))
+            .map(|bytes| parse_passwd(&String::from_utf8_lossy(&bytes)))
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        let mut totals = MemoryTotals::default();
+        let mut skipped = Skipped::default();
+        for entry in listing.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            match read_process(root, pid, &users) {
+                Ok(row) => {
+                    totals.processes = totals.processes.saturating_add(1);
+                    totals.swap_bytes = totals.swap_bytes.saturating_add(row.swap_bytes);
+                    totals.uss_bytes = totals.uss_bytes.saturating_add(row.uss_bytes);
+                    totals.pss_bytes = totals.pss_bytes.saturating_add(row.pss_bytes);
+                    totals.rss_bytes = totals.rss_bytes.saturating_add(row.rss_bytes);
+                    rows.push(row);
+                }
+                Err(err) => {
+                    let counter = match err.kind {
+                        ReadErrorKind::NotFound => &mut skipped.vanished,
+                        ReadErrorKind::PermissionDenied => &mut skipped.denied,
+                        ReadErrorKind::Parse(ParseError::Missing { .. }) => {
+                            &mut skipped.no_mappings
+                        }
+                        // A process that exits while its file is read.
+                        ReadErrorKind::Io(_) | ReadErrorKind::Parse(ParseError::Io(_)) => {
+                            &mut skipped.vanished
+                        }
+                        _ => &mut skipped.failed,
+                    };
+                    *counter = counter.saturating_add(1);
+                }
+            }
+        }
+        rows.sort_by(|a, b| b.pss_bytes.cmp(&a.pss_bytes).then(a.pid.cmp(&b.pid)));
+        rows.truncate(limit);
+        Ok(TopProcesses {
+            processes: rows,
+            totals,
+            skipped,
+        })
+    }
+}
+
+fn read_process(
+    root: &Path,
+    pid: u32,
+    users: &HashMap<u32, String>,
+) -> Result<ProcessMemory, ReadError> {
+    let rollup = SmapsRollup::read(root, Pid::Id(pid))?;
+    let status = ProcStatus::read(root, Pid::Id(pid))?;
+    let cmdline = std::fs::read(Pid::Id(pid).path(root, "cmdline")).unwrap_or_default();
+    let command = command_line(&cmdline).unwrap_or_else(|| status.name.clone().unwrap_or_default());
+    let user = match status.uid {
+        Some(uid) => users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
+        None => String::from("?"),
+    };
+    Ok(ProcessMemory {
+        pid,
+        user,
+        uid: status.uid,
+        command,
+        swap_bytes: rollup.swap_bytes.unwrap_or(0),
+        uss_bytes: rollup.uss_bytes(),
+        pss_bytes: rollup.pss_bytes.unwrap_or(0),
+        rss_bytes: rollup.rss_bytes.unwrap_or(0),
+    })
+}
+
+/// `/proc/<pid>/cmdline` (arguments separated and ended by NUL) joined by
+/// spaces; `None` when empty.
+fn command_line(bytes: &[u8]) -> Option<String> {
+    let args: Vec<_> = bytes
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect();
+    (!args.is_empty()).then(|| args.join(" "))
+}
+
+/// `/etc/passwd` (`name:password:uid:gid:...`) as uid to name; the first
+/// name of a uid wins, malformed lines are skipped.
+fn parse_passwd(text: &str) -> HashMap<u32, String> {
+    let mut users = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(':');
+        let (Some(name), Some(_), Some(uid)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if let (false, Ok(uid)) = (name.is_empty(), uid.parse::<u32>()) {
+            users.entry(uid).or_insert_with(|| name.to_owned());
+        }
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn passwd_and_cmdline() {
+        let users = parse_passwd("root:x:0:0:root:/root:/bin/bash\n#bad\nalice:x:1000:1000::/home/alice:/bin/sh\ntoor:x:0:0::/:/bin/sh\n");
+        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(users.get(&1000).map(String::as_str), Some("alice"));
+        assert_eq!(
+            command_line(b"/usr/bin/app\0--flag\0x\0").as_deref(),
+            Some("/usr/bin/app --flag x")
+        );
+        assert_eq!(command_line(b""), None);
+        assert_eq!(command_line(b"\0\0"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_passwd(&String::from_utf8_lossy(&bytes));
+            let _ = command_line(&bytes);
+        }
+    }
+}
