@@ -1,0 +1,42 @@
+//! Whether jemalloc is the allocator serving this process.
+//!
+//! tikv-jemalloc-sys links jemalloc into every binary built with the
+//! `jemalloc` feature, even when the global allocator is something else
+//! (`MemProf::new(std::alloc::System)`); its statistics then describe an
+//! idle allocator. `MemProf` is generic, so the library cannot tell from
+//! types alone. Instead this asks jemalloc: allocate a block through the
+//! global allocator and see whether jemalloc's per-thread `thread.allocated`
+//! counter moved by at least its size.
+
+use super::keys;
+use super::Unavailable;
+
+/// Bytes allocated by the probe; big enough not to be confused with
+/// anything jemalloc does internally, small enough to be served at once.
+const PROBE_BYTES: usize = 4096;
+
+/// Whether the global allocator is served by jemalloc, as seen from the
+/// calling thread.
+///
+/// Allocates and frees one 4 KiB block through the global allocator
+/// (unsampled, so it does not show up in profiles). An error means jemalloc
+/// could not even be asked.
+pub fn serves_global_allocator() -> Result<bool, Unavailable> {
+    let before = keys::THREAD_ALLOCATED.read()?;
+    crate::alloc::unsampled(|| {
+        let block: Vec<u8> = Vec::with_capacity(PROBE_BYTES);
+        // Keep the allocation from being optimised away.
+        drop(std::hint::black_box(block));
+    });
+    let after = keys::THREAD_ALLOCATED.read()?;
+    Ok(after.wrapping_sub(before) >= PROBE_BYTES as u64)
+}
+
+/// `Ok(())` when jemalloc serves the global allocator, else why not.
+pub(crate) fn require_global_allocator() -> Result<(), Unavailable> {
+    if serves_global_allocator()? {
+        Ok(())
+    } else {
+        Err(Unavailable::NotGlobalAllocator)
+    }
+}
