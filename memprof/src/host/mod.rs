@@ -27,6 +27,7 @@ mod reading;
 mod sysctl;
 mod top;
 mod util;
+mod view;
 mod vmstat;
 
 pub use self::buddyinfo::{BuddyZone, Buddyinfo, ContigPageInfo, OrderInfo};
@@ -42,4 +43,7 @@ pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};
 pub use self::sysctl::{parse_choice, Thp, VmSysctls};
 pub use self::top::{MemoryTotals, ProcessMemory, Skipped, TopProcesses};
+pub use self::view::{
+    page_size_bytes, read_all, read_all_with, HostView, Overview, ProcessView, ReadOptions,
+};
 pub use self::vmstat::{Vmstat, VmstatRates, VmstatSample};
