@@ -201,9 +201,9 @@ impl Mountinfo {
     /// The cgroup v1 mounts carrying `controller`.
     pub fn cgroup_v1(&self, controller: &str) -> impl Iterator<Item = &Mount> + '_ {
         let controller = controller.to_owned();
-        self.mounts.iter().filter(move |m| {
-            m.fs_type == "cgroup" && m.super_options.iter().any(|o| *o == controller)
-        })
+        self.mounts
+            .iter()
+            .filter(move |m| m.fs_type == "cgroup" && m.super_options.contains(&controller))
     }
 
     /// The cgroup v2 mounts.

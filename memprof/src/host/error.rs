@@ -63,6 +63,9 @@ pub enum ReadErrorKind {
     NotFound,
     /// The file exists but this process may not read it.
     PermissionDenied,
+    /// `ESRCH`: the process has no address space to report (a kernel
+    /// thread, or a process that exited while being read).
+    NoSuchProcess,
     /// Another I/O error.
     Io(io::ErrorKind),
     /// The file was read but its text did not parse.
@@ -81,6 +84,7 @@ pub struct ReadError {
 impl ReadError {
     pub(crate) fn io(path: &Path, err: &io::Error) -> ReadError {
         let kind = match err.kind() {
+            _ if err.raw_os_error() == Some(libc::ESRCH) => ReadErrorKind::NoSuchProcess,
             io::ErrorKind::NotFound => ReadErrorKind::NotFound,
             io::ErrorKind::PermissionDenied => ReadErrorKind::PermissionDenied,
             other => ReadErrorKind::Io(other),
@@ -105,6 +109,7 @@ impl fmt::Display for ReadError {
         match &self.kind {
             ReadErrorKind::NotFound => write!(f, "{path}: not found"),
             ReadErrorKind::PermissionDenied => write!(f, "{path}: permission denied"),
+            ReadErrorKind::NoSuchProcess => write!(f, "{path}: no such process"),
             ReadErrorKind::Io(kind) => write!(f, "{path}: {kind}"),
             ReadErrorKind::Parse(err) => write!(f, "{path}: {err}"),
         }

@@ -35,7 +35,7 @@ impl VmSysctls {
         let root = root.as_ref();
         let get = |name: &str| -> Reading<u64> {
             let path = util::join(root, &format!("/proc/sys/vm/{name}"));
-            util::read_with(&path, |bytes| parse_number(bytes)).into()
+            util::read_with(&path, parse_number).into()
         };
         VmSysctls {
             min_free_bytes: get("min_free_kbytes").map(util::kib),

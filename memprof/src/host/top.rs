@@ -64,7 +64,8 @@ pub struct Skipped {
     pub vanished: u64,
     /// Not readable by this process (another user's).
     pub denied: u64,
-    /// No mappings at all: kernel threads, zombies.
+    /// No address space: kernel threads and zombies (the kernel answers
+    /// `ESRCH` or an empty file).
     pub no_mappings: u64,
     /// Any other failure (an I/O error, a file that did not parse).
     pub failed: u64,
@@ -118,13 +119,12 @@ impl TopProcesses {
                     let counter = match err.kind {
                         ReadErrorKind::NotFound => &mut skipped.vanished,
                         ReadErrorKind::PermissionDenied => &mut skipped.denied,
-                        ReadErrorKind::Parse(ParseError::Missing { .. }) => {
+                        ReadErrorKind::NoSuchProcess
+                        | ReadErrorKind::Parse(ParseError::Missing { .. }) => {
                             &mut skipped.no_mappings
                         }
                         // A process that exits while its file is read.
-                        ReadErrorKind::Io(_) | ReadErrorKind::Parse(ParseError::Io(_)) => {
-                            &mut skipped.vanished
-                        }
+                        ReadErrorKind::Parse(ParseError::Io(_)) => &mut skipped.vanished,
                         _ => &mut skipped.failed,
                     };
                     *counter = counter.saturating_add(1);
