@@ -15,7 +15,7 @@ use super::util;
 ///
 /// Most are event counts since boot (`pgmajfault`, `oom_kill`); the `nr_*`
 /// keys are current page counts. Pages are base pages
-/// ([`Vmstat::page_size_bytes`]).
+/// (see [`page_size_bytes`](super::page_size_bytes)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Vmstat {
