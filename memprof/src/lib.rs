@@ -39,6 +39,7 @@
 pub mod alloc;
 pub mod export;
 pub mod host;
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "jemalloc")]
 pub mod jemalloc;
@@ -50,6 +51,8 @@ pub mod stack;
 mod sync;
 
 pub use crate::alloc::{is_active, unsampled, MemProf};
+#[cfg(feature = "http")]
+pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
 pub use crate::sample::rate::{rate, set_rate, DEFAULT_RATE};
 pub use crate::scope::scope;

@@ -1,1 +1,188 @@
-//! The embedded HTTP endpoint.
+//! The embedded HTTP endpoint: an axum [`Router`] serving profiles, stats
+//! and metrics, and [`serve`] to run it on its own thread.
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+//!
+//! fn main() {
+//!     // Own thread and runtime; works in programs without tokio. Keep the
+//!     // handle: dropping it stops the endpoint.
+//!     let endpoint = memprof::serve("127.0.0.1:6060").expect("memprof endpoint");
+//!     println!("profiles at {}", endpoint.url());
+//!     // ... or inside an existing axum app:
+//!     // let app = axum::Router::new().nest("/debug/memprof", memprof::http::router());
+//! }
+//! ```
+//!
+//! # Routes
+//!
+//! All are `GET` unless marked, relative to where the router is nested
+//! (`/debug/memprof` under [`serve`]):
+//!
+//! | route | answers |
+//! | --- | --- |
+//! | `/` | a page linking the rest |
+//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds |
+//! | `/flamegraph` | SVG; `kind`, `seconds`, or `base=ID` for a differential flamegraph from a snapshot to now |
+//! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
+//! | `/snapshots` | the kept snapshots |
+//! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind` |
+//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta); `kind` |
+//! | `/stats` | JSON: rate, sampler counters, heap totals, scopes |
+//! | `/metrics` | Prometheus text |
+//!
+//! A bad parameter (unknown name, bad value) gets 400 with
+//! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
+//! a wrong method 405.
+//!
+//! # Security
+//!
+//! [`serve`] binds loopback addresses only, unless a token is configured
+//! ([`Config::token`] or `MEMPROF_TOKEN`); then every request must carry
+//! `Authorization: Bearer <token>` or gets 401.
+//!
+//! # Adding a route
+//!
+//! Write an `async fn` in `routes.rs` taking `Result<Query<HashMap<String,
+//! String>>, QueryRejection>`, parse it with `Params::parse(query, &[names])`
+//! so unknown parameters are refused, do the heavy work in `blocking(..)`,
+//! return `Result<Response, ApiError>`, and add one `.route(..)` line in
+//! [`router_with`].
+
+mod auth;
+mod error;
+mod page;
+mod params;
+mod routes;
+mod serve;
+mod store;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+pub use error::ApiError;
+pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, PREFIX};
+
+/// The endpoint's settings.
+///
+/// [`Config::default`] has no token and keeps 16 snapshots;
+/// [`Config::from_env`] also reads `MEMPROF_TOKEN`.
+#[derive(Clone)]
+pub struct Config {
+    token: Option<Arc<str>>,
+    max_snapshots: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            token: None,
+            max_snapshots: 16,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("max_snapshots", &self.max_snapshots)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The defaults, with the token taken from `MEMPROF_TOKEN` if it is set
+    /// and not empty.
+    pub fn from_env() -> Config {
+        let token = std::env::var("MEMPROF_TOKEN").unwrap_or_default();
+        Config::default().token(token)
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every request. An empty
+    /// token means none.
+    pub fn token(mut self, token: impl Into<String>) -> Config {
+        let token: String = token.into();
+        self.token = (!token.is_empty()).then(|| Arc::from(token));
+        self
+    }
+
+    /// Requires no token (whatever `MEMPROF_TOKEN` says, if applied after
+    /// [`Config::from_env`]).
+    pub fn without_token(mut self) -> Config {
+        self.token = None;
+        self
+    }
+
+    /// How many snapshots `POST /snapshots` keeps before dropping the
+    /// oldest (at least 1).
+    pub fn max_snapshots(mut self, max: usize) -> Config {
+        self.max_snapshots = max.max(1);
+        self
+    }
+
+    /// Whether requests need a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState(Arc<Inner>);
+
+struct Inner {
+    token: Option<Arc<str>>,
+    store: store::Store,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    fn snapshot(&self, id: u64) -> Result<Arc<crate::profile::Snapshot>, ApiError> {
+        self.store.get(id).ok_or_else(|| {
+            ApiError::NotFound(format!("no snapshot {id} (kept: see GET snapshots)"))
+        })
+    }
+}
+
+/// The routes, configured from the environment ([`Config::from_env`]), to
+/// nest in an app: `Router::new().nest("/debug/memprof", router())`.
+pub fn router() -> Router {
+    router_with(Config::from_env())
+}
+
+/// The routes with explicit settings.
+pub fn router_with(config: Config) -> Router {
+    let state = AppState(Arc::new(Inner {
+        token: config.token,
+        store: store::Store::new(config.max_snapshots),
+    }));
+    Router::new()
+        .route("/", get(page::index))
+        .route("/heap", get(routes::heap))
+        .route("/flamegraph", get(routes::flamegraph))
+        .route(
+            "/snapshots",
+            get(routes::list_snapshots).post(routes::create_snapshot),
+        )
+        .route("/snapshots/{id}", get(routes::get_snapshot))
+        .route("/diff", get(routes::diff))
+        .route("/stats", get(routes::stats))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,124 @@
+//! Query parameters, parsed by hand so every bad value gets a 400 that names
+//! the parameter and says what was expected.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+
+use super::error::ApiError;
+use crate::profile::Kind;
+
+/// The query of one request, checked against the parameters its route takes.
+pub(crate) struct Params(HashMap<String, String>);
+
+/// The longest `seconds` a delta may cover, as in Go's endpoint budget.
+pub(crate) const MAX_SECONDS: u64 = 300;
+
+const KINDS: &str = "one of inuse_space, inuse_objects, alloc_space, alloc_objects";
+
+impl Params {
+    /// Parses the query; a parameter not in `allowed` is a 400.
+    pub(crate) fn parse(
+        query: Result<Query<HashMap<String, String>>, QueryRejection>,
+        allowed: &[&str],
+    ) -> Result<Params, ApiError> {
+        let Query(map) = query.map_err(|e| {
+            ApiError::bad_parameter("query", e.body_text(), "a URL-encoded query string")
+        })?;
+        let mut names: Vec<&String> = map.keys().collect();
+        names.sort();
+        if let Some(unknown) = names.into_iter().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ApiError::bad_parameter(
+                unknown.as_str(),
+                format!("unknown parameter {unknown:?}"),
+                format!("only {}", allowed.join(", ")),
+            ));
+        }
+        Ok(Params(map))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// `kind`, default `inuse_space`.
+    pub(crate) fn kind(&self) -> Result<Kind, ApiError> {
+        match self.get("kind") {
+            None => Ok(Kind::default()),
+            Some(value) => value.parse().map_err(|_| {
+                ApiError::bad_parameter("kind", format!("unknown kind {value:?}"), KINDS)
+            }),
+        }
+    }
+
+    /// `format`, one of `allowed` (the first is the default).
+    pub(crate) fn format(&self, allowed: &[Format]) -> Result<Format, ApiError> {
+        let Some(value) = self.get("format") else {
+            return Ok(allowed[0]);
+        };
+        allowed
+            .iter()
+            .copied()
+            .find(|f| f.name() == value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|f| f.name()).collect();
+                ApiError::bad_parameter(
+                    "format",
+                    format!("unknown format {value:?}"),
+                    format!("one of {}", names.join(", ")),
+                )
+            })
+    }
+
+    /// `seconds`, `1..=300`, if given.
+    pub(crate) fn seconds(&self) -> Result<Option<Duration>, ApiError> {
+        let Some(value) = self.get("seconds") else {
+            return Ok(None);
+        };
+        match value.parse::<u64>() {
+            Ok(n) if (1..=MAX_SECONDS).contains(&n) => Ok(Some(Duration::from_secs(n))),
+            _ => Err(ApiError::bad_parameter(
+                "seconds",
+                format!("bad duration {value:?}"),
+                format!("a whole number of seconds from 1 to {MAX_SECONDS}"),
+            )),
+        }
+    }
+
+    /// A snapshot id parameter, if given.
+    pub(crate) fn snapshot_id(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        match value.parse::<u64>() {
+            Ok(id) if id > 0 => Ok(Some(id)),
+            _ => Err(ApiError::bad_parameter(
+                name,
+                format!("bad snapshot id {value:?}"),
+                "a snapshot id returned by POST /snapshots (a positive integer)",
+            )),
+        }
+    }
+}
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Pprof,
+    Folded,
+    Svg,
+    Json,
+}
+
+impl Format {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Pprof => "pprof",
+            Format::Folded => "folded",
+            Format::Svg => "svg",
+            Format::Json => "json",
+        }
+    }
+}

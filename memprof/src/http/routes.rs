@@ -1,0 +1,352 @@
+//! The route handlers. Each parses its parameters, takes snapshots and
+//! renders through [`crate::export`] on the blocking pool, and answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::params::{Format, Params};
+use super::AppState;
+use crate::export::delta::delta_snapshot;
+use crate::export::flamegraph::{self, FlamegraphOptions};
+use crate::export::pprof::{self, PprofOptions};
+use crate::export::prometheus::{self, MetricsWriter};
+use crate::export::stats::Stats;
+use crate::profile::{Kind, Snapshot};
+
+type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// Runs `f` on the blocking pool: snapshots symbolize, and rendering and
+/// encoding are CPU work that must not hold up the runtime's I/O.
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}
+
+async fn take_snapshot() -> Result<Snapshot, ApiError> {
+    blocking(|| Ok(crate::profile::snapshot())).await
+}
+
+/// The profile now, or the delta over the next `seconds` (taken by sleeping
+/// on the runtime, not on a worker).
+async fn profile_over(seconds: Option<Duration>) -> Result<Snapshot, ApiError> {
+    let Some(duration) = seconds else {
+        return take_snapshot().await;
+    };
+    let before = take_snapshot().await?;
+    tokio::time::sleep(duration).await;
+    let after = take_snapshot().await?;
+    blocking(move || Ok(delta_snapshot(&after.diff(&before), &after))).await
+}
+
+fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+    let mut response = Body::from(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+const SVG: &str = "image/svg+xml";
+const FOLDED: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// Renders one profile in `format`.
+async fn render(
+    snapshot: Arc<Snapshot>,
+    format: Format,
+    kind: Kind,
+    duration: Option<Duration>,
+    title: String,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let mut out = Vec::new();
+        let content_type = match format {
+            Format::Pprof => {
+                let mut options = PprofOptions::for_kind(kind);
+                options.duration = duration;
+                pprof::write_pprof(&snapshot, &options, &mut out)?;
+                pprof::CONTENT_TYPE
+            }
+            Format::Folded => {
+                snapshot.write_folded(&mut out, kind)?;
+                FOLDED
+            }
+            Format::Svg => {
+                let mut options = FlamegraphOptions::for_kind(kind);
+                options.title = title;
+                flamegraph::write_flamegraph(&snapshot, kind, &options, &mut out)?;
+                SVG
+            }
+            Format::Json => {
+                snapshot.save(&mut out)?;
+                JSON
+            }
+        };
+        let mut response = with_type(out, content_type);
+        if format == Format::Pprof {
+            response.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"heap.pb.gz\""),
+            );
+        }
+        Ok(response)
+    })
+    .await
+}
+
+fn title(kind: Kind, seconds: Option<Duration>) -> String {
+    match seconds {
+        Some(d) => format!("memprof {}: change over {} s", kind.name(), d.as_secs()),
+        None => format!("memprof {}", kind.name()),
+    }
+}
+
+/// `GET /heap?format=&kind=&seconds=`
+pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
+    let p = Params::parse(query, &["format", "kind", "seconds"])?;
+    let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
+    let kind = p.kind()?;
+    let seconds = p.seconds()?;
+    let snapshot = profile_over(seconds).await?;
+    render(
+        Arc::new(snapshot),
+        format,
+        kind,
+        seconds,
+        title(kind, seconds),
+    )
+    .await
+}
+
+/// `GET /flamegraph?kind=&seconds=&base=`
+pub(crate) async fn flamegraph(
+    State(state): State<AppState>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(query, &["kind", "seconds", "base"])?;
+    let kind = p.kind()?;
+    let seconds = p.seconds()?;
+    let Some(base_id) = p.snapshot_id("base")? else {
+        let snapshot = profile_over(seconds).await?;
+        return render(
+            Arc::new(snapshot),
+            Format::Svg,
+            kind,
+            seconds,
+            title(kind, seconds),
+        )
+        .await;
+    };
+    if seconds.is_some() {
+        return Err(ApiError::bad_parameter(
+            "seconds",
+            "seconds and base cannot be combined",
+            "either seconds (a delta from now) or base (a diff against a snapshot)",
+        ));
+    }
+    let base = state.snapshot(base_id)?;
+    let now = take_snapshot().await?;
+    differential(
+        base,
+        Arc::new(now),
+        kind,
+        format!("since snapshot {base_id}"),
+    )
+    .await
+}
+
+async fn differential(
+    before: Arc<Snapshot>,
+    after: Arc<Snapshot>,
+    kind: Kind,
+    what: String,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let mut options = FlamegraphOptions::for_kind(kind);
+        options.title = format!("memprof {}: {what}", kind.name());
+        options.subtitle =
+            Some("width: newer profile; red grew, blue shrank (vs the older one)".to_string());
+        let mut out = Vec::new();
+        flamegraph::write_differential_flamegraph(&before, &after, kind, &options, &mut out)?;
+        Ok(with_type(out, SVG))
+    })
+    .await
+}
+
+/// What `POST /snapshots` and `GET /snapshots` say about a snapshot.
+#[derive(Serialize)]
+struct SnapshotInfo {
+    id: u64,
+    taken_at_unix_ms: u64,
+    stacks: usize,
+    totals: crate::profile::Estimates,
+}
+
+impl SnapshotInfo {
+    fn of(id: u64, s: &Snapshot) -> SnapshotInfo {
+        SnapshotInfo {
+            id,
+            taken_at_unix_ms: s.taken_at_unix_ms,
+            stacks: s.stacks.len(),
+            totals: s.totals,
+        }
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = with_type(body, JSON);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// `POST /snapshots`: keeps a snapshot; answers 201 with its id.
+pub(crate) async fn create_snapshot(
+    State(state): State<AppState>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    Params::parse(query, &[])?;
+    let snapshot = Arc::new(take_snapshot().await?);
+    let id = state.store.insert(Arc::clone(&snapshot));
+    let mut response = json(StatusCode::CREATED, &SnapshotInfo::of(id, &snapshot))?;
+    if let Ok(location) = HeaderValue::from_str(&format!("snapshots/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /snapshots`: the kept snapshots, oldest first.
+pub(crate) async fn list_snapshots(
+    State(state): State<AppState>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    Params::parse(query, &[])?;
+    let list: Vec<SnapshotInfo> = state
+        .store
+        .list()
+        .iter()
+        .map(|(id, s)| SnapshotInfo::of(*id, s))
+        .collect();
+    json(StatusCode::OK, &list)
+}
+
+/// `GET /snapshots/{id}?format=&kind=`
+pub(crate) async fn get_snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(query, &["format", "kind"])?;
+    let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
+    let kind = p.kind()?;
+    let id = id
+        .parse::<u64>()
+        .map_err(|_| ApiError::NotFound(format!("no snapshot {id:?}")))?;
+    let snapshot = state.snapshot(id)?;
+    let title = format!("memprof {}: snapshot {id}", kind.name());
+    render(snapshot, format, kind, None, title).await
+}
+
+/// `GET /diff?base=ID[&to=ID]&format=&kind=`
+pub(crate) async fn diff(
+    State(state): State<AppState>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(query, &["base", "to", "format", "kind"])?;
+    let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
+    let kind = p.kind()?;
+    let base_id = p.snapshot_id("base")?.ok_or_else(|| {
+        ApiError::bad_parameter(
+            "base",
+            "missing base",
+            "a snapshot id returned by POST /snapshots (a positive integer)",
+        )
+    })?;
+    let to_id = p.snapshot_id("to")?;
+    let before = state.snapshot(base_id)?;
+    let (after, to_name) = match to_id {
+        Some(id) => (state.snapshot(id)?, format!("snapshot {id}")),
+        None => (Arc::new(take_snapshot().await?), "now".to_string()),
+    };
+    let what = format!("snapshot {base_id} to {to_name}");
+    if format == Format::Svg {
+        return differential(before, after, kind, what).await;
+    }
+    blocking(move || {
+        let diff = after.diff(&before);
+        let mut out = Vec::new();
+        let content_type = match format {
+            Format::Folded => {
+                diff.write_folded_pair(&mut out, kind)?;
+                FOLDED
+            }
+            Format::Pprof => {
+                let delta = delta_snapshot(&diff, &after);
+                let duration = Duration::from_millis(
+                    after
+                        .taken_at_unix_ms
+                        .saturating_sub(before.taken_at_unix_ms),
+                );
+                let options = PprofOptions::for_kind(kind).with_duration(duration);
+                pprof::write_pprof(&delta, &options, &mut out)?;
+                pprof::CONTENT_TYPE
+            }
+            Format::Json | Format::Svg => {
+                serde_json::to_writer(&mut out, &diff)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                JSON
+            }
+        };
+        Ok(with_type(out, content_type))
+    })
+    .await
+}
+
+/// `GET /stats`
+pub(crate) async fn stats(query: QueryMap) -> Result<Response, ApiError> {
+    Params::parse(query, &[])?;
+    blocking(|| {
+        let stats = Stats::from_snapshot(&crate::profile::snapshot());
+        json(StatusCode::OK, &stats)
+    })
+    .await
+}
+
+/// `GET /metrics`: every metric family, in Prometheus text.
+pub(crate) async fn metrics(query: QueryMap) -> Result<Response, ApiError> {
+    Params::parse(query, &[])?;
+    blocking(|| {
+        let snapshot = crate::profile::snapshot();
+        let mut m = MetricsWriter::new(Vec::new());
+        prometheus::write_profiler_metrics(&mut m, &snapshot)?;
+        prometheus::write_scope_metrics(&mut m, &crate::scope::scopes())?;
+        // More families (allocator, process, cgroup, host) go here, each a
+        // `write_*_metrics(&mut m, &reading)` in export::prometheus.
+        Ok(with_type(m.finish()?, prometheus::CONTENT_TYPE))
+    })
+    .await
+}
+
+/// Any path no route matches.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; GET / lists them".to_string())
+}
+
+/// A route hit with a method it does not take.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

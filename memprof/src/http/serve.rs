@@ -1,0 +1,239 @@
+//! `serve()`: the endpoint on its own thread and tokio runtime, so programs
+//! without tokio can have it, and an async program's runtime is left alone.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::response::Redirect;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use super::{router_with, Config};
+
+/// Where [`serve`] mounts the routes.
+pub const PREFIX: &str = "/debug/memprof";
+
+/// How long shutdown waits for requests in flight (a `seconds=300` delta,
+/// say) before dropping them.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Threads for snapshots and rendering; more requests wait their turn.
+const BLOCKING_THREADS: usize = 4;
+
+/// Why the endpoint could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address did not parse or resolve.
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// A non-loopback address without a token: anyone who can reach the
+    /// port could read the profiles (function names, allocation sites).
+    PublicWithoutToken(SocketAddr),
+    /// Binding the socket failed (port in use, permission).
+    Bind(SocketAddr, std::io::Error),
+    /// The runtime or its thread could not be started.
+    Runtime(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::InvalidAddress { address, reason } => {
+                write!(f, "memprof endpoint: bad address {address}: {reason}")
+            }
+            ServeError::PublicWithoutToken(addr) => write!(
+                f,
+                "memprof endpoint: refusing to serve on {addr}, which is not a loopback \
+                 address, without a token: anyone reaching it could read the heap profile. \
+                 Set MEMPROF_TOKEN (or Config::token) so requests need \
+                 `Authorization: Bearer <token>`, or bind 127.0.0.1"
+            ),
+            ServeError::Bind(addr, e) => write!(f, "memprof endpoint: cannot bind {addr}: {e}"),
+            ServeError::Runtime(e) => write!(f, "memprof endpoint: cannot start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Bind(_, e) | ServeError::Runtime(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A running endpoint. Dropping it (or calling [`EndpointHandle::shutdown`])
+/// stops the endpoint and waits for its thread; [`EndpointHandle::detach`]
+/// keeps it running for the rest of the process.
+#[derive(Debug)]
+#[must_use = "dropping the handle stops the endpoint; call .detach() to keep it running"]
+pub struct EndpointHandle {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EndpointHandle {
+    /// The address it listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the routes, `http://ADDR/debug/memprof`.
+    pub fn url(&self) -> String {
+        format!("http://{}{PREFIX}", self.addr)
+    }
+
+    /// Stops accepting, gives requests in flight up to two seconds, and
+    /// waits for the thread to end.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Lets the endpoint run until the process exits.
+    pub fn detach(mut self) {
+        if let Some(stop) = self.stop.take() {
+            std::mem::forget(stop);
+        }
+        self.thread.take();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EndpointHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Serves the routes under [`PREFIX`] at `addr`, configured from the
+/// environment ([`Config::from_env`]). Port 0 picks a free port
+/// ([`EndpointHandle::local_addr`] says which).
+///
+/// # Errors
+///
+/// See [`ServeError`]; notably a non-loopback address without a token is
+/// refused.
+pub fn serve<A: ToSocketAddrs + std::fmt::Debug>(addr: A) -> Result<EndpointHandle, ServeError> {
+    serve_with(addr, Config::from_env())
+}
+
+/// Starts the endpoint at `MEMPROF_ADDR` if that variable is set (and not
+/// empty); `None` otherwise.
+pub fn serve_from_env() -> Option<Result<EndpointHandle, ServeError>> {
+    let addr = std::env::var("MEMPROF_ADDR").ok()?;
+    let addr = addr.trim();
+    if addr.is_empty() {
+        return None;
+    }
+    Some(serve(addr))
+}
+
+/// [`serve`] with explicit settings.
+pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
+    addr: A,
+    config: Config,
+) -> Result<EndpointHandle, ServeError> {
+    let addr = resolve(addr)?;
+    if !is_loopback(&addr) && !config.has_token() {
+        return Err(ServeError::PublicWithoutToken(addr));
+    }
+    let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind(addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Bind(addr, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ServeError::Bind(addr, e))?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("memprof-http")
+        // The endpoint's own work (rendering, encoding) is not the
+        // program's: keep it out of the profiles it serves.
+        .on_thread_start(|| {
+            crate::set_thread_rate(Some(0));
+        })
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let app = Router::new()
+        .route("/", get(|| async { Redirect::temporary(PREFIX) }))
+        .route(
+            &format!("{PREFIX}/"),
+            get(|| async { Redirect::permanent(PREFIX) }),
+        )
+        .nest(PREFIX, router_with(config));
+    let (stop, mut stopped) = watch::channel(false);
+
+    let thread = std::thread::Builder::new()
+        .name("memprof-http".to_string())
+        .spawn(move || {
+            crate::set_thread_rate(Some(0));
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("memprof: http: {e}");
+                        return;
+                    }
+                };
+                let mut graceful = stopped.clone();
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            // A dropped sender ends the wait too.
+                            let _ = graceful.wait_for(|&s| s).await;
+                        })
+                        .await
+                });
+                let _ = stopped.wait_for(|&s| s).await;
+                let _ = tokio::time::timeout(GRACE, server).await;
+            });
+            runtime.shutdown_timeout(GRACE);
+        })
+        .map_err(ServeError::Runtime)?;
+    Ok(EndpointHandle {
+        addr: local,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+fn resolve<A: ToSocketAddrs + std::fmt::Debug>(addr: A) -> Result<SocketAddr, ServeError> {
+    let address = format!("{addr:?}");
+    let mut addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| ServeError::InvalidAddress {
+            address: address.clone(),
+            reason: e.to_string(),
+        })?;
+    addrs.next().ok_or(ServeError::InvalidAddress {
+        address,
+        reason: "resolved to no address".to_string(),
+    })
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => a.ip().is_loopback(),
+        SocketAddr::V6(a) => a.ip().to_canonical().is_loopback(),
+    }
+}
