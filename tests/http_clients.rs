@@ -1,0 +1,148 @@
+//! Real clients against the endpoint: `go tool pprof` reads `/heap`, and
+//! `promtool check metrics` accepts `/metrics`.
+//!
+//! When a client is missing the test prints a note and passes, unless
+//! `MEMPROF_REQUIRE_CLIENTS` is set (as CI does), in which case it fails.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use memprof::http::{serve_with, Config};
+
+#[global_allocator]
+static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+
+/// The path of `program`, or `None` (having said why) if the test should
+/// skip; panics if it is missing and clients are required.
+fn client(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("MEMPROF_REQUIRE_CLIENTS").is_none(),
+            "{program} is not installed and MEMPROF_REQUIRE_CLIENTS is set"
+        );
+        eprintln!("note: {program} not found on PATH; skipping this check");
+    }
+    found
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memprof-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fetch(url: &str) -> Vec<u8> {
+    let mut response = ureq::get(url).call().unwrap();
+    response
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_vec()
+        .unwrap()
+}
+
+/// Keeps 64 MiB live from a function `go tool pprof` must name.
+#[inline(never)]
+fn pprof_client_test_allocation() -> Vec<Vec<u8>> {
+    let previous = memprof::set_thread_rate(Some(1));
+    let blocks = (0..64).map(|_| black_box(vec![7u8; 1 << 20])).collect();
+    memprof::set_thread_rate(previous);
+    blocks
+}
+
+fn run_pprof(go: &Path, home: &Path, target: &str) -> String {
+    let output = Command::new(go)
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-cum",
+            "-nodecount=500",
+            "-symbolize=none",
+        ])
+        .arg(target)
+        .env("HOME", home)
+        .env("PPROF_TMPDIR", home)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "go tool pprof {target} failed: {stderr}\n{stdout}"
+    );
+    format!("{stdout}\n{stderr}")
+}
+
+#[test]
+fn go_tool_pprof_reads_heap() {
+    let Some(go) = client("go") else { return };
+    let live = pprof_client_test_allocation();
+    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let home = temp_dir("pprof");
+
+    // Straight from the URL, as an SRE would.
+    let url = format!("{}/heap", server.url());
+    let top = run_pprof(&go, &home, &url);
+    let line = top
+        .lines()
+        .find(|l| l.contains("pprof_client_test_allocation"))
+        .unwrap_or_else(|| panic!("function missing from pprof -top:\n{top}"));
+    // pprof scales units: 64 MiB shows as e.g. "64MB" in the cum column.
+    assert!(line.contains("MB"), "{line}");
+    assert!(top.contains("inuse_space"), "{top}");
+
+    // And from a downloaded file, with another sample type.
+    let file = home.join("alloc.pb.gz");
+    std::fs::write(&file, fetch(&format!("{url}?kind=alloc_space"))).unwrap();
+    let top = run_pprof(&go, &home, file.to_str().unwrap());
+    assert!(top.contains("pprof_client_test_allocation"), "{top}");
+    assert!(top.contains("alloc_space"), "{top}");
+
+    std::fs::remove_dir_all(&home).ok();
+    drop(live);
+}
+
+#[test]
+fn promtool_accepts_metrics() {
+    let Some(promtool) = client("promtool") else {
+        return;
+    };
+    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    // A scope gives the labelled families something to show.
+    let kept = memprof::scope("promtool \"quoted\" scope", || {
+        black_box(vec![0u8; 1 << 16])
+    });
+    let metrics = fetch(&format!("{}/metrics", server.url()));
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&metrics).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&metrics);
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("memprof_heap_inuse_bytes "), "{text}");
+    drop(kept);
+    std::thread::sleep(Duration::from_millis(1));
+}
