@@ -181,6 +181,11 @@ mod tests {
     fn differential_colours_growth() {
         let svg = render("main;grew 10 100\nmain;shrank 100 10\n");
         assert!(svg.contains("grew") && svg.contains("shrank"));
-        assert!(svg.contains("+900.00%") || svg.contains("+"), "{svg}");
+        let title = |name: &str| {
+            let start = svg.find(&format!("<title>{name} (")).unwrap();
+            svg[start..start + svg[start..].find("</title>").unwrap()].to_string()
+        };
+        assert!(title("grew").contains("; +"), "{}", title("grew"));
+        assert!(title("shrank").contains("; -"), "{}", title("shrank"));
     }
 }
