@@ -275,7 +275,7 @@ fn snapshots_are_kept_bounded_and_served() {
         .collect();
     assert_eq!(ids, [second, third]);
 
-    for missing in ["999999", "abc", "-1", "0"] {
+    for missing in ["999999", "abc", "-1", "0", "%FF", "99999999999999999999999"] {
         let r = get(&format!("{url}/snapshots/{missing}"));
         assert_eq!(r.status, 404, "{missing}");
         assert!(r.json()["error"].as_str().unwrap().contains("snapshot"));

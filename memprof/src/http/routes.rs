@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -247,9 +247,13 @@ pub(crate) async fn list_snapshots(
 /// `GET /snapshots/{id}?format=&kind=`
 pub(crate) async fn get_snapshot(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: QueryMap,
 ) -> Result<Response, ApiError> {
+    // A segment that does not even decode names no snapshot either.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound("no such snapshot".to_string()));
+    };
     let p = Params::parse(query, &["format", "kind"])?;
     let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
     let kind = p.kind()?;
