@@ -228,7 +228,6 @@ fn take() -> Snapshot {
 fn symbolized_frames(id: u32, addresses: &[usize]) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
     let mut key = Vec::new();
     let mut frames = Vec::new();
-    let mut trimming = true;
     for &address in addresses {
         if let Some(scope) = scope_of_marker(address) {
             let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
@@ -245,14 +244,18 @@ fn symbolized_frames(id: u32, addresses: &[usize]) -> (Vec<(u64, usize)>, Vec<Ar
             continue;
         }
         for (depth, frame) in symbolize::resolve(address).iter().enumerate() {
-            if trimming && symbolize::is_allocator_frame(&frame.function) {
-                continue;
-            }
-            trimming = false;
             key.push((address as u64, depth));
             frames.push(Arc::clone(frame));
         }
     }
+    // The leaf end is memprof and the unwinder at work, then the allocator
+    // shims; the program starts at the first frame that is neither.
+    let trim = frames
+        .iter()
+        .position(|f| !symbolize::is_profiler_frame(f))
+        .unwrap_or(frames.len());
+    key.drain(..trim);
+    frames.drain(..trim);
     if frames.is_empty() {
         let name = if id == crate::stack::OVERFLOW_STACK {
             "[stack table full]"

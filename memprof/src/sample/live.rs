@@ -218,11 +218,15 @@ impl LiveSamples {
     pub(crate) fn insert(&self, sample: LiveSample) -> Result<Option<LiveSample>, ()> {
         debug_assert!(sample.addr != 0);
         let mut shard = self.shards[Self::shard_of(sample.addr)].lock();
-        let per_shard_max = self.max_samples.load(Ordering::Relaxed) / SHARDS;
+        let per_shard_max = self.max_samples.load(Ordering::Relaxed).div_ceil(SHARDS);
+        if shard.len >= per_shard_max {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(());
+        }
         // Keep the load factor at or below 3/4.
         if (shard.len + 1) * 4 > shard.capacity() * 3 {
             let grown = (shard.capacity() * 2).max(MIN_SHARD_CAPACITY);
-            if shard.len + 1 > per_shard_max || !self.grow(&mut shard, grown) {
+            if !self.grow(&mut shard, grown) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return Err(());
             }
@@ -365,14 +369,15 @@ mod tests {
     #[test]
     fn full_table_drops_and_counts() {
         let table = Box::new(LiveSamples::new());
-        table.set_max_samples(SHARDS * MIN_SHARD_CAPACITY / 2);
+        table.set_max_samples(SHARDS * 10);
         let mut stored = 0;
         for a in 1..=100_000usize {
             if table.insert(sample(a * 16)).is_ok() {
                 stored += 1;
             }
         }
-        assert!(stored <= SHARDS * MIN_SHARD_CAPACITY);
+        assert!(stored <= SHARDS * 10);
+        assert!(stored >= SHARDS * 5, "every shard fills up to its share");
         assert_eq!(table.dropped() as usize, 100_000 - stored);
         let mut all = Vec::new();
         table.copy_into(&mut all);

@@ -93,13 +93,21 @@ fn resolve_uncached(address: usize) -> Arc<[Arc<Frame>]> {
 }
 
 /// Whether a frame belongs to the allocation machinery rather than to the
-/// code that asked for memory: memprof itself, the unwinder, and the global
-/// allocator shims. Such frames are trimmed from the leaf end of stacks.
-pub fn is_allocator_frame(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "memprof::",
-        "<memprof::",
+/// code that asked for memory: memprof's sampler, the unwinder, libgcc, and
+/// the global allocator shims. Such frames are trimmed from the leaf end.
+///
+/// Inlined frames often carry only a short name (`record`, `trace`), so the
+/// source file decides for them: memprof's `alloc`, `stack` and `sample`
+/// modules and the backtrace crate's sources.
+pub fn is_profiler_frame(frame: &Frame) -> bool {
+    const NAMES: &[&str] = &[
+        "memprof::alloc::",
+        "<memprof::alloc::",
+        "memprof::stack::",
+        "memprof::sample::",
         "backtrace::",
+        "<backtrace::",
+        "_Unwind_",
         "__rust_alloc",
         "__rust_dealloc",
         "__rust_realloc",
@@ -109,13 +117,22 @@ pub fn is_allocator_frame(function: &str) -> bool {
         "__rg_alloc_zeroed",
         "__rdl_alloc",
         "__rdl_realloc",
-        "_Unwind_Backtrace",
-        "_Unwind_",
-        "__libc_malloc",
-        "<tikv_jemallocator::Jemalloc",
-        "tikv_jemallocator::",
+        "__rdl_alloc_zeroed",
     ];
-    PREFIXES.iter().any(|p| function.starts_with(p))
+    if NAMES.iter().any(|p| frame.function.starts_with(p)) {
+        return true;
+    }
+    let Some(file) = frame.file.as_deref() else {
+        return false;
+    };
+    let file = file.replace('\\', "/");
+    let in_memprof = ["/memprof/src/", "/memprof-"]
+        .iter()
+        .any(|d| file.contains(d))
+        && ["/src/alloc/", "/src/stack/", "/src/sample/"]
+            .iter()
+            .any(|d| file.contains(d));
+    in_memprof || file.contains("/backtrace-0.") || file.contains("/backtrace/src/")
 }
 
 #[cfg(test)]
@@ -129,15 +146,46 @@ mod tests {
         buf[..n].get(1).copied().unwrap_or(0)
     }
 
+    fn frame(function: &str, file: Option<&str>) -> Frame {
+        Frame {
+            function: function.to_string(),
+            file: file.map(str::to_string),
+            line: None,
+            address: 0,
+        }
+    }
+
     #[test]
-    fn resolves_names_and_trims_allocator_frames() {
+    fn resolves_names_and_recognises_profiler_frames() {
         let addr = a_named_function();
         assert_ne!(addr, 0);
         let frames = resolve(addr);
         assert!(!frames.is_empty());
-        assert!(is_allocator_frame("memprof::alloc::record::sampled_alloc"));
-        assert!(is_allocator_frame("__rust_alloc"));
-        assert!(!is_allocator_frame("alloc::raw_vec::RawVec<T>::grow"));
         assert!(cache_bytes() > 0);
+        assert!(is_profiler_frame(&frame(
+            "memprof::alloc::record::sampled_alloc",
+            None
+        )));
+        assert!(is_profiler_frame(&frame("__rust_alloc", None)));
+        assert!(is_profiler_frame(&frame(
+            "record",
+            Some("/x/memprof/src/alloc/record.rs")
+        )));
+        assert!(is_profiler_frame(&frame(
+            "trace",
+            Some("/r/registry/src/backtrace-0.3.77/src/backtrace/mod.rs")
+        )));
+        assert!(!is_profiler_frame(&frame(
+            "alloc",
+            Some("/rustc/abc/library/alloc/src/alloc.rs")
+        )));
+        assert!(!is_profiler_frame(&frame(
+            "memprof::scope::scope",
+            Some("/x/memprof/src/scope.rs")
+        )));
+        assert!(!is_profiler_frame(&frame(
+            "alloc::raw_vec::RawVec<T>::grow",
+            None
+        )));
     }
 }
