@@ -37,6 +37,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+pub mod doctor;
 pub mod export;
 pub mod host;
 #[cfg(feature = "http")]
