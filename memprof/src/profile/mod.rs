@@ -1,8 +1,14 @@
-//! Profiles built from the samples: snapshots, and (later parts) diffs,
-//! leak candidates and growth trends.
+//! Profiles built from the samples: snapshots, diffs, leak candidates and
+//! growth trends.
 
 pub mod diff;
+pub mod leaks;
 pub mod snapshot;
+pub mod trend;
+pub mod usage;
 
 pub use diff::{Diff, DiffEntry};
+pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
 pub use snapshot::{snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
+pub use trend::Trend;
+pub use usage::{stack_usage, StackUsage};

@@ -134,30 +134,35 @@ impl StackProfile {
     /// Function names root first, joined by `;`: the folded-stack key, which
     /// also identifies the stack across processes (addresses do not).
     pub fn folded_key(&self) -> String {
-        let mut key = String::new();
-        for (i, frame) in self.frames.iter().rev().enumerate() {
-            if i > 0 {
-                key.push(';');
-            }
-            // `;` separates frames in the folded format; array types such
-            // as `[u8; 4]` must not split a frame in two.
-            key.extend(
-                frame
-                    .function
-                    .chars()
-                    .map(|c| if c == ';' { ',' } else { c }),
-            );
-        }
-        if key.is_empty() {
-            key.push_str("[unknown]");
-        }
-        key
+        folded_key_of(&self.frames)
     }
 
     /// Whether any frame's function contains `pattern`.
     pub fn mentions(&self, pattern: &str) -> bool {
         self.frames.iter().any(|f| f.function.contains(pattern))
     }
+}
+
+/// The folded-stack key of leaf-first `frames` (see [`StackProfile::folded_key`]).
+pub(crate) fn folded_key_of(frames: &[Arc<Frame>]) -> String {
+    let mut key = String::new();
+    for (i, frame) in frames.iter().rev().enumerate() {
+        if i > 0 {
+            key.push(';');
+        }
+        // `;` separates frames in the folded format; array types such
+        // as `[u8; 4]` must not split a frame in two.
+        key.extend(
+            frame
+                .function
+                .chars()
+                .map(|c| if c == ';' { ',' } else { c }),
+        );
+    }
+    if key.is_empty() {
+        key.push_str("[unknown]");
+    }
+    key
 }
 
 /// An owned picture of the heap profile at one moment.
@@ -225,7 +230,10 @@ fn take() -> Snapshot {
 
 /// Symbolizes a stack, trims allocator frames from the leaf end and turns
 /// scope markers into frames. Returns a merge key and the frames.
-fn symbolized_frames(id: u32, addresses: &[usize]) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
+pub(crate) fn symbolized_frames(
+    id: u32,
+    addresses: &[usize],
+) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
     let mut key = Vec::new();
     let mut frames = Vec::new();
     for &address in addresses {
