@@ -1,0 +1,631 @@
+//! `memprof`: the host view, processes by PSS, a process's memory over
+//! time, and the doctor's findings, from the command line.
+//!
+//! Built with the `cli` feature. Errors (a bad flag, a process that does not
+//! exist) are one line on stderr and exit code 2; nothing panics.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use memprof::doctor::{self, format_bytes, LiveOptions};
+use memprof::host::{
+    CgroupMemory, CgroupView, HostView, Limit, Pid, ProcStatus, Reading, SmapsRollup, TopProcesses,
+};
+use serde::Serialize;
+
+const USAGE: &str = "\
+memprof: memory of this host, its cgroups and its processes
+
+Usage:
+  memprof host [--json]
+      The host (meminfo, pressure, vm settings, THP, free blocks by zone)
+      and this shell's memory cgroup.
+  memprof top [-n N] [--json]
+      The N processes using the most memory by PSS (default 20), with
+      swap, USS, PSS and RSS, like smem -tkp.
+  memprof watch <pid> [--interval S] [--count N] [--json]
+      RSS, PSS and swap of a process every S seconds (default 1), with its
+      growth per minute, N times (default: until interrupted). --json
+      prints one JSON object per line.
+  memprof doctor [--pid P] [--interval S] [--json]
+      Findings of the doctor's rules on the host and cgroup (and process P),
+      from two readings S seconds apart (default 1) so rate rules work.
+      Allocator rules need the process's own jemalloc: they run in-process
+      (GET /debug/memprof/doctor), not here.
+  memprof help | --help | -h
+  memprof --version
+
+Exit codes: 0 success, 1 the process went away while watched, 2 bad usage
+or a process that cannot be read.
+";
+
+/// A command-line error: printed with a hint, exit code 2.
+struct UsageError(String);
+
+type Result<T> = std::result::Result<T, UsageError>;
+
+fn fail<T>(message: impl Into<String>) -> Result<T> {
+    Err(UsageError(message.into()))
+}
+
+#[derive(Debug)]
+enum Command {
+    Help,
+    Version,
+    Host,
+    Top {
+        limit: usize,
+    },
+    Watch {
+        pid: u32,
+        interval: Duration,
+        count: Option<u64>,
+    },
+    Doctor {
+        pid: Option<u32>,
+        interval: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, json) = match parse(&args) {
+        Ok(parsed) => parsed,
+        Err(UsageError(message)) => {
+            eprintln!("memprof: {message}\nTry 'memprof --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command {
+        Command::Help => print(USAGE),
+        Command::Version => print(&format!("memprof {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Host => host_command(json),
+        Command::Top { limit } => top_command(limit, json),
+        Command::Watch {
+            pid,
+            interval,
+            count,
+        } => watch_command(pid, interval, count, json),
+        Command::Doctor { pid, interval } => doctor_command(pid, interval, json),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("memprof: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Parses the arguments (without the program name) into a command and
+/// whether `--json` was given.
+fn parse(args: &[String]) -> Result<(Command, bool)> {
+    let mut json = false;
+    let mut words = Vec::new();
+    let mut options: Vec<(String, Option<String>)> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "-h" | "--help" => return Ok((Command::Help, json)),
+            "-V" | "--version" => return Ok((Command::Version, json)),
+            "-n" | "--limit" | "--interval" | "--count" | "--pid" => {
+                let Some(value) = iter.next() else {
+                    return fail(format!("{arg} needs a value"));
+                };
+                options.push((arg.clone(), Some(value.clone())));
+            }
+            flag if flag.starts_with('-') && flag.len() > 1 && !is_number(flag) => {
+                match flag.split_once('=') {
+                    Some((name, value)) => {
+                        options.push((name.to_owned(), Some(value.to_owned())));
+                    }
+                    None => return fail(format!("unknown option {flag}")),
+                }
+            }
+            word => words.push(word.to_owned()),
+        }
+    }
+    let mut words = words.into_iter();
+    let Some(sub) = words.next() else {
+        return fail("a command is needed: host, top, watch or doctor");
+    };
+    let mut take = |names: &[&str]| -> Option<String> {
+        let at = options
+            .iter()
+            .position(|(n, _)| names.contains(&n.as_str()))?;
+        options.remove(at).1
+    };
+    let command = match sub.as_str() {
+        "help" => Command::Help,
+        "host" => Command::Host,
+        "top" => Command::Top {
+            limit: match take(&["-n", "--limit"]) {
+                Some(n) => positive(&n, "-n")? as usize,
+                None => 20,
+            },
+        },
+        "watch" => {
+            let Some(pid) = words.next() else {
+                return fail("watch needs a process id: memprof watch <pid>");
+            };
+            Command::Watch {
+                pid: parse_pid(&pid)?,
+                interval: match take(&["--interval"]) {
+                    Some(s) => seconds(&s, false)?,
+                    None => Duration::from_secs(1),
+                },
+                count: take(&["--count"])
+                    .map(|n| positive(&n, "--count"))
+                    .transpose()?,
+            }
+        }
+        "doctor" => Command::Doctor {
+            pid: take(&["--pid"]).map(|p| parse_pid(&p)).transpose()?,
+            interval: match take(&["--interval"]) {
+                Some(s) => seconds(&s, true)?,
+                None => Duration::from_secs(1),
+            },
+        },
+        other => return fail(format!("unknown command {other:?}")),
+    };
+    if let Some(extra) = words.next() {
+        return fail(format!("unexpected argument {extra:?} for {sub}"));
+    }
+    if let Some((name, _)) = options.first() {
+        return fail(format!("option {name} does not apply to {sub}"));
+    }
+    Ok((command, json))
+}
+
+fn is_number(text: &str) -> bool {
+    text.parse::<f64>().is_ok()
+}
+
+fn positive(text: &str, name: &str) -> Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => fail(format!("{name} wants a whole number above 0, not {text:?}")),
+    }
+}
+
+fn parse_pid(text: &str) -> Result<u32> {
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => fail(format!("{text:?} is not a process id")),
+    }
+}
+
+fn seconds(text: &str, zero_ok: bool) -> Result<Duration> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| UsageError(format!("--interval wants seconds, not {text:?}")))?;
+    if !value.is_finite() || value < 0.0 || (value == 0.0 && !zero_ok) || value > 86_400.0 {
+        return fail(format!(
+            "--interval wants seconds between {} and 86400, not {text}",
+            if zero_ok { "0" } else { "0 (exclusive)" }
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
+fn print(text: &str) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<ExitCode> {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => print(&(text + "\n")),
+        Err(err) => fail(format!("cannot write JSON: {err}")),
+    }
+}
+
+/// Fails with exit code 2 when `pid`'s status cannot be read.
+fn require_process(pid: u32) -> Result<ProcStatus> {
+    ProcStatus::read("/", Pid::Id(pid))
+        .map_err(|err| UsageError(format!("cannot read process {pid}: {err}")))
+}
+
+// ---------------------------------------------------------------- host
+
+fn host_command(json: bool) -> Result<ExitCode> {
+    let host = HostView::read("/");
+    let cgroup: Reading<CgroupView> = CgroupView::read("/", Pid::Current).into();
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            host: &'a HostView,
+            cgroup: &'a Reading<CgroupView>,
+        }
+        return print_json(&Out {
+            host: &host,
+            cgroup: &cgroup,
+        });
+    }
+    let mut out = String::new();
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), format_bytes);
+    let _ = writeln!(out, "MEMORY");
+    match host.meminfo.value() {
+        Some(m) => {
+            let swap_used = match (m.swap_total_bytes, m.swap_free_bytes) {
+                (Some(t), Some(f)) => Some(t.saturating_sub(f)),
+                _ => None,
+            };
+            let _ = writeln!(
+                out,
+                "  total {}   available {}   free {}   cached {}",
+                opt(m.mem_total_bytes),
+                opt(m.mem_available_bytes),
+                opt(m.mem_free_bytes),
+                opt(m.cached_bytes)
+            );
+            let _ = writeln!(
+                out,
+                "  anon {}   shmem {}   swap {} used of {}",
+                opt(m.anon_pages_bytes),
+                opt(m.shmem_bytes),
+                opt(swap_used),
+                opt(m.swap_total_bytes)
+            );
+            let _ = writeln!(
+                out,
+                "  slab unreclaimable {}   reclaimable {}   page tables {}   committed {} of limit {}",
+                opt(m.s_unreclaim_bytes),
+                opt(m.s_reclaimable_bytes),
+                opt(m.page_tables_bytes),
+                opt(m.committed_as_bytes),
+                opt(m.commit_limit_bytes)
+            );
+        }
+        None => unavailable(&mut out, &host.meminfo),
+    }
+    let _ = writeln!(out, "PRESSURE (percent of time stalled on memory)");
+    match host.pressure.value() {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "  some  avg10 {:6.2}  avg60 {:6.2}  avg300 {:6.2}",
+                p.some.avg10, p.some.avg60, p.some.avg300
+            );
+            if let Some(f) = p.full {
+                let _ = writeln!(
+                    out,
+                    "  full  avg10 {:6.2}  avg60 {:6.2}  avg300 {:6.2}",
+                    f.avg10, f.avg60, f.avg300
+                );
+            }
+        }
+        None => unavailable(&mut out, &host.pressure),
+    }
+    let _ = writeln!(out, "SETTINGS");
+    let num = |r: &Reading<u64>| r.value().map_or_else(|| "-".to_owned(), u64::to_string);
+    let word = |r: &Reading<String>| r.value().cloned().unwrap_or_else(|| "-".to_owned());
+    let s = &host.sysctls;
+    let _ = writeln!(
+        out,
+        "  vm.overcommit_memory {}   vm.overcommit_ratio {}   vm.swappiness {}",
+        num(&s.overcommit_memory),
+        num(&s.overcommit_ratio),
+        num(&s.swappiness)
+    );
+    let _ = writeln!(
+        out,
+        "  vm.min_free_kbytes {}   vm.watermark_scale_factor {}",
+        opt(s.min_free_bytes.value().copied()),
+        num(&s.watermark_scale_factor)
+    );
+    let _ = writeln!(
+        out,
+        "  transparent_hugepage enabled={} defrag={}",
+        word(&host.thp.enabled),
+        word(&host.thp.defrag)
+    );
+    let _ = writeln!(
+        out,
+        "ZONES (free memory; unusable index = share of free memory in blocks too small)"
+    );
+    match host.buddyinfo.value() {
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "  {:<5} {:<8} {:>10} {:>10} {:>10} {:>10}",
+                "NODE", "ZONE", "FREE", "ORDER4", "ORDER9", "ORDER10"
+            );
+            for z in &b.zones {
+                let idx = |o: usize| {
+                    z.orders.get(o).map_or_else(
+                        || "-".to_owned(),
+                        |i| format!("{:.3}", i.unusable_free_index),
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<5} {:<8} {:>10} {:>10} {:>10} {:>10}",
+                    z.node,
+                    z.zone,
+                    format_bytes(z.free_bytes),
+                    idx(4),
+                    idx(9),
+                    idx(10)
+                );
+            }
+        }
+        None => unavailable(&mut out, &host.buddyinfo),
+    }
+    let _ = writeln!(out, "CGROUP");
+    match cgroup.value() {
+        Some(view) => write_cgroup(&mut out, view),
+        None => unavailable(&mut out, &cgroup),
+    }
+    print(&out)
+}
+
+fn unavailable<T>(out: &mut String, reading: &Reading<T>) {
+    let _ = writeln!(out, "  unavailable: {}", reading.reason().unwrap_or("?"));
+}
+
+fn limit_text(limit: Option<&Limit>) -> String {
+    match limit {
+        Some(Limit::Bytes(b)) => format_bytes(*b),
+        Some(Limit::Unlimited) => "unlimited".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+fn write_cgroup(out: &mut String, view: &CgroupView) {
+    let opt = |v: Option<&u64>| v.map_or_else(|| "-".to_owned(), |b| format_bytes(*b));
+    match &view.memory {
+        CgroupMemory::V2(m) => {
+            let _ = writeln!(out, "  {} (v2)", view.location.path);
+            let _ = writeln!(
+                out,
+                "  usage {}   working set {}   max {}   high {}   peak {}",
+                opt(m.current_bytes.value()),
+                opt(m.working_set_bytes.value()),
+                limit_text(m.max_bytes.value()),
+                limit_text(m.high_bytes.value()),
+                opt(m.peak_bytes.value())
+            );
+            if let Some(e) = m.events.value() {
+                let n = |v: Option<u64>| v.unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "  events: high {}  max {}  oom {}  oom_kill {}",
+                    n(e.high),
+                    n(e.max),
+                    n(e.oom),
+                    n(e.oom_kill)
+                );
+            }
+            if let Some(p) = m.pressure.value() {
+                let _ = writeln!(
+                    out,
+                    "  pressure: some avg10 {:.2}  full avg10 {:.2}",
+                    p.some.avg10,
+                    p.full.map_or(0.0, |f| f.avg10)
+                );
+            }
+        }
+        CgroupMemory::V1(m) => {
+            let _ = writeln!(out, "  {} (v1)", view.location.path);
+            let _ = writeln!(
+                out,
+                "  usage {}   working set {}   limit {}   max usage {}",
+                opt(m.usage_bytes.value()),
+                opt(m.working_set_bytes.value()),
+                limit_text(m.limit_bytes.value()),
+                opt(m.max_usage_bytes.value())
+            );
+            if let Some(o) = m.oom_control.value() {
+                let _ = writeln!(
+                    out,
+                    "  oom_control: under_oom {}  oom_kill {}",
+                    u8::from(o.under_oom),
+                    o.oom_kill.unwrap_or(0)
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- top
+
+fn top_command(limit: usize, json: bool) -> Result<ExitCode> {
+    let top = TopProcesses::read("/", limit)
+        .map_err(|err| UsageError(format!("cannot list processes: {err}")))?;
+    if json {
+        return print_json(&top);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
+        "PID", "User", "Command", "Swap", "USS", "PSS", "RSS"
+    );
+    for p in &top.processes {
+        let mut command: String = p.command.chars().take(40).collect();
+        if command.is_empty() {
+            command.push('-');
+        }
+        let user: String = p.user.chars().take(10).collect();
+        let _ = writeln!(
+            out,
+            "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
+            p.pid,
+            user,
+            command,
+            format_bytes(p.swap_bytes),
+            format_bytes(p.uss_bytes),
+            format_bytes(p.pss_bytes),
+            format_bytes(p.rss_bytes)
+        );
+    }
+    let t = &top.totals;
+    let _ = writeln!(out, "{}", "-".repeat(103));
+    let _ = writeln!(
+        out,
+        "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
+        t.processes,
+        "",
+        "processes (totals over all read)",
+        format_bytes(t.swap_bytes),
+        format_bytes(t.uss_bytes),
+        format_bytes(t.pss_bytes),
+        format_bytes(t.rss_bytes)
+    );
+    let s = &top.skipped;
+    if s.denied > 0 {
+        let _ = writeln!(
+            out,
+            "({} processes of other users not readable; run as root to include them)",
+            s.denied
+        );
+    }
+    print(&out)
+}
+
+// ---------------------------------------------------------------- watch
+
+#[derive(Serialize)]
+struct WatchSample {
+    pid: u32,
+    elapsed_seconds: f64,
+    rss_bytes: Option<u64>,
+    pss_bytes: Option<u64>,
+    swap_bytes: Option<u64>,
+    anon_bytes: Option<u64>,
+    /// RSS growth per minute since the previous sample.
+    rss_growth_bytes_per_minute: Option<f64>,
+    /// RSS growth per minute since the first sample.
+    rss_growth_since_start_bytes_per_minute: Option<f64>,
+}
+
+fn watch_command(pid: u32, interval: Duration, count: Option<u64>, json: bool) -> Result<ExitCode> {
+    require_process(pid)?;
+    let start = Instant::now();
+    let mut first: Option<(f64, u64)> = None;
+    let mut previous: Option<(f64, u64)> = None;
+    let mut taken = 0u64;
+    if !json {
+        print(&format!(
+            "{:>9} {:>10} {:>10} {:>10} {:>14} {:>14}\n",
+            "SECONDS", "RSS", "PSS", "SWAP", "RSS/MIN(LAST)", "RSS/MIN(ALL)"
+        ))?;
+    }
+    loop {
+        let elapsed = start.elapsed().as_secs_f64();
+        let status = match ProcStatus::read("/", Pid::Id(pid)) {
+            Ok(status) => status,
+            Err(err) => {
+                eprintln!("memprof: process {pid} went away: {err}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let smaps = SmapsRollup::read("/", Pid::Id(pid)).ok();
+        let rss = status.vm_rss_bytes;
+        let rate = |from: Option<(f64, u64)>| {
+            let (t0, r0) = from?;
+            let r1 = rss?;
+            let minutes = (elapsed - t0) / 60.0;
+            (minutes > 0.0).then(|| (r1 as f64 - r0 as f64) / minutes)
+        };
+        let sample = WatchSample {
+            pid,
+            elapsed_seconds: elapsed,
+            rss_bytes: rss,
+            pss_bytes: smaps.as_ref().and_then(|s| s.pss_bytes),
+            swap_bytes: status
+                .vm_swap_bytes
+                .or(smaps.as_ref().and_then(|s| s.swap_bytes)),
+            anon_bytes: status.rss_anon_bytes,
+            rss_growth_bytes_per_minute: rate(previous),
+            rss_growth_since_start_bytes_per_minute: rate(first),
+        };
+        if let Some(r) = rss {
+            previous = Some((elapsed, r));
+            first = first.or(previous);
+        }
+        if json {
+            match serde_json::to_string(&sample) {
+                Ok(line) => print(&(line + "\n"))?,
+                Err(err) => return fail(format!("cannot write JSON: {err}")),
+            };
+        } else {
+            let bytes = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), format_bytes);
+            let growth = |v: Option<f64>| {
+                v.map_or_else(
+                    || "-".to_owned(),
+                    |g| {
+                        let sign = if g < 0.0 { "-" } else { "+" };
+                        format!("{sign}{}", format_bytes(g.abs().round() as u64))
+                    },
+                )
+            };
+            print(&format!(
+                "{:>9.1} {:>10} {:>10} {:>10} {:>14} {:>14}\n",
+                elapsed,
+                bytes(sample.rss_bytes),
+                bytes(sample.pss_bytes),
+                bytes(sample.swap_bytes),
+                growth(sample.rss_growth_bytes_per_minute),
+                growth(sample.rss_growth_since_start_bytes_per_minute)
+            ))?;
+        }
+        taken += 1;
+        if count.is_some_and(|c| taken >= c) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+// ---------------------------------------------------------------- doctor
+
+fn doctor_command(pid: Option<u32>, interval: Duration, json: bool) -> Result<ExitCode> {
+    if let Some(pid) = pid {
+        require_process(pid)?;
+    }
+    let options = LiveOptions::default()
+        .pid(pid.map(Pid::Id))
+        .interval(interval)
+        .allocator(false);
+    let input = doctor::read_live_with(&options);
+    let findings = doctor::examine(&input);
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            pid: Option<u32>,
+            interval_seconds: f64,
+            findings: &'a [doctor::Finding],
+        }
+        return print_json(&Out {
+            pid,
+            interval_seconds: interval.as_secs_f64(),
+            findings: &findings,
+        });
+    }
+    let subject = match pid {
+        Some(pid) => format!("host, cgroup and process {pid}"),
+        None => "host and cgroup".to_owned(),
+    };
+    let readings = if interval.is_zero() {
+        "one reading (rate rules need --interval above 0)".to_owned()
+    } else {
+        format!("two readings {:.1} s apart", interval.as_secs_f64())
+    };
+    print(&format!(
+        "memprof doctor: {subject}, {readings}\n\n{}",
+        doctor::render_text(&findings)
+    ))
+}
