@@ -1,1 +1,286 @@
-//! Procedural macros re-exported by `memprof`.
+//! Procedural macros re-exported by `memprof`: `#[memprof::test]` and
+//! `#[memprof::scope]`.
+//!
+//! Written against `proc_macro` alone (no syn/quote): the attributes only
+//! need a function's name and body, and keeping this crate dependency-free
+//! keeps every user's build fast.
+
+use proc_macro::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
+
+mod size;
+
+/// Turns a function into a leak test or a soak test.
+///
+/// ```ignore
+/// #[memprof::test(max_leak = "4 KiB")]   // runs once; fails if more than 4 KiB allocated in the body is still live at its end
+/// fn parser_does_not_leak() { ... }
+///
+/// #[memprof::test(iterations = 1000, warmup = 50, max_growth_per_iter = "16 B")]
+/// fn cache_is_bounded() { ... }          // fails when retained bytes grow faster than the limit per iteration
+/// ```
+///
+/// Sizes accept `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`. The function runs
+/// as a normal `#[test]`; its thread records every allocation (rate 1) for
+/// the duration. On failure the test writes a flamegraph of what leaked to
+/// `<target dir>/memprof/<test name>.svg`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_test(args, item) {
+        Ok(tokens) => tokens,
+        Err((span, message)) => compile_error(span, &message),
+    }
+}
+
+/// Attributes what a function allocates to a scope named after it (or
+/// `#[memprof::scope("name")]`). See `memprof::scope`.
+#[proc_macro_attribute]
+pub fn scope(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_scope(args, item) {
+        Ok(tokens) => tokens,
+        Err((span, message)) => compile_error(span, &message),
+    }
+}
+
+type Error = (Span, String);
+
+struct FnParts {
+    /// Everything before the body: attributes, visibility, signature.
+    head: Vec<TokenTree>,
+    name: Ident,
+    body: Group,
+    is_async: bool,
+}
+
+fn split_fn(item: TokenStream) -> Result<FnParts, Error> {
+    let tokens: Vec<TokenTree> = item.into_iter().collect();
+    let fn_at = tokens
+        .iter()
+        .position(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "fn"))
+        .ok_or((
+            Span::call_site(),
+            "memprof: expected a function".to_string(),
+        ))?;
+    let name = match tokens.get(fn_at + 1) {
+        Some(TokenTree::Ident(name)) => name.clone(),
+        _ => {
+            return Err((
+                Span::call_site(),
+                "memprof: expected a function name".to_string(),
+            ))
+        }
+    };
+    let is_async = tokens[..fn_at]
+        .iter()
+        .any(|t| matches!(t, TokenTree::Ident(i) if i.to_string() == "async"));
+    match tokens.last() {
+        Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => Ok(FnParts {
+            head: tokens[..tokens.len() - 1].to_vec(),
+            name,
+            body: body.clone(),
+            is_async,
+        }),
+        _ => Err((
+            name.span(),
+            "memprof: expected a function with a body".to_string(),
+        )),
+    }
+}
+
+/// `key = value` pairs separated by commas.
+fn parse_args(args: TokenStream) -> Result<Vec<(Ident, TokenTree)>, Error> {
+    let tokens: Vec<TokenTree> = args.into_iter().collect();
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let key = match &tokens[i] {
+            TokenTree::Ident(key) => key.clone(),
+            other => return Err((other.span(), "memprof: expected `name = value`".to_string())),
+        };
+        match tokens.get(i + 1) {
+            Some(TokenTree::Punct(p)) if p.as_char() == '=' => {}
+            _ => return Err((key.span(), format!("memprof: expected `=` after `{key}`"))),
+        }
+        let value = tokens
+            .get(i + 2)
+            .cloned()
+            .ok_or((key.span(), format!("memprof: `{key}` needs a value")))?;
+        pairs.push((key, value));
+        i += 3;
+        match tokens.get(i) {
+            None => {}
+            Some(TokenTree::Punct(p)) if p.as_char() == ',' => i += 1,
+            Some(other) => {
+                return Err((
+                    other.span(),
+                    "memprof: expected `,` between arguments".to_string(),
+                ))
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+fn size_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {
+    let text = value.to_string();
+    let unquoted = text.trim_matches('"');
+    if !text.starts_with('"') {
+        return Err((
+            value.span(),
+            format!("memprof: `{key}` takes a size in quotes, like \"4 KiB\""),
+        ));
+    }
+    size::parse_size(unquoted)
+        .map_err(|why| (value.span(), format!("memprof: `{key} = {text}`: {why}")))
+}
+
+fn count_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {
+    value
+        .to_string()
+        .replace('_', "")
+        .parse::<u64>()
+        .map_err(|_| {
+            (
+                value.span(),
+                format!("memprof: `{key}` takes a whole number, like 1000"),
+            )
+        })
+}
+
+fn expand_test(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
+    let mut max_leak = None;
+    let mut iterations = None;
+    let mut warmup = None;
+    let mut max_growth = None;
+    for (key, value) in parse_args(args)? {
+        match key.to_string().as_str() {
+            "max_leak" => max_leak = Some(size_arg(&key, &value)?),
+            "max_growth_per_iter" => max_growth = Some(size_arg(&key, &value)?),
+            "iterations" => iterations = Some(count_arg(&key, &value)?),
+            "warmup" => warmup = Some(count_arg(&key, &value)?),
+            other => {
+                return Err((
+                    key.span(),
+                    format!(
+                        "memprof: unknown argument `{other}`; expected max_leak, iterations, warmup or max_growth_per_iter"
+                    ),
+                ))
+            }
+        }
+    }
+    let parts = split_fn(item)?;
+    if parts.is_async {
+        return Err((
+            parts.name.span(),
+            "memprof: #[memprof::test] does not support async functions".to_string(),
+        ));
+    }
+    let name = parts.name.to_string();
+    let call = if iterations.is_some() || max_growth.is_some() {
+        if max_leak.is_some() {
+            return Err((
+                parts.name.span(),
+                "memprof: use max_leak for a single run, or iterations/warmup/max_growth_per_iter for a soak, not both"
+                    .to_string(),
+            ));
+        }
+        format!(
+            "::memprof::testing::__run_soak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {}, {}, {name});",
+            iterations.unwrap_or(1000),
+            warmup.unwrap_or(10),
+            max_growth.unwrap_or(0)
+        )
+    } else {
+        format!(
+            "::memprof::testing::__run_leak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {name});",
+            max_leak.unwrap_or(0)
+        )
+    };
+    // Outer attributes (#[ignore], #[should_panic], docs) belong on the test.
+    let mut attributes: Vec<TokenTree> = Vec::new();
+    let mut head = parts.head.as_slice();
+    while let [TokenTree::Punct(hash), TokenTree::Group(attr), rest @ ..] = head {
+        if hash.as_char() != '#' || attr.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        attributes.push(TokenTree::Punct(hash.clone()));
+        attributes.push(TokenTree::Group(attr.clone()));
+        head = rest;
+    }
+    // #[test] fn name() { <the original fn, same name> ; run(name) }
+    let mut inner: TokenStream = head.iter().cloned().collect();
+    inner.extend([TokenTree::Group(parts.body)]);
+    let mut body = inner;
+    body.extend(
+        call.parse::<TokenStream>()
+            .map_err(|e| (Span::call_site(), e.to_string()))?,
+    );
+    let mut out: TokenStream = attributes.into_iter().collect();
+    out.extend(
+        format!("#[test] fn {name}()")
+            .parse::<TokenStream>()
+            .map_err(|e| (Span::call_site(), e.to_string()))?,
+    );
+    out.extend([TokenTree::Group(Group::new(Delimiter::Brace, body))]);
+    Ok(out)
+}
+
+fn expand_scope(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
+    let parts = split_fn(item)?;
+    if parts.is_async {
+        return Err((
+            parts.name.span(),
+            "memprof: #[memprof::scope] does not support async functions (a scope belongs to one thread); \
+             use memprof::scope(..) inside the function around synchronous work"
+                .to_string(),
+        ));
+    }
+    let args: Vec<TokenTree> = args.into_iter().collect();
+    let name = match args.as_slice() {
+        [] => {
+            let name = format!("{}", parts.name);
+            let mut lit = Literal::string(&name);
+            lit.set_span(parts.name.span());
+            TokenTree::Literal(lit)
+        }
+        [TokenTree::Literal(lit)] if lit.to_string().starts_with('"') => {
+            TokenTree::Literal(lit.clone())
+        }
+        _ => {
+            return Err((
+                Span::call_site(),
+                "memprof: expected #[memprof::scope] or #[memprof::scope(\"name\")]".to_string(),
+            ))
+        }
+    };
+    let mut body: TokenStream = "let __memprof_scope_guard = ::memprof::scope::enter"
+        .parse()
+        .map_err(|e: proc_macro::LexError| (Span::call_site(), e.to_string()))?;
+    body.extend([TokenTree::Group(Group::new(
+        Delimiter::Parenthesis,
+        TokenStream::from(name),
+    ))]);
+    body.extend(
+        ";".parse::<TokenStream>()
+            .map_err(|e| (Span::call_site(), e.to_string()))?,
+    );
+    body.extend(parts.body.stream());
+    let mut out: TokenStream = parts.head.into_iter().collect();
+    let mut group = Group::new(Delimiter::Brace, body);
+    group.set_span(parts.body.span());
+    out.extend([TokenTree::Group(group)]);
+    Ok(out)
+}
+
+fn compile_error(span: Span, message: &str) -> TokenStream {
+    let mut lit = Literal::string(message);
+    lit.set_span(span);
+    let mut out: TokenStream = "::core::compile_error!".parse().unwrap_or_default();
+    let mut group = Group::new(
+        Delimiter::Parenthesis,
+        TokenStream::from(TokenTree::Literal(lit)),
+    );
+    group.set_span(span);
+    out.extend([TokenTree::Group(group)]);
+    out.extend(";".parse::<TokenStream>().unwrap_or_default());
+    out
+}

@@ -50,6 +50,7 @@ pub mod sample;
 pub mod scope;
 pub mod stack;
 mod sync;
+pub mod testing;
 
 pub use crate::alloc::{is_active, unsampled, MemProf};
 #[cfg(feature = "http")]
@@ -57,6 +58,7 @@ pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
 pub use crate::sample::rate::{rate, set_rate, DEFAULT_RATE};
 pub use crate::scope::scope;
+pub use memprof_macros::{scope, test};
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
 /// mode over a few million live blocks). Samples past the cap are dropped and
