@@ -53,7 +53,9 @@ async fn main() {
         .route("/api/report", get(report))
         .route("/api/session", get(session))
         .with_state(Arc::clone(&state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the service");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the service");
     let service_addr = listener.local_addr().expect("service address");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -98,7 +100,11 @@ fn parse_args() -> Result<(String, Option<u64>), String> {
             "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
             "--seconds" => {
                 let value = args.next().ok_or("--seconds needs a number")?;
-                seconds = Some(value.parse().map_err(|_| format!("--seconds: `{value}` is not a number"))?);
+                seconds = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--seconds: `{value}` is not a number"))?,
+                );
             }
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -108,20 +114,30 @@ fn parse_args() -> Result<(String, Option<u64>), String> {
 
 /// Request churn: a report built and dropped per request.
 async fn report(Query(query): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
-    Json(build_report(query.get("rows").and_then(|r| r.parse().ok()).unwrap_or(200)))
+    Json(build_report(
+        query
+            .get("rows")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(200),
+    ))
 }
 
 #[inline(never)]
 fn build_report(rows: usize) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = (0..rows.min(10_000))
-        .map(|i| serde_json::json!({ "id": i, "name": format!("row {i}"), "tags": ["a", "b", "c"] }))
+        .map(
+            |i| serde_json::json!({ "id": i, "name": format!("row {i}"), "tags": ["a", "b", "c"] }),
+        )
         .collect();
     let total = rows.len();
     serde_json::json!({ "rows": rows.len(), "sample": rows.into_iter().take(3).collect::<Vec<_>>(), "total": total })
 }
 
 /// The leak: each session keeps 16 KiB forever.
-async fn session(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> String {
+async fn session(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> String {
     let id = query.get("id").and_then(|i| i.parse().ok()).unwrap_or(0);
     remember_session(&state, id);
     format!("session {id}\n")
@@ -135,23 +151,28 @@ fn remember_session(state: &AppState, id: u64) {
     }
 }
 
-/// Fragmentation: every few seconds, 60,000 blocks of 100 B of which five in
-/// six are freed. The survivors pin slabs that are mostly empty.
+/// Fragmentation: a warm-up fills 60 MB of 100-byte blocks and keeps one in
+/// six, as a cache that loads everything and keeps what was asked for would.
+/// The survivors pin slabs that are five-sixths empty, which nothing of
+/// another size can use. Then churn of other sizes runs on top.
 fn fragmentation_job() {
-    let mut pinned: Vec<Vec<Box<[u8; 100]>>> = Vec::new();
+    let pinned = fragment_heap(600_000);
     loop {
-        pinned.push(fragment_heap(60_000));
-        if pinned.len() > 20 {
-            pinned.remove(0);
-        }
-        std::thread::sleep(Duration::from_secs(3));
+        let burst: Vec<Vec<u8>> = (0..2_000).map(|i| vec![0u8; 512 + i % 1024]).collect();
+        drop(burst);
+        std::thread::sleep(Duration::from_secs(1));
+        std::hint::black_box(&pinned);
     }
 }
 
 #[inline(never)]
 fn fragment_heap(blocks: usize) -> Vec<Box<[u8; 100]>> {
     let all: Vec<Box<[u8; 100]>> = (0..blocks).map(|i| Box::new([i as u8; 100])).collect();
-    all.into_iter().enumerate().filter(|(i, _)| i % 6 == 0).map(|(_, b)| b).collect()
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 6 == 0)
+        .map(|(_, b)| b)
+        .collect()
 }
 
 /// Drives the service: mostly reports (churn), some new sessions (leak).
@@ -176,7 +197,10 @@ fn traffic(service: SocketAddr) {
 fn get_path(addr: SocketAddr, path: &str) -> std::io::Result<usize> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     Ok(response.len())

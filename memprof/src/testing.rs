@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::profile::leaks::human_bytes;
-use crate::profile::snapshot::{folded_key_of, symbolized_frames};
+use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
 use crate::sample::{LiveSample, LIVE};
 use crate::stack::{Frame, STACKS};
@@ -74,39 +74,11 @@ impl Retained {
                 "\n    {:>10} in {:>6} blocks at {}",
                 human_bytes(s.bytes as f64),
                 s.blocks,
-                describe_site(&s.frames)
+                program_site(&s.frames)
             ));
         }
         text
     }
-}
-
-/// The first frame of the program's own code (not the standard library's),
-/// with its file and line, then its two callers.
-fn describe_site(frames: &[Arc<Frame>]) -> String {
-    let is_library = |f: &Frame| {
-        f.file
-            .as_deref()
-            .is_some_and(|file| file.contains("/rustc/") || file.contains("/library/"))
-            || [
-                "alloc::", "core::", "std::", "<alloc::", "<core::", "<std::",
-            ]
-            .iter()
-            .any(|p| f.function.starts_with(p))
-    };
-    let first = frames.iter().position(|f| !is_library(f)).unwrap_or(0);
-    let mut parts = Vec::new();
-    for (i, frame) in frames.iter().skip(first).take(3).enumerate() {
-        let mut part = frame.function.clone();
-        if i == 0 {
-            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
-                let short = file.rsplit('/').next().unwrap_or(file);
-                part.push_str(&format!(" ({short}:{line})"));
-            }
-        }
-        parts.push(part);
-    }
-    parts.join(" <- ")
 }
 
 /// Marks the calling thread exact (rate 1) until dropped.

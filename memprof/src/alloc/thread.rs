@@ -81,6 +81,8 @@ pub(crate) fn with_rng<R>(f: impl FnOnce(&mut crate::sample::rate::SampleRng) ->
 /// so nested guards and unwinding leave the flag right.
 pub(crate) struct BusyGuard {
     entered: bool,
+    /// The countdown to restore on exit, for guards that park it.
+    saved_countdown: Option<i64>,
 }
 
 impl BusyGuard {
@@ -89,16 +91,30 @@ impl BusyGuard {
     #[inline]
     pub(crate) fn enter() -> Option<BusyGuard> {
         match BUSY.try_with(|b| b.replace(true)) {
-            Ok(false) => Some(BusyGuard { entered: true }),
+            Ok(false) => Some(BusyGuard {
+                entered: true,
+                saved_countdown: None,
+            }),
             _ => None,
         }
     }
 
-    /// Enters if not already inside; the guard is inert if it was.
+    /// Enters if not already inside (the guard is inert if it was), and
+    /// parks the countdown so that the work inside never reaches the slow
+    /// path; the thread's sampling resumes where it left off on exit.
     pub(crate) fn enter_nested() -> BusyGuard {
         match BUSY.try_with(|b| b.replace(true)) {
-            Ok(false) => BusyGuard { entered: true },
-            _ => BusyGuard { entered: false },
+            Ok(false) => {
+                let saved = COUNTDOWN.try_with(|c| c.replace(i64::MAX)).ok();
+                BusyGuard {
+                    entered: true,
+                    saved_countdown: saved,
+                }
+            }
+            _ => BusyGuard {
+                entered: false,
+                saved_countdown: None,
+            },
         }
     }
 }
@@ -106,6 +122,9 @@ impl BusyGuard {
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         if self.entered {
+            if let Some(countdown) = self.saved_countdown {
+                set_countdown(countdown);
+            }
             let _ = BUSY.try_with(|b| b.set(false));
         }
     }

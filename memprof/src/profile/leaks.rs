@@ -104,6 +104,8 @@ pub struct LeakCandidate {
     pub rank: usize,
     /// Folded key, `root;...;leaf`.
     pub key: String,
+    /// Where the stack enters the program's code: `function (file:line) <- caller <- caller`.
+    pub site: String,
     /// Frames, leaf first.
     pub frames: Vec<Arc<Frame>>,
     /// Estimated bytes from this stack still live.
@@ -237,6 +239,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let candidate = merged.entry(key.clone()).or_insert_with(|| LeakCandidate {
             rank: 0,
             key,
+            site: super::snapshot::program_site(&frames),
             frames,
             inuse_bytes: 0.0,
             inuse_objects: 0.0,

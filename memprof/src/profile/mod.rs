@@ -9,6 +9,6 @@ pub mod usage;
 
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
-pub use snapshot::{snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
+pub use snapshot::{program_site, snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
 pub use trend::Trend;
 pub use usage::{stack_usage, StackUsage};

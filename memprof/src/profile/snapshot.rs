@@ -137,6 +137,11 @@ impl StackProfile {
         folded_key_of(&self.frames)
     }
 
+    /// Where the stack enters the program's own code (see [`program_site`]).
+    pub fn site(&self) -> String {
+        program_site(&self.frames)
+    }
+
     /// Whether any frame's function contains `pattern`.
     pub fn mentions(&self, pattern: &str) -> bool {
         self.frames.iter().any(|f| f.function.contains(pattern))
@@ -163,6 +168,41 @@ pub(crate) fn folded_key_of(frames: &[Arc<Frame>]) -> String {
         key.push_str("[unknown]");
     }
     key
+}
+
+/// Whether a frame is the standard library's (`alloc`, `core`, `std`).
+fn is_library_frame(frame: &Frame) -> bool {
+    frame
+        .file
+        .as_deref()
+        .is_some_and(|file| file.contains("/rustc/") || file.contains("/library/"))
+        || [
+            "alloc::", "core::", "std::", "<alloc::", "<core::", "<std::",
+        ]
+        .iter()
+        .any(|p| frame.function.starts_with(p))
+}
+
+/// Where leaf-first `frames` enter the program's own code: the first frame
+/// that is not the standard library's, with its file and line, and its two
+/// callers (`parse (parser.rs:42) <- handle <- main`).
+pub fn program_site(frames: &[Arc<Frame>]) -> String {
+    let first = frames
+        .iter()
+        .position(|f| !is_library_frame(f))
+        .unwrap_or(0);
+    let mut parts = Vec::new();
+    for (i, frame) in frames.iter().skip(first).take(3).enumerate() {
+        let mut part = frame.function.clone();
+        if i == 0 {
+            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
+                let short = file.rsplit('/').next().unwrap_or(file);
+                part.push_str(&format!(" ({short}:{line})"));
+            }
+        }
+        parts.push(part);
+    }
+    parts.join(" <- ")
 }
 
 /// An owned picture of the heap profile at one moment.
