@@ -23,6 +23,10 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
+use crate::history::{ProcessFigures, Status as HistoryStatus};
+use crate::host::{CgroupMemory, CgroupView, Meminfo, Pressure};
+#[cfg(feature = "jemalloc")]
+use crate::jemalloc::JemallocStats;
 use crate::profile::Snapshot;
 use crate::scope::ScopeStats;
 
@@ -331,6 +335,278 @@ pub fn write_scope_metrics<W: Write>(
         }
     }
     Ok(())
+}
+
+/// jemalloc's totals, unused pages and ratios (`allocator_*`), and
+/// `allocator_available` (1 when jemalloc serves the process, else 0 and
+/// nothing more).
+#[cfg(feature = "jemalloc")]
+pub fn write_allocator_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    stats: Option<&JemallocStats>,
+) -> io::Result<()> {
+    m.gauge(
+        "allocator_available",
+        "1 when jemalloc serves the process and its statistics are read, else 0.",
+        if stats.is_some() { 1.0 } else { 0.0 },
+        &[],
+    )?;
+    let Some(stats) = stats else {
+        return Ok(());
+    };
+    let t = &stats.totals;
+    let bytes: [(&str, &str, u64); 8] = [
+        (
+            "allocator_allocated_bytes",
+            "jemalloc stats.allocated: bytes in blocks the program holds.",
+            t.allocated_bytes,
+        ),
+        (
+            "allocator_active_bytes",
+            "jemalloc stats.active: bytes in active pages.",
+            t.active_bytes,
+        ),
+        (
+            "allocator_resident_bytes",
+            "jemalloc stats.resident: bytes in resident pages jemalloc maps.",
+            t.resident_bytes,
+        ),
+        (
+            "allocator_retained_bytes",
+            "jemalloc stats.retained: virtual memory kept mapped but returned to the OS.",
+            t.retained_bytes,
+        ),
+        (
+            "allocator_metadata_bytes",
+            "jemalloc stats.metadata: jemalloc's own metadata.",
+            t.metadata_bytes,
+        ),
+        (
+            "allocator_mapped_bytes",
+            "jemalloc stats.mapped: bytes in active extents.",
+            t.mapped_bytes,
+        ),
+        (
+            "allocator_dirty_bytes",
+            "Dirty pages jemalloc holds, not yet purged, in bytes.",
+            stats.pages.dirty_bytes,
+        ),
+        (
+            "allocator_muzzy_bytes",
+            "Muzzy pages jemalloc holds, in bytes.",
+            stats.pages.muzzy_bytes,
+        ),
+    ];
+    for (name, help, value) in bytes {
+        m.gauge(name, help, value as f64, &[])?;
+    }
+    let r = &stats.ratios;
+    m.gauge(
+        "allocator_small_bin_waste_bytes",
+        "Free slots in partly used small-size slabs, in bytes.",
+        r.small_bin_waste_bytes as f64,
+        &[],
+    )?;
+    let ratios: [(&str, &str, Option<f64>); 3] = [
+        (
+            "allocator_fragmentation_ratio",
+            "active / allocated (Redis allocator_frag_ratio).",
+            r.allocator_fragmentation_ratio,
+        ),
+        (
+            "allocator_rss_ratio",
+            "resident / active (Redis allocator_rss_ratio).",
+            r.allocator_rss_ratio,
+        ),
+        (
+            "allocator_rss_overhead_ratio",
+            "process RSS / resident (Redis rss_overhead_ratio).",
+            r.rss_overhead_ratio,
+        ),
+    ];
+    for (name, help, value) in ratios {
+        if let Some(value) = value {
+            m.gauge(name, help, value, &[])?;
+        }
+    }
+    Ok(())
+}
+
+/// The process's memory (`process_*_bytes`); figures the kernel does not
+/// report are left out.
+pub fn write_process_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    process: &ProcessFigures,
+) -> io::Result<()> {
+    let figures: [(&str, &str, Option<u64>); 4] = [
+        (
+            "process_rss_bytes",
+            "Resident set size of the process (VmRSS).",
+            process.rss_bytes,
+        ),
+        (
+            "process_rss_anon_bytes",
+            "Anonymous resident memory of the process (RssAnon).",
+            process.rss_anon_bytes,
+        ),
+        (
+            "process_swap_bytes",
+            "Swapped-out memory of the process (VmSwap).",
+            process.swap_bytes,
+        ),
+        (
+            "process_pss_bytes",
+            "Proportional set size of the process (smaps_rollup Pss).",
+            process.pss_bytes,
+        ),
+    ];
+    for (name, help, value) in figures {
+        if let Some(value) = value {
+            m.gauge(name, help, value as f64, &[])?;
+        }
+    }
+    Ok(())
+}
+
+/// The process's memory cgroup: usage, limit (when limited), working set
+/// and OOM kills (`cgroup_memory_*`), labelled with the cgroup version.
+pub fn write_cgroup_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    cgroup: &CgroupView,
+) -> io::Result<()> {
+    let (version, usage, limit, working_set, oom_kills) = match &cgroup.memory {
+        CgroupMemory::V2(v2) => (
+            "2",
+            v2.current_bytes.value().copied(),
+            v2.max_bytes.value().and_then(|l| l.bytes()),
+            v2.working_set_bytes.value().copied(),
+            v2.events.value().and_then(|e| e.oom_kill),
+        ),
+        CgroupMemory::V1(v1) => (
+            "1",
+            v1.usage_bytes.value().copied(),
+            v1.limit_bytes.value().and_then(|l| l.bytes()),
+            v1.working_set_bytes.value().copied(),
+            v1.oom_control.value().and_then(|o| o.oom_kill),
+        ),
+    };
+    let labels = [("version", version)];
+    if let Some(v) = usage {
+        m.gauge(
+            "cgroup_memory_usage_bytes",
+            "Memory charged to the process's cgroup (memory.current or memory.usage_in_bytes).",
+            v as f64,
+            &labels,
+        )?;
+    }
+    if let Some(v) = limit {
+        m.gauge("cgroup_memory_limit_bytes", "The cgroup's memory limit (memory.max or memory.limit_in_bytes); absent when unlimited.", v as f64, &labels)?;
+    }
+    if let Some(v) = working_set {
+        m.gauge(
+            "cgroup_memory_working_set_bytes",
+            "Usage minus inactive file pages, as the kubelet computes it.",
+            v as f64,
+            &labels,
+        )?;
+    }
+    if let Some(v) = oom_kills {
+        m.counter(
+            "cgroup_oom_kills_total",
+            "Processes of the cgroup killed by the OOM killer.",
+            v as f64,
+            &labels,
+        )?;
+    }
+    Ok(())
+}
+
+/// The host's memory: total and available (`host_memory_*_bytes`) and
+/// memory pressure (`host_memory_pressure_avg10_ratio{kind="some|full"}`,
+/// a fraction of the last 10 s, and the stall time since boot).
+pub fn write_host_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    meminfo: Option<&Meminfo>,
+    pressure: Option<&Pressure>,
+) -> io::Result<()> {
+    if let Some(mi) = meminfo {
+        if let Some(v) = mi.mem_total_bytes {
+            m.gauge(
+                "host_memory_total_bytes",
+                "MemTotal of /proc/meminfo.",
+                v as f64,
+                &[],
+            )?;
+        }
+        if let Some(v) = mi.mem_available_bytes {
+            m.gauge(
+                "host_memory_available_bytes",
+                "MemAvailable of /proc/meminfo.",
+                v as f64,
+                &[],
+            )?;
+        }
+    }
+    if let Some(p) = pressure {
+        let lines: Vec<(&str, _)> = std::iter::once(("some", p.some))
+            .chain(p.full.map(|f| ("full", f)))
+            .collect();
+        for (kind, line) in &lines {
+            m.gauge(
+                "host_memory_pressure_avg10_ratio",
+                "Share of the last 10 s some (or all) tasks stalled on memory (/proc/pressure/memory avg10 / 100).",
+                line.avg10 / 100.0,
+                &[("kind", kind)],
+            )?;
+        }
+        for (kind, line) in &lines {
+            m.counter(
+                "host_memory_pressure_stall_seconds_total",
+                "Time some (or all) tasks stalled on memory since boot (/proc/pressure/memory total).",
+                line.total_microseconds as f64 / 1e6,
+                &[("kind", kind)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The history sampler's own cost and size (`history_*`).
+pub fn write_history_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    status: &HistoryStatus,
+) -> io::Result<()> {
+    let cost = &status.sampler_cost_us;
+    m.counter(
+        "history_ticks_total",
+        "Points the history sampler has taken.",
+        cost.ticks as f64,
+        &[],
+    )?;
+    m.counter(
+        "history_tick_seconds_total",
+        "Time the history sampler has spent taking points.",
+        cost.total_us as f64 / 1e6,
+        &[],
+    )?;
+    m.gauge(
+        "history_last_tick_seconds",
+        "Time the history sampler's last point took.",
+        cost.last_us as f64 / 1e6,
+        &[],
+    )?;
+    m.gauge(
+        "history_max_tick_seconds",
+        "Longest time a history point took.",
+        cost.max_us as f64 / 1e6,
+        &[],
+    )?;
+    m.gauge(
+        "history_points",
+        "Points the history holds.",
+        status.held_points as f64,
+        &[],
+    )
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! The JSON document behind `/stats`: the profiler's own figures.
+//! The JSON document behind `/stats`: the profiler's own figures, with the
+//! allocator's totals and ratios and the process's memory beside them.
 //!
-//! Other readings (allocator totals, process and cgroup memory) join it as
-//! new optional fields, so a client written against today's document keeps
-//! working.
+//! Readings that may be missing are optional fields (`null` in JSON), so a
+//! client written against an older document keeps working.
 
 use serde::Serialize;
 
+use crate::history::ProcessFigures;
+#[cfg(feature = "jemalloc")]
+use crate::jemalloc::{JemallocStats, PageCounts, Ratios, Totals};
 use crate::profile::{Estimates, Snapshot};
 use crate::sample::rate::EnvRate;
 use crate::sample::SamplerCounters;
@@ -27,10 +30,45 @@ pub struct Stats {
     pub heap: Estimates,
     /// Figures for every scope entered so far.
     pub scopes: Vec<ScopeStats>,
+    /// jemalloc's totals and ratios; `None` when jemalloc does not serve
+    /// the process (see `allocator_unavailable`).
+    #[cfg(feature = "jemalloc")]
+    pub allocator: Option<AllocatorStats>,
+    /// Why `allocator` is `None`, if it is.
+    pub allocator_unavailable: Option<String>,
+    /// The process's memory (`VmRSS`, `RssAnon`, `VmSwap`, PSS); `None`
+    /// when `/proc/self/status` cannot be read.
+    pub process: Option<ProcessFigures>,
+}
+
+/// jemalloc's totals, ratios and unused pages, from one reading.
+#[cfg(feature = "jemalloc")]
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct AllocatorStats {
+    /// Totals in bytes.
+    pub totals: Totals,
+    /// Redis-style ratios over the totals.
+    pub ratios: Ratios,
+    /// Dirty and muzzy pages.
+    pub pages: PageCounts,
+}
+
+#[cfg(feature = "jemalloc")]
+impl AllocatorStats {
+    /// The summary of a full reading.
+    pub fn of(stats: &JemallocStats) -> AllocatorStats {
+        AllocatorStats {
+            totals: stats.totals,
+            ratios: stats.ratios,
+            pages: stats.pages,
+        }
+    }
 }
 
 impl Stats {
-    /// Reads the figures, taking the heap totals from `snapshot`.
+    /// Reads the figures, taking the heap totals from `snapshot`; the
+    /// allocator and process fields start empty (see the `with_*` methods).
     pub fn from_snapshot(snapshot: &Snapshot) -> Stats {
         Stats {
             taken_at_unix_ms: snapshot.taken_at_unix_ms,
@@ -39,6 +77,45 @@ impl Stats {
             sampler: snapshot.counters,
             heap: snapshot.totals,
             scopes: crate::scope::scopes(),
+            #[cfg(feature = "jemalloc")]
+            allocator: None,
+            allocator_unavailable: None,
+            process: None,
         }
+    }
+
+    /// Adds jemalloc's reading, or why there is none.
+    #[cfg(feature = "jemalloc")]
+    pub fn with_allocator(
+        mut self,
+        reading: Result<&JemallocStats, &crate::jemalloc::Unavailable>,
+    ) -> Stats {
+        match reading {
+            Ok(stats) => {
+                self.allocator = Some(AllocatorStats::of(stats));
+                self.allocator_unavailable = None;
+            }
+            Err(why) => {
+                self.allocator = None;
+                self.allocator_unavailable = Some(why.to_string());
+            }
+        }
+        self
+    }
+
+    /// Says why there are no allocator figures.
+    pub fn without_allocator(mut self, why: impl Into<String>) -> Stats {
+        #[cfg(feature = "jemalloc")]
+        {
+            self.allocator = None;
+        }
+        self.allocator_unavailable = Some(why.into());
+        self
+    }
+
+    /// Adds the process's memory.
+    pub fn with_process(mut self, process: Option<ProcessFigures>) -> Stats {
+        self.process = process;
+        self
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFound(String),
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
+    /// 503: what was asked needs something this process does not have
+    /// (jemalloc statistics when jemalloc is not the allocator).
+    Unavailable(String),
     /// 500: something failed inside; the details go to stderr, not the client.
     Internal(String),
 }
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +71,7 @@ impl std::fmt::Display for ApiError {
             ApiError::Unauthorized => f.write_str("missing or wrong bearer token"),
             ApiError::NotFound(what) => write!(f, "not found: {what}"),
             ApiError::MethodNotAllowed => f.write_str("method not allowed"),
+            ApiError::Unavailable(why) => write!(f, "unavailable: {why}"),
             ApiError::Internal(detail) => write!(f, "internal error: {detail}"),
         }
     }
@@ -115,6 +120,11 @@ impl IntoResponse for ApiError {
             },
             ApiError::MethodNotAllowed => Body {
                 error: "method not allowed on this route",
+                parameter: None,
+                expected: None,
+            },
+            ApiError::Unavailable(why) => Body {
+                error: why,
                 parameter: None,
                 expected: None,
             },

@@ -22,19 +22,27 @@
 //!
 //! | route | answers |
 //! | --- | --- |
-//! | `/` | a page linking the rest |
+//! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, links |
 //! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds |
 //! | `/flamegraph` | SVG; `kind`, `seconds`, or `base=ID` for a differential flamegraph from a snapshot to now |
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
 //! | `/snapshots` | the kept snapshots |
 //! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind` |
 //! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta); `kind` |
-//! | `/stats` | JSON: rate, sampler counters, heap totals, scopes |
-//! | `/metrics` | Prometheus text |
+//! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
+//! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
+//! | `/history` | the series the page plots: `since=UNIX_MS` (points after it), `stacks=true` (per-stack in-use bytes), `format=json` (default) \| `text` |
+//! | `/host` | process, host, cgroup and top processes by PSS: `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
+//! | `/allocator` | jemalloc statistics; 200 `{"available": false, "reason"}` when jemalloc does not serve the process; `format=json` \| `text` |
+//! | `POST /allocator/purge` | purges dirty pages, answers resident before and after; 503 without jemalloc; `format=json` \| `text` |
+//! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
+//! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
+//! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
 //!
 //! A bad parameter (unknown name, bad value) gets 400 with
 //! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
-//! a wrong method 405.
+//! a wrong method 405; an action the process cannot do (a purge without
+//! jemalloc) 503.
 //!
 //! # Security
 //!
@@ -57,6 +65,8 @@ mod params;
 mod routes;
 mod serve;
 mod store;
+mod text;
+mod views;
 
 use std::sync::Arc;
 
@@ -161,7 +171,14 @@ pub fn router() -> Router {
 }
 
 /// The routes with explicit settings.
+///
+/// Starts the history sampler ([`crate::history::ensure_started`]) with its
+/// default settings unless it runs already; a failure to start it is said
+/// on stderr and `/history` answers 500.
 pub fn router_with(config: Config) -> Router {
+    if let Err(e) = crate::history::ensure_started() {
+        eprintln!("memprof: history sampler: {e}");
+    }
     let state = AppState(Arc::new(Inner {
         token: config.token,
         store: store::Store::new(config.max_snapshots),
@@ -178,6 +195,16 @@ pub fn router_with(config: Config) -> Router {
         .route("/diff", get(routes::diff))
         .route("/stats", get(routes::stats))
         .route("/metrics", get(routes::metrics))
+        .route("/history", get(views::history_view))
+        .route("/host", get(views::host_view))
+        .route("/allocator", get(views::allocator_view))
+        .route(
+            "/allocator/purge",
+            axum::routing::post(views::allocator_purge),
+        )
+        .route("/doctor", get(views::doctor_view))
+        .route("/leaks", get(views::leaks_view))
+        .route("/top", get(views::top_view))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

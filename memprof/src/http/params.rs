@@ -87,6 +87,50 @@ impl Params {
         }
     }
 
+    /// A whole number `name` within `min..=max`, or `default` when absent.
+    pub(crate) fn number(
+        &self,
+        name: &str,
+        min: u64,
+        max: u64,
+        default: u64,
+    ) -> Result<u64, ApiError> {
+        let Some(value) = self.get(name) else {
+            return Ok(default);
+        };
+        match value.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_parameter(
+                name,
+                format!("bad value {value:?}"),
+                format!("a whole number from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// A whole number `name`, if given (any `u64`).
+    pub(crate) fn optional_u64(&self, name: &str, what: &str) -> Result<Option<u64>, ApiError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        value.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_parameter(name, format!("bad value {value:?}"), what.to_string())
+        })
+    }
+
+    /// A boolean `name`: `true`/`1` or `false`/`0`; `false` when absent.
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("false" | "0") => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some(value) => Err(ApiError::bad_parameter(
+                name,
+                format!("bad value {value:?}"),
+                "true, false, 1 or 0",
+            )),
+        }
+    }
+
     /// A snapshot id parameter, if given.
     pub(crate) fn snapshot_id(&self, name: &str) -> Result<Option<u64>, ApiError> {
         let Some(value) = self.get(name) else {
@@ -110,6 +154,8 @@ pub(crate) enum Format {
     Folded,
     Svg,
     Json,
+    /// Plain text for a terminal.
+    Text,
 }
 
 impl Format {
@@ -119,6 +165,7 @@ impl Format {
             Format::Folded => "folded",
             Format::Svg => "svg",
             Format::Json => "json",
+            Format::Text => "text",
         }
     }
 }

@@ -20,13 +20,14 @@ use crate::export::flamegraph::{self, FlamegraphOptions};
 use crate::export::pprof::{self, PprofOptions};
 use crate::export::prometheus::{self, MetricsWriter};
 use crate::export::stats::Stats;
+use crate::host::{CgroupView, Meminfo, Pid, Pressure};
 use crate::profile::{Kind, Snapshot};
 
 type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Runs `f` on the blocking pool: snapshots symbolize, and rendering and
 /// encoding are CPU work that must not hold up the runtime's I/O.
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(super) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
@@ -52,7 +53,7 @@ async fn profile_over(seconds: Option<Duration>) -> Result<Snapshot, ApiError> {
     blocking(move || Ok(delta_snapshot(&after.diff(&before), &after))).await
 }
 
-fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+pub(super) fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
     let mut response = Body::from(body).into_response();
     response
         .headers_mut()
@@ -91,7 +92,7 @@ async fn render(
                 flamegraph::write_flamegraph(&snapshot, kind, &options, &mut out)?;
                 SVG
             }
-            Format::Json => {
+            Format::Json | Format::Text => {
                 snapshot.save(&mut out)?;
                 JSON
             }
@@ -207,7 +208,7 @@ impl SnapshotInfo {
     }
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
     let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut response = with_type(body, JSON);
     *response.status_mut() = status;
@@ -309,7 +310,7 @@ pub(crate) async fn diff(
                 pprof::write_pprof(&delta, &options, &mut out)?;
                 pprof::CONTENT_TYPE
             }
-            Format::Json | Format::Svg => {
+            Format::Json | Format::Svg | Format::Text => {
                 serde_json::to_writer(&mut out, &diff)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 JSON
@@ -324,7 +325,12 @@ pub(crate) async fn diff(
 pub(crate) async fn stats(query: QueryMap) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     blocking(|| {
-        let stats = Stats::from_snapshot(&crate::profile::snapshot());
+        let stats = Stats::from_snapshot(&crate::profile::snapshot())
+            .with_process(crate::history::ProcessFigures::read());
+        #[cfg(feature = "jemalloc")]
+        let stats = stats.with_allocator(crate::jemalloc::stats().as_ref());
+        #[cfg(not(feature = "jemalloc"))]
+        let stats = stats.without_allocator("memprof was built without the jemalloc feature");
         json(StatusCode::OK, &stats)
     })
     .await
@@ -338,8 +344,27 @@ pub(crate) async fn metrics(query: QueryMap) -> Result<Response, ApiError> {
         let mut m = MetricsWriter::new(Vec::new());
         prometheus::write_profiler_metrics(&mut m, &snapshot)?;
         prometheus::write_scope_metrics(&mut m, &crate::scope::scopes())?;
-        // More families (allocator, process, cgroup, host) go here, each a
-        // `write_*_metrics(&mut m, &reading)` in export::prometheus.
+        let process = crate::history::ProcessFigures::read();
+        #[cfg(feature = "jemalloc")]
+        {
+            let rss = process.and_then(|p| p.rss_bytes);
+            let stats = crate::jemalloc::stats_with_rss(rss).ok();
+            prometheus::write_allocator_metrics(&mut m, stats.as_ref())?;
+        }
+        if let Some(process) = &process {
+            prometheus::write_process_metrics(&mut m, process)?;
+        }
+        if let Ok(cgroup) = CgroupView::read("/", Pid::Current) {
+            prometheus::write_cgroup_metrics(&mut m, &cgroup)?;
+        }
+        prometheus::write_host_metrics(
+            &mut m,
+            Meminfo::read("/").ok().as_ref(),
+            Pressure::read("/").ok().as_ref(),
+        )?;
+        if let Some(history) = crate::history::get() {
+            prometheus::write_history_metrics(&mut m, &history.status())?;
+        }
         Ok(with_type(m.finish()?, prometheus::CONTENT_TYPE))
     })
     .await

@@ -1,0 +1,245 @@
+// memprof's page: polls the JSON routes every 5 s and draws the history as
+// SVG. Written by hand: no dependencies, works offline.
+"use strict";
+
+var REFRESH_MS = 5000;
+var SVGNS = "http://www.w3.org/2000/svg";
+var points = [];
+var capacity = 720;
+
+var MEMORY = [
+  { name: "rss", label: "process RSS", color: "#d62728", get: function (p) { return p.process && p.process.rss_bytes; } },
+  { name: "resident", label: "jemalloc resident", color: "#ff7f0e", get: function (p) { return p.allocator && p.allocator.resident_bytes; } },
+  { name: "active", label: "jemalloc active", color: "#2ca02c", get: function (p) { return p.allocator && p.allocator.active_bytes; } },
+  { name: "allocated", label: "jemalloc allocated", color: "#1f77b4", get: function (p) { return p.allocator && p.allocator.allocated_bytes; } },
+  { name: "heap", label: "profiled heap (estimate)", color: "#9467bd", get: function (p) { return p.heap && p.heap.inuse_bytes; } }
+];
+var RETAINED = [
+  { name: "retained", label: "jemalloc retained", color: "#8c564b", get: function (p) { return p.allocator && p.allocator.retained_bytes; } }
+];
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, attrs, text) {
+  var e = document.createElement(tag);
+  for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function svg(tag, attrs) {
+  var e = document.createElementNS(SVGNS, tag);
+  for (var k in attrs) e.setAttribute(k, attrs[k]);
+  return e;
+}
+
+function fmtBytes(n) {
+  if (n === null || n === undefined || !isFinite(n)) return "-";
+  var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  var i = 0;
+  var v = Math.abs(n);
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  var s = (v >= 100 || i === 0) ? v.toFixed(0) : v.toFixed(1);
+  return (n < 0 ? "-" : "") + s + " " + units[i];
+}
+
+function fmtTime(ms) {
+  var d = new Date(ms);
+  var pad = function (x) { return (x < 10 ? "0" : "") + x; };
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+}
+
+function getJSON(path) {
+  return fetch(path, { cache: "no-store" }).then(function (r) {
+    if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+    return r.json();
+  });
+}
+
+// A nice step for about 4 grid lines up to max: 1, 2 or 5 times a power of 1024 or 10.
+function niceStep(max) {
+  var raw = max / 4;
+  var base = Math.pow(2, Math.floor(Math.log2(raw || 1) / 10) * 10);
+  var x = raw / base;
+  var mult = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find(function (m) { return m >= x; }) || 1000;
+  return mult * base;
+}
+
+function plot(container, legend, series, data) {
+  var W = 900, H = 260, L = 70, R = 12, T = 10, B = 24;
+  var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "data-points": String(data.length) });
+  var t0 = data.length ? data[0].unix_ms : 0;
+  var t1 = data.length ? data[data.length - 1].unix_ms : 1;
+  if (t1 <= t0) t1 = t0 + 1;
+  var max = 0;
+  series.forEach(function (s) {
+    data.forEach(function (p) { var v = s.get(p); if (v > max) max = v; });
+  });
+  if (max <= 0) max = 1;
+  var step = niceStep(max);
+  var top = Math.ceil(max / step) * step;
+  var x = function (t) { return L + (W - L - R) * (t - t0) / (t1 - t0); };
+  var y = function (v) { return T + (H - T - B) * (1 - v / top); };
+  for (var v = 0; v <= top + step / 2; v += step) {
+    root.appendChild(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e4e4e4" }));
+    var label = svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" });
+    label.textContent = fmtBytes(v);
+    root.appendChild(label);
+  }
+  var ticks = Math.min(6, Math.max(1, data.length - 1));
+  for (var i = 0; i <= ticks; i++) {
+    var t = t0 + (t1 - t0) * i / ticks;
+    var tl = svg("text", { x: x(t), y: H - 6, "text-anchor": i === 0 ? "start" : (i === ticks ? "end" : "middle") });
+    tl.textContent = data.length ? fmtTime(t) : "";
+    root.appendChild(tl);
+  }
+  legend.textContent = "";
+  series.forEach(function (s) {
+    var d = "";
+    var last = null;
+    data.forEach(function (p) {
+      var v = s.get(p);
+      if (v === null || v === undefined) return;
+      d += (d ? " L" : "M") + x(p.unix_ms).toFixed(1) + " " + y(v).toFixed(1);
+      last = v;
+    });
+    if (d && data.length === 1) d += " L" + (W - R) + " " + y(last).toFixed(1);
+    var path = svg("path", { d: d, fill: "none", stroke: s.color, "stroke-width": "2", "data-series": s.name });
+    var title = svg("title", {});
+    title.textContent = s.label;
+    path.appendChild(title);
+    root.appendChild(path);
+    var item = el("span", { style: "--c:" + s.color, "data-series": s.name }, s.label + ": " + (last === null ? "n/a" : fmtBytes(last)));
+    legend.appendChild(item);
+  });
+  container.textContent = "";
+  container.appendChild(root);
+}
+
+function refreshHistory() {
+  var since = points.length ? "&since=" + points[points.length - 1].unix_ms : "";
+  return getJSON("history?format=json" + since).then(function (h) {
+    capacity = h.capacity || capacity;
+    points = points.concat(h.points);
+    if (points.length > capacity) points = points.slice(points.length - capacity);
+    plot($("plot-memory"), $("legend-memory"), MEMORY, points);
+    plot($("plot-retained"), $("legend-retained"), RETAINED, points);
+    var c = h.sampler_cost_us || {};
+    $("sampler").textContent = points.length + " points, one every " + (h.interval_ms / 1000) + " s, window " +
+      Math.round(h.window_ms / 60000) + " min; sampler cost per point: " + (c.last_us || 0) + " µs (mean " +
+      Math.round(c.mean_us || 0) + " µs)" + (h.allocator_unavailable ? "; allocator: " + h.allocator_unavailable : "");
+  });
+}
+
+function evidenceText(e) {
+  var v = e.value;
+  if (typeof v === "number") {
+    if (e.unit === "bytes") v = fmtBytes(v);
+    else if (e.unit === "ratio") v = v.toFixed(2);
+    else if (e.unit === "percent") v = v.toFixed(1) + "%";
+    else if (e.unit === "bytes_per_second") v = fmtBytes(v) + "/s";
+    else if (e.unit === "bytes_per_minute") v = fmtBytes(v) + "/min";
+    else if (e.unit === "per_second") v = v.toFixed(1) + "/s";
+    else if (e.unit === "milliseconds") v = v + " ms";
+    else if (e.unit === "seconds") v = v.toFixed(0) + " s";
+  }
+  return e.name + " = " + v;
+}
+
+function refreshDoctor() {
+  return getJSON("doctor").then(function (d) {
+    var list = $("findings");
+    list.textContent = "";
+    if (!d.findings.length) {
+      list.appendChild(el("li", { class: "finding none" }, "No findings: nothing looks wrong in the readings taken."));
+      return;
+    }
+    d.findings.forEach(function (f) {
+      var li = el("li", { class: "finding " + f.severity, "data-rule": f.rule });
+      var head = el("p");
+      head.appendChild(el("span", { class: "sev" }, f.severity));
+      head.appendChild(el("strong", {}, f.title));
+      li.appendChild(head);
+      if (f.evidence && f.evidence.length) li.appendChild(el("p", { class: "seen" }, f.evidence.map(evidenceText).join(", ")));
+      li.appendChild(el("p", {}, f.meaning));
+      li.appendChild(el("p", {}, "Try: " + f.advice));
+      list.appendChild(li);
+    });
+  });
+}
+
+function framesCell(frames) {
+  var td = el("td", { class: "frames" });
+  var shown = frames.slice(0, 6);
+  shown.forEach(function (f, i) { if (i) td.appendChild(el("br")); td.appendChild(document.createTextNode(f)); });
+  if (frames.length > shown.length) { td.appendChild(el("br")); td.appendChild(el("span", { class: "muted" }, "… " + (frames.length - shown.length) + " more")); }
+  return td;
+}
+
+function refreshTop() {
+  return getJSON("top?n=10").then(function (t) {
+    var table = $("top");
+    table.textContent = "";
+    var head = el("tr");
+    ["#", "in use", "objects", "allocated", "stack (leaf first)"].forEach(function (h, i) { head.appendChild(el("th", { class: i && i < 4 ? "num" : "" }, h)); });
+    table.appendChild(head);
+    if (!t.stacks.length) {
+      var row = el("tr");
+      row.appendChild(el("td", { colspan: "5", class: "muted" }, "No sampled allocations in use."));
+      table.appendChild(row);
+    }
+    t.stacks.forEach(function (s) {
+      var tr = el("tr", { class: "stack" });
+      tr.appendChild(el("td", {}, String(s.rank)));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.inuse_bytes)));
+      tr.appendChild(el("td", { class: "num" }, Math.round(s.inuse_objects).toLocaleString()));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.alloc_bytes)));
+      tr.appendChild(framesCell(s.frames.map(function (f) { return f; })));
+      table.appendChild(tr);
+    });
+  });
+}
+
+function refreshLeaks() {
+  return getJSON("leaks?limit=10").then(function (r) {
+    var box = $("leaks");
+    box.textContent = "";
+    box.className = "";
+    if (!r.candidates.length) {
+      box.appendChild(el("p", { class: "muted" }, "No leak candidates (" + r.history_points + " history points, " + r.live_samples + " live samples)."));
+    } else {
+      var table = el("table", { id: "leak-table" });
+      var head = el("tr");
+      ["#", "in use", "older than " + r.min_age_seconds + " s", "growth", "evidence", "stack (leaf first)"].forEach(function (h) { head.appendChild(el("th", {}, h)); });
+      table.appendChild(head);
+      r.candidates.forEach(function (c) {
+        var tr = el("tr", { class: "leak" });
+        tr.appendChild(el("td", {}, String(c.rank)));
+        tr.appendChild(el("td", { class: "num" }, fmtBytes(c.inuse_bytes)));
+        tr.appendChild(el("td", { class: "num" }, fmtBytes(c.old_bytes)));
+        tr.appendChild(el("td", { class: "num" }, fmtBytes(c.growth_bytes_per_second * 60) + "/min"));
+        tr.appendChild(el("td", {}, c.summary));
+        tr.appendChild(framesCell(c.frames.map(function (f) { return f.function; })));
+        table.appendChild(tr);
+      });
+      box.appendChild(table);
+    }
+    if (r.outside_heap) box.appendChild(el("p", { class: "finding warning" }, r.outside_heap.note));
+  });
+}
+
+function refresh() {
+  var parts = [refreshHistory(), refreshDoctor(), refreshTop(), refreshLeaks()];
+  return Promise.all(parts.map(function (p) { return p.then(function () { return null; }, function (e) { return e; }); }))
+    .then(function (errors) {
+      var failed = errors.filter(function (e) { return e; });
+      var status = $("status");
+      status.className = failed.length ? "error" : "";
+      status.textContent = failed.length
+        ? "update failed: " + failed.map(function (e) { return e.message; }).join("; ")
+        : "updated " + fmtTime(Date.now()) + ", every " + REFRESH_MS / 1000 + " s";
+    });
+}
+
+refresh();
+setInterval(refresh, REFRESH_MS);

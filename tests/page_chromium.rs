@@ -1,0 +1,147 @@
+//! Headless Chromium loads the page from the endpoint and runs its script:
+//! the dumped DOM must hold the plots with data drawn, the doctor's
+//! findings and the top stacks.
+//!
+//! Skips with a note when Chromium is missing, unless
+//! `MEMPROF_REQUIRE_CLIENTS=1` (set by `.ci/run`), where it fails.
+
+use std::hint::black_box;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memprof::history::HistoryConfig;
+
+#[global_allocator]
+static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn chromium() -> Option<String> {
+    let candidates = [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "/usr/bin/chromium",
+    ];
+    candidates
+        .iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|c| c.to_string())
+}
+
+#[inline(never)]
+fn page_test_allocation() -> Vec<Vec<u8>> {
+    let previous = memprof::set_thread_rate(Some(1));
+    let blocks = (0..4).map(|_| black_box(vec![1u8; 1 << 20])).collect();
+    memprof::set_thread_rate(previous);
+    blocks
+}
+
+/// Runs chromium with `args`, killing it after [`TIMEOUT`].
+fn dump_dom(binary: &str, url: &str) -> String {
+    let profile = std::env::temp_dir().join(format!("memprof-chromium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut child = Command::new(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dom = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    dom
+}
+
+#[test]
+fn chromium_renders_plots_findings_and_stacks() {
+    let Some(binary) = chromium() else {
+        if std::env::var("MEMPROF_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+            panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
+        }
+        eprintln!("note: chromium not found; skipping the page test");
+        return;
+    };
+    let live = page_test_allocation();
+    let history =
+        memprof::history::start(HistoryConfig::default().interval(Duration::from_millis(100)))
+            .unwrap();
+    let endpoint = memprof::serve("127.0.0.1:0").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while history.points(None).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // With the trailing slash, as a person would type it: the endpoint
+    // redirects to the prefix, and the page's relative links must follow.
+    let dom = dump_dom(&binary, &format!("{}/", endpoint.url()));
+    assert!(dom.contains("<svg"), "no plot in\n{dom}");
+    for series in ["allocated", "active", "resident", "retained", "rss"] {
+        let marker = format!("data-series=\"{series}\"");
+        let at = dom
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {marker} in\n{dom}"));
+        // The path of the series has points drawn: `d="M... L..."`.
+        let path_start = dom[..at].rfind("<path").unwrap();
+        let path = &dom[path_start..at];
+        assert!(
+            path.contains("d=\"M") && path.contains(" L"),
+            "{series} drawn: {path}"
+        );
+    }
+    assert!(dom.contains("id=\"findings\""), "{dom}");
+    assert!(
+        dom.contains("class=\"finding "),
+        "findings list filled in\n{dom}"
+    );
+    assert!(
+        dom.contains("class=\"stack\""),
+        "top stacks filled in\n{dom}"
+    );
+    assert!(dom.contains("page_test_allocation"), "{dom}");
+    assert!(dom.contains("MiB"), "human units\n{dom}");
+    assert!(
+        dom.contains("<span id=\"status\" class=\"\">updated "),
+        "every fetch succeeded\n{dom}"
+    );
+    drop(live);
+}
