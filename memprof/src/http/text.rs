@@ -21,6 +21,7 @@ fn bytes_f(value: f64) -> String {
     }
 }
 
+#[cfg(feature = "jemalloc")]
 fn ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), |r| format!("{r:.2}"))
 }
