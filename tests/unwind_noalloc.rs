@@ -1,0 +1,113 @@
+//! A warm framehop unwind allocates nothing, and finds backtrace's frames.
+//!
+//! The global allocator here only counts (this binary does not use
+//! `MemProf`), so any allocation on the capture path shows up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memprof::stack::capture::{capture_with, framehop_counters};
+use memprof::stack::{Unwinder, MAX_FRAMES};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to `System`, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+#[inline(never)]
+fn recurse(depth: usize, f: &mut dyn FnMut()) {
+    if depth == 0 {
+        f();
+    } else {
+        recurse(depth - 1, f);
+    }
+    std::hint::black_box(depth);
+}
+
+#[test]
+fn warm_framehop_unwind_does_not_allocate() {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return;
+    }
+    recurse(40, &mut || {
+        let mut frames = [0usize; MAX_FRAMES];
+        // Cold: lists the modules and sets up this thread's cache.
+        let cold = capture_with(Unwinder::Framehop, &mut frames);
+        assert!(cold > 40, "{cold} frames");
+        assert!(framehop_counters().module_lists >= 1);
+        assert!(framehop_counters().states >= 1);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let misses = framehop_counters().cache_misses;
+        let mut n = 0;
+        for _ in 0..100 {
+            n = capture_with(Unwinder::Framehop, &mut frames);
+        }
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed),
+            before,
+            "allocated while warm"
+        );
+        assert!(n > 40);
+        assert!(
+            framehop_counters().cache_misses - misses <= 2,
+            "missed {} times while warm",
+            framehop_counters().cache_misses - misses
+        );
+    });
+}
+
+#[test]
+fn framehop_and_backtrace_agree_from_a_new_thread() {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return;
+    }
+    let agreed = std::thread::spawn(|| {
+        let mut ok = true;
+        recurse(60, &mut || {
+            let mut by_framehop = [0usize; MAX_FRAMES];
+            let mut by_backtrace = [0usize; MAX_FRAMES];
+            let m = capture_with(Unwinder::Framehop, &mut by_framehop);
+            let n = capture_with(Unwinder::Dwarf, &mut by_backtrace);
+            assert_eq!(m, MAX_FRAMES, "60 frames of recursion and more");
+            // backtrace adds its own frames at the leaf; below the closure
+            // that called both, the stacks are one.
+            let leaf = by_framehop[..4]
+                .iter()
+                .find_map(|a| by_backtrace[..n].iter().position(|b| b == a))
+                .expect("a common frame near the leaf");
+            let k = leaf + 2;
+            let j = by_framehop
+                .iter()
+                .position(|&a| a == by_backtrace[k])
+                .expect("common");
+            let common = (n - k).min(m - j);
+            ok = by_backtrace[k..k + common] == by_framehop[j..j + common] && common > 40;
+        });
+        ok
+    })
+    .join()
+    .expect("thread");
+    assert!(agreed);
+}
