@@ -133,7 +133,7 @@ fn build_report(rows: usize) -> serde_json::Value {
     serde_json::json!({ "rows": rows.len(), "sample": rows.into_iter().take(3).collect::<Vec<_>>(), "total": total })
 }
 
-/// The leak: each session keeps 16 KiB forever.
+/// The leak: each session keeps 32 KiB forever.
 async fn session(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
@@ -145,7 +145,7 @@ async fn session(
 
 #[inline(never)]
 fn remember_session(state: &AppState, id: u64) {
-    let profile = vec![(id % 251) as u8; 16 * 1024];
+    let profile = vec![(id % 251) as u8; 32 * 1024];
     if let Ok(mut sessions) = state.sessions.lock() {
         sessions.insert(id, profile);
     }
@@ -187,7 +187,7 @@ fn traffic(service: SocketAddr) {
         }
         session += 1;
         let _ = get_path(service, &format!("/api/session?id={session}"));
-        // About 20 sessions a second: 320 KiB/s leaked.
+        // About 20 sessions a second: 640 KiB/s leaked.
         let elapsed = started.elapsed().as_millis() as u64;
         let due = session * 50;
         if due > elapsed {

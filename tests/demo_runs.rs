@@ -1,0 +1,101 @@
+//! The main job works: the demo starts its endpoint, and within half a
+//! minute the endpoint names its leak, sees its fragmentation and serves a
+//! profile of its churn.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn demo_binary() -> std::path::PathBuf {
+    // Tests live in <target>/<profile>/deps; cargo builds examples next door.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile_dir.join("examples").join("demo")
+}
+
+fn get(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
+#[test]
+fn demo_shows_its_leak_fragmentation_and_churn() {
+    let binary = demo_binary();
+    assert!(
+        binary.exists(),
+        "{} is built by cargo test",
+        binary.display()
+    );
+    let mut child = Command::new(&binary)
+        .args(["--addr", "127.0.0.1:0", "--seconds", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let demo = KillOnDrop(child);
+    let mut endpoint = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("endpoint: ") {
+            endpoint = Some(url.to_string());
+            break;
+        }
+    }
+    let endpoint = endpoint.expect("the demo prints its endpoint");
+
+    std::thread::sleep(Duration::from_secs(26));
+
+    let leaks: serde_json::Value =
+        serde_json::from_str(&get(&format!("{endpoint}/leaks"))).unwrap();
+    let candidates = leaks["candidates"].as_array().expect("candidates");
+    let sites: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        sites.iter().take(2).any(|k| k.contains("remember_session")),
+        "the session leak is among the first two candidates: {sites:#?}"
+    );
+    for key in &sites {
+        assert!(!key.contains("build_report"), "churn is not a leak: {key}");
+        assert!(
+            !key.contains("fragment_heap"),
+            "a one-time warm-up is not a leak: {key}"
+        );
+    }
+
+    let doctor: serde_json::Value =
+        serde_json::from_str(&get(&format!("{endpoint}/doctor"))).unwrap();
+    let rules: Vec<&str> = doctor["findings"]
+        .as_array()
+        .or(doctor.as_array())
+        .expect("findings")
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"allocator-fragmentation"),
+        "doctor sees the fragmentation: {rules:?}"
+    );
+
+    let folded = get(&format!("{endpoint}/heap?format=folded&kind=alloc_space"));
+    assert!(
+        folded.contains("build_report"),
+        "the churn shows in allocated space"
+    );
+    drop(demo);
+}
