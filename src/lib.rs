@@ -1,4 +1,104 @@
-//! Support code shared by memprof's examples, benchmarks and end-to-end tests.
+//! Support code shared by memprof's examples, benchmarks and end-to-end
+//! tests: a small HTTP client for the endpoint tests, and the lookup of the
+//! real clients (`go`, `promtool`, `chromium`) the tests drive.
 //!
 //! Nothing here is part of the library users depend on; see the `memprof`
 //! crate for that.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A response, read whole.
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, or empty.
+    pub content_type: String,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    /// The body as JSON; panics with the body if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A client that reports every status (no error for 4xx/5xx) and follows no
+/// redirects, so tests see exactly what the endpoint answered.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+/// Reads a response whole.
+pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let location = header("location");
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_vec()
+        .unwrap();
+    Reply {
+        status: response.status().as_u16(),
+        content_type,
+        location,
+        body,
+    }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+/// `POST url` with an empty body.
+pub fn post(url: &str) -> Reply {
+    reply(agent().post(url).send_empty())
+}
+
+/// Whether CI asked for every real client to be present
+/// (`MEMPROF_REQUIRE_CLIENTS` set, as `.ci/run` does).
+pub fn clients_required() -> bool {
+    std::env::var_os("MEMPROF_REQUIRE_CLIENTS").is_some()
+}
+
+/// The path of `program` on `PATH`, or `None` (having said why) if the test
+/// should skip; panics if it is missing and clients are required.
+pub fn client(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !clients_required(),
+            "{program} is not installed and MEMPROF_REQUIRE_CLIENTS is set"
+        );
+        eprintln!("note: {program} not found on PATH; skipping this check");
+    }
+    found
+}

@@ -11,27 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use memprof::http::{serve_with, Config};
+use memprof_dev::client;
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
-
-/// The path of `program`, or `None` (having said why) if the test should
-/// skip; panics if it is missing and clients are required.
-fn client(program: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("MEMPROF_REQUIRE_CLIENTS").is_none(),
-            "{program} is not installed and MEMPROF_REQUIRE_CLIENTS is set"
-        );
-        eprintln!("note: {program} not found on PATH; skipping this check");
-    }
-    found
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("memprof-{name}-{}", std::process::id()));

@@ -7,67 +7,10 @@ use std::time::Duration;
 use memprof::export::pprof::read_pprof;
 use memprof::http::{serve_with, Config, EndpointHandle, ServeError};
 use memprof::Snapshot;
+use memprof_dev::{agent, get, post, reply};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
-
-struct Reply {
-    status: u16,
-    content_type: String,
-    location: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .new_agent()
-}
-
-fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = result.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let content_type = header("content-type").unwrap_or_default();
-    let location = header("location");
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(256 << 20)
-        .read_to_vec()
-        .unwrap();
-    Reply {
-        status: response.status().as_u16(),
-        content_type,
-        location,
-        body,
-    }
-}
-
-fn get(url: &str) -> Reply {
-    reply(agent().get(url).call())
-}
-
-fn post(url: &str) -> Reply {
-    reply(agent().post(url).send_empty())
-}
 
 fn start() -> (EndpointHandle, String) {
     start_with(Config::default())

@@ -7,61 +7,17 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use memprof::history::HistoryConfig;
+use memprof_dev::Reply;
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
 
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-}
-
-fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut response = result.unwrap();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(256 << 20)
-        .read_to_vec()
-        .unwrap();
-    Reply {
-        status: response.status().as_u16(),
-        content_type,
-        body,
-    }
-}
-
 fn get(path: &str) -> Reply {
-    reply(agent().get(&format!("{}{path}", url())).call())
+    memprof_dev::get(&format!("{}{path}", url()))
 }
 
 fn post(path: &str) -> Reply {
-    reply(agent().post(&format!("{}{path}", url())).send_empty())
+    memprof_dev::post(&format!("{}{path}", url()))
 }
 
 /// One endpoint for the whole file, with a fast history.

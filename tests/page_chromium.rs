@@ -95,7 +95,7 @@ fn dump_dom(binary: &str, url: &str) -> String {
 #[test]
 fn chromium_renders_plots_findings_and_stacks() {
     let Some(binary) = chromium() else {
-        if std::env::var("MEMPROF_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+        if memprof_dev::clients_required() {
             panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
         }
         eprintln!("note: chromium not found; skipping the page test");

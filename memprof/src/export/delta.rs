@@ -5,7 +5,7 @@
 //! from a [`Diff`] so that every writer (pprof, folded, flamegraph, JSON)
 //! can show it.
 
-use crate::profile::{Diff, Estimates, Kind, Snapshot, StackProfile};
+use crate::profile::{Diff, Kind, Snapshot, StackProfile};
 
 /// Per-stack `after - before` for all four estimates, as a snapshot taken at
 /// the newer moment, with the newer snapshot's `rate` and `counters`.
@@ -19,7 +19,7 @@ pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
         .iter()
         .map(|e| StackProfile {
             frames: e.frames.clone(),
-            estimates: sub(&e.after, &e.before),
+            estimates: e.after - e.before,
         })
         .filter(|s| Kind::ALL.iter().any(|&k| s.value(k) != 0.0))
         .collect();
@@ -30,18 +30,9 @@ pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
     Snapshot {
         taken_at_unix_ms: diff.after_unix_ms,
         rate: newer.rate,
-        totals: sub(&diff.after_totals, &diff.before_totals),
+        totals: diff.after_totals - diff.before_totals,
         counters: newer.counters,
         stacks,
-    }
-}
-
-fn sub(a: &Estimates, b: &Estimates) -> Estimates {
-    Estimates {
-        inuse_bytes: a.inuse_bytes - b.inuse_bytes,
-        inuse_objects: a.inuse_objects - b.inuse_objects,
-        alloc_bytes: a.alloc_bytes - b.alloc_bytes,
-        alloc_objects: a.alloc_objects - b.alloc_objects,
     }
 }
 
@@ -50,6 +41,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::profile::Estimates;
     use crate::stack::Frame;
 
     pub(crate) fn snap(at: u64, stacks: &[(&str, f64, f64)]) -> Snapshot {
@@ -70,19 +62,10 @@ mod tests {
                 },
             })
             .collect();
-        let mut totals = Estimates::default();
-        for s in &stacks {
-            totals = Estimates {
-                inuse_bytes: totals.inuse_bytes + s.estimates.inuse_bytes,
-                inuse_objects: totals.inuse_objects + s.estimates.inuse_objects,
-                alloc_bytes: totals.alloc_bytes + s.estimates.alloc_bytes,
-                alloc_objects: totals.alloc_objects + s.estimates.alloc_objects,
-            };
-        }
         Snapshot {
             taken_at_unix_ms: at,
             rate: 1,
-            totals,
+            totals: stacks.iter().map(|s| s.estimates).sum(),
             counters: Default::default(),
             stacks,
         }

@@ -149,17 +149,10 @@ mod tests {
     }
 
     fn snapshot_of(at: u64, stacks: Vec<StackProfile>) -> Snapshot {
-        let mut totals = Estimates::default();
-        for s in &stacks {
-            totals.inuse_bytes += s.estimates.inuse_bytes;
-            totals.inuse_objects += s.estimates.inuse_objects;
-            totals.alloc_bytes += s.estimates.alloc_bytes;
-            totals.alloc_objects += s.estimates.alloc_objects;
-        }
         Snapshot {
             taken_at_unix_ms: at,
             rate: 1,
-            totals,
+            totals: stacks.iter().map(|s| s.estimates).sum(),
             counters: Default::default(),
             stacks,
         }

@@ -105,12 +105,36 @@ impl Estimates {
             Kind::AllocObjects => self.alloc_objects,
         }
     }
+}
 
-    fn add(&mut self, other: &Estimates) {
+impl std::ops::AddAssign for Estimates {
+    fn add_assign(&mut self, other: Estimates) {
         self.inuse_bytes += other.inuse_bytes;
         self.inuse_objects += other.inuse_objects;
         self.alloc_bytes += other.alloc_bytes;
         self.alloc_objects += other.alloc_objects;
+    }
+}
+
+impl std::ops::Sub for Estimates {
+    type Output = Estimates;
+    fn sub(self, other: Estimates) -> Estimates {
+        Estimates {
+            inuse_bytes: self.inuse_bytes - other.inuse_bytes,
+            inuse_objects: self.inuse_objects - other.inuse_objects,
+            alloc_bytes: self.alloc_bytes - other.alloc_bytes,
+            alloc_objects: self.alloc_objects - other.alloc_objects,
+        }
+    }
+}
+
+impl std::iter::Sum for Estimates {
+    fn sum<I: Iterator<Item = Estimates>>(iter: I) -> Estimates {
+        let mut total = Estimates::default();
+        for e in iter {
+            total += e;
+        }
+        total
     }
 }
 
@@ -250,15 +274,11 @@ fn take() -> Snapshot {
                 frames,
                 estimates: Estimates::default(),
             })
-            .estimates
-            .add(&estimates);
+            .estimates += estimates;
     }
     let mut stacks: Vec<StackProfile> = merged.into_values().collect();
     sort_by(&mut stacks, Kind::InuseSpace);
-    let mut totals = Estimates::default();
-    for s in &stacks {
-        totals.add(&s.estimates);
-    }
+    let totals = stacks.iter().map(|s| s.estimates).sum();
     Snapshot {
         taken_at_unix_ms: unix_ms(),
         rate: crate::sample::rate::rate(),
@@ -364,10 +384,7 @@ impl Snapshot {
             .filter(|s| !exclude.iter().any(|p| s.mentions(p)))
             .cloned()
             .collect();
-        let mut totals = Estimates::default();
-        for s in &stacks {
-            totals.add(&s.estimates);
-        }
+        let totals = stacks.iter().map(|s| s.estimates).sum();
         Snapshot {
             stacks,
             totals,
