@@ -26,10 +26,10 @@ const RECHECK_EVERY: u32 = 4096;
 
 type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
 
-/// Which address each framehop cache slot holds (0: none), and each set's
-/// next victim.
+/// Which address each framehop cache slot holds (0: none), set by set so
+/// one probe reads one cache line, and each set's next victim.
 struct Mirror {
-    tags: [[u64; SETS]; WAYS],
+    tags: [[u64; WAYS]; SETS],
     victims: [u8; SETS],
 }
 
@@ -37,14 +37,15 @@ impl Mirror {
     /// The way for `lookup` in `set`, and whether it is (probably) cached.
     #[inline(always)]
     fn way(&mut self, set: usize, lookup: u64) -> (usize, bool) {
-        for w in 0..WAYS {
-            if self.tags[w][set] == lookup {
+        let tags = &mut self.tags[set];
+        for (w, tag) in tags.iter().enumerate() {
+            if *tag == lookup {
                 return (w, true);
             }
         }
         let w = self.victims[set] as usize % WAYS;
         self.victims[set] = ((w + 1) % WAYS) as u8;
-        self.tags[w][set] = lookup;
+        tags[w] = lookup;
         (w, false)
     }
 }
