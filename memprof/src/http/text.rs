@@ -323,17 +323,15 @@ pub(crate) fn leaks(report: &LeakReport) -> String {
     for c in &report.candidates {
         let _ = writeln!(
             out,
-            "\n#{} {} in use, {} older than min age, growing {}/min (r² {:.2})\n  {}",
+            "\n#{} {} in use, {} older than min age, growing {}/min (r² {:.2})\n  at {}\n  {}",
             c.rank,
             bytes_f(c.inuse_bytes),
             bytes_f(c.old_bytes),
             bytes_f(c.growth_bytes_per_second * 60.0),
             c.growth_r_squared,
+            c.site,
             c.summary
         );
-        for f in c.frames.iter().take(8) {
-            let _ = writeln!(out, "    {}", f.function);
-        }
     }
     if let Some(o) = &report.outside_heap {
         let _ = writeln!(out, "\noutside the heap: {}", o.note);
@@ -348,15 +346,13 @@ pub(crate) fn top(body: &TopBody) -> String {
     for s in &body.stacks {
         let _ = writeln!(
             out,
-            "\n#{} {:.0} ({} in use, {:.0} objects)",
+            "\n#{} {:.0} ({} in use, {:.0} objects)\n  at {}",
             s.rank,
             s.value,
             bytes_f(s.inuse_bytes),
-            s.inuse_objects
+            s.inuse_objects,
+            s.site
         );
-        for f in s.frames.iter().take(8) {
-            let _ = writeln!(out, "    {f}");
-        }
     }
     out
 }

@@ -328,6 +328,8 @@ pub(crate) struct TopStack {
     pub(crate) inuse_objects: f64,
     pub(crate) alloc_bytes: f64,
     pub(crate) alloc_objects: f64,
+    /// Where the stack enters the program's own code.
+    pub(crate) site: String,
     /// Frames, leaf first, as `function (file:line)`.
     pub(crate) frames: Vec<String>,
 }
@@ -369,6 +371,7 @@ fn top_body(snapshot: &crate::Snapshot, kind: Kind, n: usize) -> TopBody {
             inuse_objects: s.estimates.inuse_objects,
             alloc_bytes: s.estimates.alloc_bytes,
             alloc_objects: s.estimates.alloc_objects,
+            site: s.site(),
             frames: s
                 .frames
                 .iter()

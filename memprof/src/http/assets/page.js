@@ -168,11 +168,15 @@ function refreshDoctor() {
   });
 }
 
-function framesCell(frames) {
+// The program's own call site first; the whole stack, leaf first, folded
+// away below it (its leaf end is mostly the standard library's).
+function framesCell(site, frames) {
   var td = el("td", { class: "frames" });
-  var shown = frames.slice(0, 6);
-  shown.forEach(function (f, i) { if (i) td.appendChild(el("br")); td.appendChild(document.createTextNode(f)); });
-  if (frames.length > shown.length) { td.appendChild(el("br")); td.appendChild(el("span", { class: "muted" }, "… " + (frames.length - shown.length) + " more")); }
+  td.appendChild(el("strong", {}, site));
+  var details = el("details");
+  details.appendChild(el("summary", { class: "muted" }, frames.length + " frames, leaf first"));
+  frames.forEach(function (f, i) { if (i) details.appendChild(el("br")); details.appendChild(document.createTextNode(f)); });
+  td.appendChild(details);
   return td;
 }
 
@@ -181,7 +185,7 @@ function refreshTop() {
     var table = $("top");
     table.textContent = "";
     var head = el("tr");
-    ["#", "in use", "objects", "allocated", "stack (leaf first)"].forEach(function (h, i) { head.appendChild(el("th", { class: i && i < 4 ? "num" : "" }, h)); });
+    ["#", "in use", "objects", "allocated", "allocated at"].forEach(function (h, i) { head.appendChild(el("th", { class: i && i < 4 ? "num" : "" }, h)); });
     table.appendChild(head);
     if (!t.stacks.length) {
       var row = el("tr");
@@ -194,7 +198,7 @@ function refreshTop() {
       tr.appendChild(el("td", { class: "num" }, fmtBytes(s.inuse_bytes)));
       tr.appendChild(el("td", { class: "num" }, Math.round(s.inuse_objects).toLocaleString()));
       tr.appendChild(el("td", { class: "num" }, fmtBytes(s.alloc_bytes)));
-      tr.appendChild(framesCell(s.frames.map(function (f) { return f; })));
+      tr.appendChild(framesCell(s.site, s.frames));
       table.appendChild(tr);
     });
   });
@@ -210,7 +214,7 @@ function refreshLeaks() {
     } else {
       var table = el("table", { id: "leak-table" });
       var head = el("tr");
-      ["#", "in use", "older than " + r.min_age_seconds + " s", "growth", "evidence", "stack (leaf first)"].forEach(function (h) { head.appendChild(el("th", {}, h)); });
+      ["#", "in use", "older than " + r.min_age_seconds + " s", "growth", "evidence", "allocated at"].forEach(function (h) { head.appendChild(el("th", {}, h)); });
       table.appendChild(head);
       r.candidates.forEach(function (c) {
         var tr = el("tr", { class: "leak" });
@@ -219,7 +223,7 @@ function refreshLeaks() {
         tr.appendChild(el("td", { class: "num" }, fmtBytes(c.old_bytes)));
         tr.appendChild(el("td", { class: "num" }, fmtBytes(c.growth_bytes_per_second * 60) + "/min"));
         tr.appendChild(el("td", {}, c.summary));
-        tr.appendChild(framesCell(c.frames.map(function (f) { return f.function; })));
+        tr.appendChild(framesCell(c.site, c.frames.map(function (f) { return f.function; })));
         table.appendChild(tr);
       });
       box.appendChild(table);
