@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# memprof against its peers: builds one binary per global allocator, runs the
+# workloads paired and interleaved, and prints a markdown table of medians
+# with each variant's ratio to bare jemalloc from the same run.
+#
+#   benches/peers/run.sh [ROUNDS] [WORKLOAD...]    (default 7; w1 w1-deep w2)
+#
+# Each round runs every (workload, variant) pair once, variants in a fresh
+# random order per workload, so machine noise (other builds on a 2-core box)
+# falls on all variants alike; the table shows medians over the rounds.
+# Compared figure: ns per operation (per request in w2) per thread. The
+# every-allocation variants (memprof-exact, dhat) run fewer operations so a
+# round stays short; their per-op figure is still comparable.
+#
+# Env: PEERS_SCALE multiplies every op count (default 1); RESULTS=path also
+# writes the table, the machine and the command to that file (RESULTS.md:
+# `RESULTS=RESULTS.md benches/peers/run.sh`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+
+rounds=${1:-7}
+shift || true
+workloads=("$@")
+[ ${#workloads[@]} -gt 0 ] || workloads=(w1 w1-deep w2)
+scale=${PEERS_SCALE:-1}
+
+echo "building (release, line-tables-only)..." >&2
+cargo build --release --quiet --features system,jemalloc,memprof,dhat --bins
+# jemalloc's `profiling` feature unifies across a build: its own target dir.
+CARGO_TARGET_DIR="$here/target-jeprof" cargo build --release --quiet --features jeprof --bin peer-jeprof
+bin=$here/target/release
+jeprof_bin=$here/target-jeprof/release/peer-jeprof
+
+# variant -> command prefix (env + binary)
+declare -A cmd=(
+    [system]="$bin/peer-system"
+    [jemalloc]="$bin/peer-jemalloc"
+    [memprof]="env -u MEMPROF_RATE $bin/peer-memprof"
+    [memprof-exact]="env MEMPROF_RATE=1 $bin/peer-memprof"
+    [dhat]="$bin/peer-dhat"
+    [jeprof]="env _RJEM_MALLOC_CONF=prof:true,prof_active:true,lg_prof_sample:19 $jeprof_bin"
+)
+variants=(system jemalloc memprof memprof-exact jeprof dhat)
+
+# Ops per thread: full for the sampling variants, fewer for the
+# every-allocation ones (see header).
+size() { # workload variant
+    local n
+    case "$1/$2" in
+        w1*/memprof-exact) n=500000 ;;
+        w1*/dhat) n=100000 ;;
+        w1*/*) n=5000000 ;;
+        w2/memprof-exact) n=10000 ;;
+        w2/dhat) n=1000 ;;
+        w2/*) n=50000 ;;
+        *) echo "unknown workload $1" >&2; exit 2 ;;
+    esac
+    awk -v n="$n" -v s="$scale" 'BEGIN { printf "%d", n * s }'
+}
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for r in $(seq "$rounds"); do
+    echo "round $r/$rounds" >&2
+    for w in "${workloads[@]}"; do
+        for v in $(printf '%s\n' "${variants[@]}" | shuf); do
+            line=$(${cmd[$v]} "$w" "$(size "$w" "$v")" 2>/dev/null) || {
+                echo "FAILED: $v $w" >&2
+                continue
+            }
+            echo "$line" >>"$out"
+        done
+    done
+done
+
+# Medians per (workload, variant), then the table in workload/variant order.
+table=$(awk -v order="${variants[*]}" -v worder="${workloads[*]}" '
+    {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        k = f["workload"] SUBSEP f["variant"]
+        n[k]++; v[k, n[k]] = f["ns_per_op"]
+    }
+    function median(k,   m, i, j, t, a) {
+        m = n[k]
+        for (i = 1; i <= m; i++) a[i] = v[k, i]
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function spread(k,   m, i, lo, hi) {
+        m = n[k]; lo = hi = v[k, 1]
+        for (i = 2; i <= m; i++) { if (v[k, i] < lo) lo = v[k, i]; if (v[k, i] > hi) hi = v[k, i] }
+        return sprintf("%.0f..%.0f", lo, hi)
+    }
+    END {
+        nv = split(order, vs, " "); nw = split(worder, ws, " ")
+        print "| workload | variant | runs | median ns/op | min..max ns/op | ratio vs jemalloc |"
+        print "|---|---|---|---|---|---|"
+        for (i = 1; i <= nw; i++) {
+            base = (ws[i] SUBSEP "jemalloc") in n ? median(ws[i] SUBSEP "jemalloc") : 0
+            for (j = 1; j <= nv; j++) {
+                k = ws[i] SUBSEP vs[j]
+                if (!(k in n)) continue
+                med = median(k)
+                ratio = base > 0 ? sprintf("%.3f", med / base) : "-"
+                printf "| %s | %s | %d | %.1f | %s | %s |\n", ws[i], vs[j], n[k], med, spread(k), ratio
+            }
+        }
+    }' "$out")
+
+echo "$table"
+
+if [ -n "${RESULTS:-}" ]; then
+    {
+        echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo
+        echo "Command: \`benches/peers/run.sh $rounds ${workloads[*]}\`${PEERS_SCALE:+ with PEERS_SCALE=$PEERS_SCALE}"
+        echo
+        echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)," \
+            "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo
+        echo "$table"
+        echo
+        echo "Raw lines:"
+        echo
+        echo '```'
+        cat "$out"
+        echo '```'
+    } >"$RESULTS"
+    echo "wrote $RESULTS" >&2
+fi
