@@ -293,6 +293,11 @@ fn stats_metrics_and_page() {
     let stats = stats.json();
     assert!(stats["rate"].as_u64().is_some());
     assert!(stats["sampler"]["samples_taken"].as_u64().is_some());
+    let unwinder = stats["unwinder"].as_str().unwrap_or_default();
+    assert!(
+        ["verifying", "frame_pointers", "dwarf", "framehop"].contains(&unwinder),
+        "the stack walker is reported: {unwinder}"
+    );
     assert!(stats["heap"]["inuse_bytes"].as_f64().is_some());
 
     let metrics = get(&format!("{url}/metrics"));

@@ -26,6 +26,8 @@ pub struct Stats {
     pub rate_env: EnvRate,
     /// What the sampler did and dropped, and its own memory.
     pub sampler: SamplerCounters,
+    /// The stack walker in use (frame pointers, framehop, backtrace).
+    pub unwinder: crate::stack::Unwinder,
     /// Heap estimates summed over all stacks.
     pub heap: Estimates,
     /// Figures for every scope entered so far.
@@ -75,6 +77,7 @@ impl Stats {
             rate: snapshot.rate,
             rate_env: crate::sample::rate::env_rate_state(),
             sampler: snapshot.counters,
+            unwinder: crate::stack::unwinder(),
             heap: snapshot.totals,
             scopes: crate::scope::scopes(),
             #[cfg(feature = "jemalloc")]
