@@ -7,7 +7,9 @@
 #
 # Each round runs every (workload, variant) pair once, variants in a fresh
 # random order per workload, so machine noise (other builds on a 2-core box)
-# falls on all variants alike; the table shows medians over the rounds.
+# falls on all variants alike; the table (table.awk) shows medians over the
+# rounds, each median's ratio to bare jemalloc's and the median of the
+# per-round paired ratios.
 # Compared figure: ns per operation (per request in w2) per thread. The
 # every-allocation variants (memprof-exact, dhat) run fewer operations so a
 # round stays short; their per-op figure is still comparable.
@@ -75,46 +77,24 @@ for r in $(seq "$rounds"); do
 done
 
 # Medians per (workload, variant), then the table in workload/variant order.
-table=$(awk -v order="${variants[*]}" -v worder="${workloads[*]}" '
-    {
-        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-        k = f["workload"] SUBSEP f["variant"]
-        n[k]++; v[k, n[k]] = f["ns_per_op"]
-    }
-    function median(k,   m, i, j, t, a) {
-        m = n[k]
-        for (i = 1; i <= m; i++) a[i] = v[k, i]
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
-    function spread(k,   m, i, lo, hi) {
-        m = n[k]; lo = hi = v[k, 1]
-        for (i = 2; i <= m; i++) { if (v[k, i] < lo) lo = v[k, i]; if (v[k, i] > hi) hi = v[k, i] }
-        return sprintf("%.0f..%.0f", lo, hi)
-    }
-    END {
-        nv = split(order, vs, " "); nw = split(worder, ws, " ")
-        print "| workload | variant | runs | median ns/op | min..max ns/op | ratio vs jemalloc |"
-        print "|---|---|---|---|---|---|"
-        for (i = 1; i <= nw; i++) {
-            base = (ws[i] SUBSEP "jemalloc") in n ? median(ws[i] SUBSEP "jemalloc") : 0
-            for (j = 1; j <= nv; j++) {
-                k = ws[i] SUBSEP vs[j]
-                if (!(k in n)) continue
-                med = median(k)
-                ratio = base > 0 ? sprintf("%.3f", med / base) : "-"
-                printf "| %s | %s | %d | %.1f | %s | %s |\n", ws[i], vs[j], n[k], med, spread(k), ratio
-            }
-        }
-    }' "$out")
+table=$(awk -v order="${variants[*]}" -v worder="${workloads[*]}" -f "$here/table.awk" "$out")
 
 echo "$table"
 
+# RESULTS: keep the hand-written part of the file (everything up to the
+# marker line) and replace what follows it with this run.
+marker='<!-- run.sh writes below this line -->'
 if [ -n "${RESULTS:-}" ]; then
     {
+        if [ -f "$RESULTS" ] && grep -qxF "$marker" "$RESULTS"; then
+            sed "/^$marker\$/q" "$RESULTS"
+        else
+            echo "$marker"
+        fi
+        echo
         echo "## Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
         echo
-        echo "Command: \`benches/peers/run.sh $rounds ${workloads[*]}\`${PEERS_SCALE:+ with PEERS_SCALE=$PEERS_SCALE}"
+        echo "Command: \`RESULTS=$RESULTS benches/peers/run.sh $rounds ${workloads[*]}\`${PEERS_SCALE:+ with PEERS_SCALE=$PEERS_SCALE}"
         echo
         echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)," \
             "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -126,6 +106,7 @@ if [ -n "${RESULTS:-}" ]; then
         echo '```'
         cat "$out"
         echo '```'
-    } >"$RESULTS"
+    } >"$RESULTS.tmp"
+    mv "$RESULTS.tmp" "$RESULTS"
     echo "wrote $RESULTS" >&2
 fi

@@ -1,5 +1,20 @@
 //! The workloads under memprof (`MemProf::jemalloc()`); the rate comes from
 //! `MEMPROF_RATE` (unset: the default, 524288; `1`: exact mode).
+//!
+//! Besides the shared workloads, two measurements only memprof has:
+//!
+//! * `mem <MiB>`: the profiler's own memory
+//!   (`sample::counters().profiler_bytes`) with a live heap of `<MiB>` MiB
+//!   of mixed-size blocks (8..=4096 bytes) at the current rate.
+//! * `endpoint <stacks>`: `<stacks>` distinct live stacks (recorded exactly,
+//!   on this thread only), then the latency of `GET /heap` and
+//!   `GET /flamegraph` on the loopback endpoint: the first request (which
+//!   symbolises) and the median of later ones.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -16,12 +31,121 @@ fn main() {
     } else {
         "memprof"
     };
-    let took = memprof_peers::run_workload(&workload, size)
-        .unwrap_or_else(|| panic!("unknown workload {workload:?}"));
-    memprof_peers::report(&workload, variant, size, took);
+    match workload.as_str() {
+        "mem" => mem(variant, size),
+        "endpoint" => endpoint(variant, size),
+        _ => {
+            let took = memprof_peers::run_workload(&workload, size)
+                .unwrap_or_else(|| panic!("unknown workload {workload:?}"));
+            memprof_peers::report(&workload, variant, size, took);
+        }
+    }
     let c = memprof::sample::counters();
     eprintln!(
-        "memprof: samples_taken={} stacks={} skipped_reentrant={} profiler_bytes={}",
-        c.samples_taken, c.stacks, c.skipped_reentrant, c.profiler_bytes
+        "memprof: samples_taken={} live_samples={} stacks={} samples_dropped={} stacks_dropped={} skipped_reentrant={} profiler_bytes={}",
+        c.samples_taken, c.live_samples, c.stacks, c.samples_dropped, c.stacks_dropped, c.skipped_reentrant, c.profiler_bytes
     );
+}
+
+/// Live heap of `mib` MiB in blocks of 8..=4096 bytes; prints the
+/// profiler's bytes before and after.
+fn mem(variant: &str, mib: usize) {
+    let before = memprof::sample::counters().profiler_bytes;
+    let target = mib << 20;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(target / 1024);
+    let mut heap = 0usize;
+    while heap < target {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let size = 8 + (rng % 4089) as usize;
+        let mut block = Vec::with_capacity(size);
+        block.push(rng as u8);
+        heap += size;
+        blocks.push(block);
+    }
+    let c = memprof::sample::counters();
+    println!(
+        "peers workload=mem variant={variant} heap_bytes={heap} blocks={} live_samples={} profiler_bytes_before={before} profiler_bytes={} ratio={:.6}",
+        blocks.len(),
+        c.live_samples,
+        c.profiler_bytes,
+        c.profiler_bytes as f64 / heap as f64
+    );
+    black_box(&blocks);
+}
+
+/// One live allocation per path through a binary tree of two functions,
+/// `depth` levels deep: `bits` picks `branch_a` or `branch_b` at each level,
+/// so every `bits` below `1 << depth` gives a distinct stack.
+fn step(bits: u32, depth: u32, out: &mut Vec<Box<[u8; 64]>>) {
+    if depth == 0 {
+        out.push(Box::new([bits as u8; 64]));
+    } else if bits & 1 == 0 {
+        branch_a(bits >> 1, depth - 1, out);
+    } else {
+        branch_b(bits >> 1, depth - 1, out);
+    }
+}
+
+#[inline(never)]
+fn branch_a(bits: u32, depth: u32, out: &mut Vec<Box<[u8; 64]>>) {
+    step(black_box(bits), depth, out);
+    black_box(1u8);
+}
+
+#[inline(never)]
+fn branch_b(bits: u32, depth: u32, out: &mut Vec<Box<[u8; 64]>>) {
+    step(black_box(bits), depth, out);
+    black_box(2u8);
+}
+
+/// `GET path` over a fresh connection; returns the time to the last byte.
+fn get(addr: SocketAddr, path: &str) -> (Duration, usize) {
+    let began = Instant::now();
+    let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .expect("read the response");
+    let took = began.elapsed();
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&response[..response.len().min(300)])
+    );
+    (took, response.len())
+}
+
+fn endpoint(variant: &str, stacks: usize) {
+    let depth = usize::BITS - stacks.saturating_sub(1).leading_zeros();
+    let mut live = Vec::with_capacity(stacks);
+    // Record this thread's allocations exactly, so each stack is sampled.
+    memprof::set_thread_rate(Some(1));
+    for bits in 0..stacks as u32 {
+        step(bits, depth, &mut live);
+    }
+    memprof::set_thread_rate(None);
+    let recorded = memprof::sample::counters().stacks;
+    let handle = memprof::serve("127.0.0.1:0").expect("start the endpoint");
+    let addr = handle.local_addr();
+    for path in ["/heap", "/heap?format=folded", "/flamegraph"] {
+        let path = format!("{}{path}", memprof::http::PREFIX);
+        let (first, bytes) = get(addr, &path);
+        let mut later: Vec<Duration> = (0..9).map(|_| get(addr, &path).0).collect();
+        later.sort();
+        println!(
+            "peers workload=endpoint variant={variant} stacks={recorded} depth={depth} path={path} bytes={bytes} first_ms={:.1} median_ms={:.1} max_ms={:.1}",
+            first.as_secs_f64() * 1e3,
+            later[later.len() / 2].as_secs_f64() * 1e3,
+            later[later.len() - 1].as_secs_f64() * 1e3,
+        );
+    }
+    black_box(&live);
 }
