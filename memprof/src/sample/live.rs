@@ -323,15 +323,19 @@ impl LiveSamples {
     }
 
     pub(crate) fn lock_all_for_fork(&self) {
+        // The order `insert` nests them in: a shard, then a filter lock.
         for shard in &self.shards {
             shard.lock_for_fork();
         }
+        self.filter.lock_all_for_fork();
     }
 
     /// # Safety
     ///
     /// Must follow [`LiveSamples::lock_all_for_fork`] in the same thread.
     pub(crate) unsafe fn unlock_all_after_fork(&self) {
+        // SAFETY: taken by `lock_all_for_fork`, per the contract.
+        unsafe { self.filter.unlock_all_after_fork() };
         for shard in &self.shards {
             // SAFETY: taken by `lock_all_for_fork`, per the contract.
             unsafe { shard.unlock_after_fork() };
