@@ -39,6 +39,7 @@
 pub mod alloc;
 pub mod doctor;
 pub mod export;
+mod hash;
 pub mod history;
 pub mod host;
 #[cfg(feature = "http")]

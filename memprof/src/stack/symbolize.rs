@@ -27,7 +27,7 @@ pub struct Frame {
 pub const MAX_CACHED_ADDRESSES: usize = 1 << 17;
 
 struct Cache {
-    frames: HashMap<usize, Arc<[Arc<Frame>]>>,
+    frames: HashMap<usize, Arc<[Arc<Frame>]>, crate::hash::AddressHash>,
     bytes: usize,
 }
 
@@ -45,7 +45,7 @@ pub fn cache_bytes() -> usize {
 pub fn resolve(address: usize) -> Arc<[Arc<Frame>]> {
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(|| Cache {
-        frames: HashMap::new(),
+        frames: HashMap::default(),
         bytes: 0,
     });
     if let Some(frames) = cache.frames.get(&address) {
