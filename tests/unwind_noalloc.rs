@@ -1,22 +1,35 @@
 //! A warm framehop unwind allocates nothing, and finds backtrace's frames.
 //!
-//! The global allocator here only counts (this binary does not use
-//! `MemProf`), so any allocation on the capture path shows up.
+//! The global allocator here only counts, per thread (this binary does not
+//! use `MemProf`), so any allocation on the capture path shows up, and the
+//! other test running in parallel does not.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use memprof::stack::capture::{capture_with, framehop_counters};
 use memprof::stack::{Unwinder, MAX_FRAMES};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Allocations made by this thread (const, no destructor: safe to use
+    /// from inside the allocator).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: forwards every call unchanged to `System`, only counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: the caller's guarantees, passed on.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: the caller's guarantees, passed on.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -58,17 +71,13 @@ fn warm_framehop_unwind_does_not_allocate() {
         assert!(cold > 40, "{cold} frames");
         assert!(framehop_counters().module_lists >= 1);
         assert!(framehop_counters().states >= 1);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let misses = framehop_counters().cache_misses;
         let mut n = 0;
         for _ in 0..100 {
             n = capture_with(Unwinder::Framehop, &mut frames);
         }
-        assert_eq!(
-            ALLOCATIONS.load(Ordering::Relaxed),
-            before,
-            "allocated while warm"
-        );
+        assert_eq!(allocations(), before, "allocated while warm");
         assert!(n > 40);
         assert!(
             framehop_counters().cache_misses - misses <= 2,
