@@ -7,10 +7,32 @@
 # i-th run of a variant against the i-th jemalloc run of the same workload,
 # which ran in the same round: the paired figure, less sensitive to noise
 # that drifts between rounds).
+#
+# W3 (the axum service, whose lines carry rps= and p99_us=) gets a table of
+# its own: median requests/s and p99 latency, each with its min..max, its
+# ratio of medians to bare jemalloc's and the median paired ratio. A W3
+# throughput ratio below 1 is a loss (fewer requests/s than jemalloc).
 {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     k = f["workload"] SUBSEP f["variant"]
     n[k]++; v[k, n[k]] = f["ns_per_op"]
+    if ("rps" in f) { rps[k, n[k]] = f["rps"]; p99[k, n[k]] = f["p99_us"]; isw3[f["workload"]] = 1 }
+    delete f
+}
+# The same statistics over another per-run figure (`arr`: rps or p99).
+function med_of(arr, k,   i, a) {
+    for (i = 1; i <= n[k]; i++) a[i] = arr[k, i] + 0
+    return median_of(a, n[k])
+}
+function paired_of(arr, k, b,   i, m, a) {
+    m = n[k] < n[b] ? n[k] : n[b]
+    for (i = 1; i <= m; i++) a[i] = arr[k, i] / arr[b, i]
+    return median_of(a, m)
+}
+function spread_of(arr, k, fmt,   i, lo, hi) {
+    lo = hi = arr[k, 1] + 0
+    for (i = 2; i <= n[k]; i++) { if (arr[k, i] + 0 < lo) lo = arr[k, i] + 0; if (arr[k, i] + 0 > hi) hi = arr[k, i] + 0 }
+    return sprintf(fmt ".." fmt, lo, hi)
 }
 function median_of(a, m,   i, j, t) {
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -32,9 +54,14 @@ function spread(k,   i, lo, hi) {
 }
 END {
     nv = split(order, vs, " "); nw = split(worder, ws, " ")
-    print "| workload | variant | runs | median ns/op | min..max ns/op | ratio of medians vs jemalloc | median paired ratio |"
-    print "|---|---|---|---|---|---|---|"
+    plain = 0
+    for (i = 1; i <= nw; i++) if (!(ws[i] in isw3)) plain++
+    if (plain) {
+        print "| workload | variant | runs | median ns/op | min..max ns/op | ratio of medians vs jemalloc | median paired ratio |"
+        print "|---|---|---|---|---|---|---|"
+    }
     for (i = 1; i <= nw; i++) {
+        if (ws[i] in isw3) continue
         b = ws[i] SUBSEP "jemalloc"
         base = b in n ? median(b) : 0
         for (j = 1; j <= nv; j++) {
@@ -44,6 +71,23 @@ END {
             ratio = base > 0 ? sprintf("%.3f", med / base) : "-"
             pr = base > 0 ? sprintf("%.3f", paired(k, b)) : "-"
             printf "| %s | %s | %d | %.1f | %s | %s | %s |\n", ws[i], vs[j], n[k], med, spread(k), ratio, pr
+        }
+    }
+    for (i = 1; i <= nw; i++) {
+        if (!(ws[i] in isw3)) continue
+        if (plain) print ""
+        print "| workload | variant | runs | median req/s | min..max req/s | req/s ratio of medians | median paired req/s ratio | median p99 us | min..max p99 us | p99 ratio of medians | median paired p99 ratio |"
+        print "|---|---|---|---|---|---|---|---|---|---|---|"
+        b = ws[i] SUBSEP "jemalloc"
+        for (j = 1; j <= nv; j++) {
+            k = ws[i] SUBSEP vs[j]
+            if (!(k in n)) continue
+            mr = med_of(rps, k); mp = med_of(p99, k)
+            if (b in n) {
+                rr = sprintf("%.3f", mr / med_of(rps, b)); prr = sprintf("%.3f", paired_of(rps, k, b))
+                rp = sprintf("%.3f", mp / med_of(p99, b)); prp = sprintf("%.3f", paired_of(p99, k, b))
+            } else rr = prr = rp = prp = "-"
+            printf "| %s | %s | %d | %.0f | %s | %s | %s | %.1f | %s | %s | %s |\n", ws[i], vs[j], n[k], mr, spread_of(rps, k, "%.0f"), rr, prr, mp, spread_of(p99, k, "%.1f"), rp, prp
         }
     }
 }

@@ -20,6 +20,11 @@
 //! * `w2`: service-like. [`THREADS`] threads, each `size` "requests": build
 //!   a `HashMap<String, Value>`, turn it into a `serde_json::Value`,
 //!   serialise it to a string and parse it back.
+//! * `w3`: an axum service under loopback load (see [`w3`]); `size` is the
+//!   measured window in milliseconds, and its line adds `rps` and latency
+//!   percentiles (`ns_per_op` is `1e9 / rps`).
+
+pub mod w3;
 
 use serde_json::{json, Map, Value};
 use std::alloc::{alloc, dealloc, realloc, Layout};
@@ -191,7 +196,7 @@ pub fn run_workload(name: &str, size: usize) -> Option<Duration> {
 /// Parses `<workload> <size>` from the command line.
 pub fn args() -> (String, usize) {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: peer-<variant> <w1|w1-deep|w2|...> <size>";
+    let usage = "usage: peer-<variant> <w1|w1-deep|w2|w3|...> <size>";
     let workload = args.next().expect(usage);
     let size = args.next().and_then(|s| s.parse().ok()).expect(usage);
     (workload, size)
@@ -211,6 +216,10 @@ pub fn report(workload: &str, variant: &str, size: usize, took: Duration) {
 /// The `main` of a binary with only the shared workloads.
 pub fn main(variant: &str) {
     let (workload, size) = args();
+    if workload == "w3" {
+        w3::report(variant, &w3::run(size));
+        return;
+    }
     let took =
         run_workload(&workload, size).unwrap_or_else(|| panic!("unknown workload {workload:?}"));
     report(&workload, variant, size, took);

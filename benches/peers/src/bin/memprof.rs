@@ -1,6 +1,9 @@
 //! The workloads under memprof (`MemProf::jemalloc()`); the rate comes from
 //! `MEMPROF_RATE` (unset: the default, 524288; `1`: exact mode).
 //!
+//! In `w3` the memprof endpoint (`memprof::serve("127.0.0.1:0")`) runs
+//! alongside the service under load.
+//!
 //! Besides the shared workloads, two measurements only memprof has:
 //!
 //! * `mem <MiB>`: the profiler's own memory
@@ -34,6 +37,14 @@ fn main() {
     match workload.as_str() {
         "mem" => mem(variant, size),
         "endpoint" => endpoint(variant, size),
+        "w3" => {
+            // The endpoint (and its history sampler) runs alongside the
+            // service, as it would in production.
+            let handle = memprof::serve("127.0.0.1:0").expect("start the endpoint");
+            eprintln!("memprof: endpoint on {}", handle.local_addr());
+            memprof_peers::w3::report(variant, &memprof_peers::w3::run(size));
+            drop(handle);
+        }
         _ => {
             let took = memprof_peers::run_workload(&workload, size)
                 .unwrap_or_else(|| panic!("unknown workload {workload:?}"));
