@@ -271,6 +271,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_scope_cache_keys_on_the_parent() {
+        let paths: Vec<String> = (0..3)
+            .flat_map(|_| {
+                let top = {
+                    let _x = enter("cache-x");
+                    thread::scope()
+                };
+                let nested = {
+                    let _y = enter("cache-y");
+                    let _x = enter("cache-x");
+                    thread::scope()
+                };
+                [top, nested]
+            })
+            .map(|id| scope_path(id).unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "cache-x",
+                "cache-y/cache-x",
+                "cache-x",
+                "cache-y/cache-x",
+                "cache-x",
+                "cache-y/cache-x"
+            ]
+        );
+        let x = scopes().into_iter().find(|s| s.path == "cache-x").unwrap();
+        assert_eq!(x.entered, 3, "cached entries still count");
+    }
+
+    #[test]
     fn nested_scopes_have_paths_and_roll_up() {
         let (outer, inner) = {
             let _a = enter("outer-test");
