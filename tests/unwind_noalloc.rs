@@ -2,10 +2,13 @@
 //!
 //! The global allocator here only counts, per thread (this binary does not
 //! use `MemProf`), so any allocation on the capture path shows up, and the
-//! other test running in parallel does not.
+//! other test running in parallel does not. The framehop counters are
+//! process-wide, so the two tests take turns (`one_at_a_time`): a cold
+//! unwind on the other test's new thread must not count as a warm miss here.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::{Mutex, MutexGuard};
 
 use memprof::stack::capture::{capture_with, framehop_counters};
 use memprof::stack::{Unwinder, MAX_FRAMES};
@@ -49,6 +52,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// Serialises the tests of this file: they read process-wide counters.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[inline(never)]
 fn recurse(depth: usize, f: &mut dyn FnMut()) {
     if depth == 0 {
@@ -64,6 +73,7 @@ fn warm_framehop_unwind_does_not_allocate() {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         return;
     }
+    let _turn = one_at_a_time();
     recurse(40, &mut || {
         let mut frames = [0usize; MAX_FRAMES];
         // Cold: lists the modules and sets up this thread's cache.
@@ -92,6 +102,7 @@ fn framehop_and_backtrace_agree_from_a_new_thread() {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         return;
     }
+    let _turn = one_at_a_time();
     let agreed = std::thread::spawn(|| {
         let mut ok = true;
         recurse(60, &mut || {
