@@ -102,3 +102,27 @@ pub fn client(program: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Checks two stacks taken one after the other in the same function by two
+/// walkers (`walked`, and `reference` from `backtrace`): each begins with its
+/// walker's own frames and a different call site in that function, but
+/// below those (within the first `TOP` frames of `walked`) they must be the
+/// same, down to where both end, or to where either was cut at `max` frames.
+///
+/// Returns how many frames agree, or what differs.
+pub fn same_callers(walked: &[usize], reference: &[usize], max: usize) -> Result<usize, String> {
+    /// The walker's own frames and the capturing function's, at most.
+    const TOP: usize = 6;
+    let agree_from = |j: usize, k: usize| {
+        let (w, r) = (&walked[j..], &reference[k..]);
+        let common = w.len().min(r.len());
+        let cut = walked.len() == max || reference.len() == max;
+        (w[..common] == r[..common] && (cut || w.len() == r.len())).then_some(common)
+    };
+    (0..walked.len().min(TOP))
+        .find_map(|j| {
+            let k = reference.iter().position(|&b| b == walked[j])?;
+            agree_from(j, k)
+        })
+        .ok_or_else(|| format!("the stacks do not agree below their first {TOP} frames"))
+}

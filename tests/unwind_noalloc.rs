@@ -97,6 +97,47 @@ fn warm_framehop_unwind_does_not_allocate() {
     });
 }
 
+/// A frame of about `N` bytes, a function of its own for each `N`.
+#[inline(never)]
+fn sized<const N: usize>(f: &mut dyn FnMut()) {
+    let mut frame = [0u8; N];
+    std::hint::black_box(&mut frame);
+    f();
+    std::hint::black_box(&frame);
+}
+
+#[test]
+fn ordinary_frames_get_compact_rules() {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return;
+    }
+    let _turn = one_at_a_time();
+    let before = framehop_counters();
+    let mut n = 0;
+    sized::<16>(&mut || {
+        sized::<200>(&mut || {
+            sized::<2000>(&mut || {
+                sized::<20000>(&mut || {
+                    let mut frames = [0usize; MAX_FRAMES];
+                    n = capture_with(Unwinder::Framehop, &mut frames);
+                })
+            })
+        })
+    });
+    let after = framehop_counters();
+    assert!(n > 8, "{n} frames");
+    // Eight new return addresses at least (each `sized` and its closure);
+    // all but the thread's outermost frames (if new) unwind by rule.
+    assert!(
+        after.cache_misses - before.cache_misses >= 8,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after.rules_not_compact - before.rules_not_compact <= 2,
+        "{before:?} {after:?}"
+    );
+}
+
 #[test]
 fn framehop_and_backtrace_agree_from_a_new_thread() {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {

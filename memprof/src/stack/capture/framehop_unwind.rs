@@ -16,16 +16,17 @@
 //!   every 4096 stacks per thread). Replaced lists are never
 //!   freed (a thread may still be reading one), and at most
 //!   64 are ever built, which bounds the leak.
-//! * **Cache.** framehop's rule cache is direct-mapped, 509 slots keyed by
-//!   `address % 509`; a 30-frame stack typically has a few colliding
-//!   addresses, and every miss re-parses CFI (260-520 ns). Each thread
-//!   therefore holds four framehop caches and a mirror of which address
-//!   sits in each of their slots, which makes them one four-way set-
-//!   associative cache: a frame goes to the way already holding its address,
-//!   else to the set's next victim (FIFO). The mirror only steers; framehop
-//!   still checks each entry's address, so a stale mirror costs time, never
-//!   correctness.
-//! * **Per-thread state** is allocated on a thread's first stack (the thread
+//! * **Rules.** framehop turns an address's CFI into a rule and caches it
+//!   per thread; running a cached rule still costs about 8 ns a frame, and
+//!   every new thread starts with an empty cache. memprof learns each rule
+//!   from framehop once, in a compact form that fits beside its address in
+//!   one `u64`, and keeps it in a process-wide table of 4096 entries
+//!   (32 KiB, four-way set-associative, lock-free); a warm frame costs a
+//!   probe of half a cache line and two or three bounds-checked stack reads.
+//!   Frames whose rule does not fit that form are unwound by framehop every
+//!   time. See the `rules` module.
+//! * **Per-thread state** (framehop's cache, for frames the table cannot
+//!   unwind, about 11 KiB) is allocated on a thread's first stack (the thread
 //!   is busy then, so that allocation goes straight to the inner allocator)
 //!   and returned to a global free list by a thread-local destructor, for the
 //!   next new thread to reuse. At most 1024 exist; a thread that
@@ -48,6 +49,8 @@
 mod imp;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod modules;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod rules;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(crate) use imp::{supported, unwind};
@@ -59,14 +62,18 @@ pub(crate) use imp::{supported, unwind};
 pub struct FramehopCounters {
     /// Module lists built; each replaced one stays allocated (at most 64).
     pub module_lists: u32,
-    /// Per-thread states allocated, about 60 KiB each; a state is reused by
+    /// Per-thread states allocated, about 11 KiB each; a state is reused by
     /// a new thread once its thread exits, so this follows the peak number
     /// of threads that took samples (at most 1024).
     pub states: u32,
     /// Per-thread states not returned at thread exit (free list busy).
     pub states_leaked: u32,
-    /// Frames whose unwind rule was not cached, so framehop read CFI.
+    /// Frames whose unwind rule was not in the process-wide rule table, so
+    /// framehop worked it out (from its own per-thread cache or the CFI).
     pub cache_misses: u64,
+    /// Rules learned without a compact form (framehop unwinds those frames
+    /// every time).
+    pub rules_not_compact: u64,
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

@@ -3,58 +3,26 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64};
-use framehop::{FrameAddress, MustNotAllocateDuringUnwind, Unwinder as _};
+use framehop::x86_64::UnwindRegsX86_64;
+use framehop::{FrameAddress, Unwinder as _};
 
 use super::modules::{self, Modules};
+use super::rules::{Cache, Caller, Rule, Stack, RULES};
 use super::FramehopCounters;
 use crate::stack::MAX_FRAMES;
 
-/// framehop caches per thread: the associativity of the combined cache.
-const WAYS: usize = 4;
-/// Slots in one framehop rule cache (`CACHE_ENTRY_COUNT` in framehop 0.16's
-/// `rule_cache.rs`), which maps an address to slot `address % SETS`. If a
-/// framehop release changes it, the mirror below steers less well; results
-/// stay correct.
-const SETS: usize = 509;
-/// At most this many per-thread states exist at once (each about 60 KiB);
+/// At most this many per-thread states exist at once (each about 11 KiB);
 /// a thread that finds none beyond that uses `backtrace`.
 const MAX_STATES: u32 = 1024;
 /// Every this many stacks, a thread checks whether objects were loaded or
 /// unloaded since its module list was built.
 const RECHECK_EVERY: u32 = 4096;
 
-type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
-
-/// Which address each framehop cache slot holds (0: none), set by set so
-/// one probe reads one cache line, and each set's next victim.
-struct Mirror {
-    tags: [[u64; WAYS]; SETS],
-    victims: [u8; SETS],
-}
-
-impl Mirror {
-    /// The way for `lookup` in `set`, and whether it is (probably) cached.
-    #[inline(always)]
-    fn way(&mut self, set: usize, lookup: u64) -> (usize, bool) {
-        let tags = &mut self.tags[set];
-        for (w, tag) in tags.iter().enumerate() {
-            if *tag == lookup {
-                return (w, true);
-            }
-        }
-        let w = self.victims[set] as usize % WAYS;
-        self.victims[set] = ((w + 1) % WAYS) as u8;
-        tags[w] = lookup;
-        (w, false)
-    }
-}
-
 /// One thread's unwinding state.
 struct ThreadState {
-    caches: [Cache; WAYS],
-    mirror: Box<Mirror>,
-    /// The module list `mirror` describes.
+    /// framehop's cache, for frames the rule table cannot unwind.
+    cache: Cache,
+    /// The module list `cache` was filled with.
     modules: *const Modules,
     /// Stacks since the last check for loaded or unloaded objects.
     stacks: u32,
@@ -80,6 +48,7 @@ static FREE_LOCK: AtomicBool = AtomicBool::new(false);
 static STATES: AtomicU32 = AtomicU32::new(0);
 static STATES_LEAKED: AtomicU32 = AtomicU32::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
+static NOT_COMPACT: AtomicU64 = AtomicU64::new(0);
 
 struct Release;
 
@@ -157,31 +126,12 @@ fn new_state() -> *mut ThreadState {
         STATES.fetch_sub(1, Ordering::Relaxed);
         return core::ptr::null_mut();
     }
-    let Some(mirror) = zeroed_mirror() else {
-        STATES.fetch_sub(1, Ordering::Relaxed);
-        return core::ptr::null_mut();
-    };
     Box::into_raw(Box::new(ThreadState {
-        caches: core::array::from_fn(|_| Cache::new_in()),
-        mirror,
+        cache: Cache::new_in(),
         modules: core::ptr::null(),
         stacks: 0,
         next_free: core::ptr::null_mut(),
     }))
-}
-
-/// A zeroed `Mirror` straight on the heap (no 16 KiB stack temporary).
-fn zeroed_mirror() -> Option<Box<Mirror>> {
-    let layout = std::alloc::Layout::new::<Mirror>();
-    // SAFETY: `Mirror` has a non-zero size, as `alloc_zeroed` requires.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Mirror;
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: `ptr` is a fresh, zeroed block of `Mirror`'s layout from the
-    // global allocator, which is what `Box` frees it with; all-zero bytes
-    // are a valid `Mirror` (integers only).
-    Some(unsafe { Box::from_raw(ptr) })
 }
 
 /// Whether this platform has the framehop unwinder: yes.
@@ -196,6 +146,7 @@ pub(crate) fn counters() -> FramehopCounters {
         states: STATES.load(Ordering::Relaxed),
         states_leaked: STATES_LEAKED.load(Ordering::Relaxed),
         cache_misses: MISSES.load(Ordering::Relaxed),
+        rules_not_compact: NOT_COMPACT.load(Ordering::Relaxed),
     }
 }
 
@@ -254,52 +205,60 @@ fn unwind_with(
     bp: u64,
     hi: u64,
 ) -> usize {
+    RULES.use_modules(modules);
     if !core::ptr::eq(state.modules, modules) {
+        // framehop keys its cache by a generation that a new unwinder may
+        // repeat, so a cache filled with another module list is dropped.
         state.modules = modules;
-        for tags in &mut state.mirror.tags {
-            tags.fill(0);
-        }
+        state.cache = Cache::new_in();
     }
-    let last_word = hi - 8;
-    let mut read_stack = |addr: u64| {
-        if addr >= sp && addr <= last_word && addr.is_multiple_of(8) {
-            // SAFETY: `[sp, hi)` is the live part of this thread's own stack,
-            // mapped and readable; `addr` is aligned and its 8 bytes lie in
-            // it. Volatile: the words may be padding the compiler never wrote.
-            Ok(unsafe { core::ptr::read_volatile(addr as *const u64) })
-        } else {
-            Err(())
-        }
+    let stack = Stack {
+        lo: sp,
+        last_word: hi - 8,
     };
+    // This function's own frame: framehop's, with its first-frame rules.
     let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
-    let mut address = FrameAddress::from_instruction_pointer(ip);
+    let first = modules.unwinder.unwind_frame(
+        FrameAddress::from_instruction_pointer(ip),
+        &mut regs,
+        &mut state.cache,
+        &mut |addr| stack.read(addr).ok_or(()),
+    );
+    let Ok(Some(return_address)) = first else {
+        return 0;
+    };
+    let mut frame = Caller {
+        return_address,
+        sp: regs.sp(),
+        bp: regs.bp(),
+    };
     let mut n = 0;
     let mut misses = 0u64;
     let mut unknown = false;
-    while n < MAX_FRAMES {
-        let lookup = address.address_for_lookup();
-        let (way, hit) = state.mirror.way((lookup % SETS as u64) as usize, lookup);
-        if !hit {
-            misses += 1;
-            unknown |= !modules.contains(lookup);
-        }
-        let Some(cache) = state.caches.get_mut(way) else {
+    while let Some(address) = FrameAddress::from_return_address(frame.return_address) {
+        buf[n] = frame.return_address as usize;
+        n += 1;
+        if n == MAX_FRAMES {
             break;
-        };
-        match modules
-            .unwinder
-            .unwind_frame(address, &mut regs, cache, &mut read_stack)
-        {
-            Ok(Some(ret)) => {
-                let Some(next) = FrameAddress::from_return_address(ret) else {
-                    break;
-                };
-                buf[n] = ret as usize;
-                n += 1;
-                address = next;
+        }
+        let Caller {
+            return_address: ip,
+            sp,
+            bp,
+        } = frame;
+        let caller = match RULES.get(ip) {
+            Some(rule) if !rule.asks_framehop() => rule.step(ip, sp, bp, &stack),
+            learned => {
+                let (caller, learning) =
+                    by_framehop(state, modules, address, frame, &stack, learned.is_none());
+                misses += u64::from(learning != Learning::NotAsked);
+                unknown |= learning == Learning::OutsideModules;
+                caller
             }
-            // The end of the stack, or an error: stop here either way.
-            Ok(None) | Err(_) => break,
+        };
+        match caller {
+            Some(caller) => frame = caller,
+            None => break,
         }
     }
     if misses != 0 {
@@ -310,4 +269,68 @@ fn unwind_with(
         modules::refresh(modules, unknown);
     }
     n
+}
+
+/// What [`by_framehop`] did about a frame's rule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Learning {
+    /// Nothing: the table already says to ask framehop.
+    NotAsked,
+    /// Learned it and kept it in the table.
+    Kept,
+    /// The address is in no known module (the list needs a rescan).
+    OutsideModules,
+}
+
+/// framehop's step for the frame `callee` (which returns to `address`), for
+/// frames the rule table has no compact rule for; if `learn`, also learns
+/// the frame's rule.
+#[inline(never)]
+fn by_framehop(
+    state: &mut ThreadState,
+    modules: &'static Modules,
+    address: FrameAddress,
+    callee: Caller,
+    stack: &Stack,
+    learn: bool,
+) -> (Option<Caller>, Learning) {
+    let Caller {
+        return_address: ip,
+        sp,
+        bp,
+    } = callee;
+    let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
+    let caller =
+        match modules
+            .unwinder
+            .unwind_frame(address, &mut regs, &mut state.cache, &mut |addr| {
+                stack.read(addr).ok_or(())
+            }) {
+            Ok(Some(return_address)) => Some(Caller {
+                return_address,
+                sp: regs.sp(),
+                bp: regs.bp(),
+            }),
+            // The end of the stack, or an error: stop here either way.
+            Ok(None) | Err(_) => None,
+        };
+    if !learn {
+        return (caller, Learning::NotAsked);
+    }
+    if !modules.contains(address.address_for_lookup()) {
+        return (caller, Learning::OutsideModules);
+    }
+    let rule = Rule::learn(
+        &modules.unwinder,
+        &mut state.cache,
+        address,
+        (ip, sp, bp),
+        stack,
+        caller,
+    );
+    if rule.asks_framehop() {
+        NOT_COMPACT.fetch_add(1, Ordering::Relaxed);
+    }
+    RULES.insert(ip, rule);
+    (caller, Learning::Kept)
 }
