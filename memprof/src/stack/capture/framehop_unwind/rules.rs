@@ -91,6 +91,9 @@ impl Stack {
 impl Rule {
     /// A frame framehop must unwind itself, every time.
     pub(super) const ASK_FRAMEHOP: Rule = Rule(ASK << 1);
+    /// The outermost frame (its CFI marks the return address undefined, as
+    /// in `clone3` and `_start`): the walk ends here.
+    pub(super) const END_OF_STACK: Rule = Rule(ASK << 1 | FROM_BP);
 
     fn new(sp_from: u32, sp_words: i64, bp_from: u32, bp_words: i64) -> Rule {
         if !(1..=MAX_SP_WORDS).contains(&sp_words) || !BP_WORDS.contains(&bp_words) {
@@ -125,12 +128,13 @@ impl Rule {
     /// Whether framehop must unwind this frame.
     #[inline(always)]
     pub(super) fn asks_framehop(self) -> bool {
-        self.bp_from() == ASK
+        self == Rule::ASK_FRAMEHOP
     }
 
     /// The caller's frame, found from this frame's registers; `None` where
-    /// framehop's own step would stop (a read outside the stack, a zero
-    /// return address or frame pointer, a walk that does not move up).
+    /// framehop's own step would stop (the end of the stack, a read outside
+    /// the stack, a zero return address or frame pointer, a walk that does
+    /// not move up).
     #[inline(always)]
     pub(super) fn step(self, ip: u64, sp: u64, bp: u64, stack: &Stack) -> Option<Caller> {
         let new_sp = if self.sp_from() == FROM_BP {
@@ -202,10 +206,13 @@ fn probe(
 ) -> Rule {
     let mut made_up_stack = |addr: u64| Ok(WORD_TAG | (addr & ADDRESS_MASK));
     let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
-    let Ok(Some(return_address)) =
-        unwinder.unwind_frame(address, &mut regs, cache, &mut made_up_stack)
-    else {
-        return Rule::ASK_FRAMEHOP;
+    let return_address = match unwinder.unwind_frame(address, &mut regs, cache, &mut made_up_stack)
+    {
+        Ok(Some(return_address)) => return_address,
+        // With a non-zero bp and no zero word on the made-up stack, only an
+        // end-of-stack rule stops the walk.
+        Ok(None) => return Rule::END_OF_STACK,
+        Err(_) => return Rule::ASK_FRAMEHOP,
     };
     let (new_sp, new_bp) = (regs.sp(), regs.bp());
     if return_address != WORD_TAG | (new_sp.wrapping_sub(8) & ADDRESS_MASK) {
@@ -335,6 +342,7 @@ mod tests {
         assert_eq!((r.sp_from(), r.bp_from()), (FROM_BP, BP_AT_BP));
         assert_eq!((r.sp_bytes(), r.bp_bytes()), (8, 1023 * 8));
         assert!(!r.asks_framehop() && Rule::ASK_FRAMEHOP.asks_framehop());
+        assert!(!Rule::END_OF_STACK.asks_framehop());
         assert_eq!(Rule::new(FROM_SP, 4096, KEEP_BP, 0), Rule::ASK_FRAMEHOP);
         assert_eq!(Rule::new(FROM_BP, 2, BP_AT_BP, 1024), Rule::ASK_FRAMEHOP);
         assert_eq!(Rule::new(FROM_SP, 0, KEEP_BP, 0), Rule::ASK_FRAMEHOP);
@@ -380,6 +388,7 @@ mod tests {
         let c = restore.step(1, base, 5, &stack).expect("a caller");
         assert_eq!((c.return_address, c.sp, c.bp), (0x3333, base + 56, 0xaaaa));
         assert_eq!(Rule::ASK_FRAMEHOP.step(1, base, 5, &stack), None);
+        assert_eq!(Rule::END_OF_STACK.step(1, base, base + 32, &stack), None);
     }
 
     fn empty_table() -> Box<RuleTable> {
