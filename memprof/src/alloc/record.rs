@@ -102,13 +102,13 @@ fn record(addr: usize, size: usize, rate: u64, inherit: Option<LiveSample>) {
             crate::scope::record_free(scope, size, weight);
         }
     }
-    SAMPLES_TAKEN.fetch_add(1, Ordering::Relaxed);
+    SAMPLES_TAKEN.add(1);
 }
 
 fn forget(sample: LiveSample) {
     STACKS.record_free(sample.stack, sample.size, sample.weight);
     crate::scope::record_free(sample.scope, sample.size, sample.weight);
-    SAMPLES_FREED.fetch_add(1, Ordering::Relaxed);
+    SAMPLES_FREED.add(1);
 }
 
 /// Frees a block the prefilter says may have been sampled.

@@ -11,8 +11,12 @@
 //! byte per slot (64 KiB) does not stay in a 32-48 KiB L1 cache next to the
 //! program's own data, and every free touches a random line of it; the
 //! 8 KiB bitmap does. The counters are only touched when a sample is
-//! recorded or forgotten, under a small lock per bitmap word, so a bit and
-//! its counter always change together.
+//! recorded or forgotten, by [`LiveSamples`](super::LiveSamples) under the
+//! lock of the shard the address belongs to. Shard and slot are both taken
+//! from the top bits of one hash ([`address_hash`]), so every address of a
+//! bitmap word belongs to one shard, and its lock serialises every change
+//! to that word and its counters: a bit and its counter change together,
+//! without a lock of the filter's own.
 //!
 //! With `n` live samples the false-positive rate is about `n / 65536`: at the
 //! default rate a 1 GiB heap holds a few thousand samples, so a few percent of
@@ -23,20 +27,23 @@
 
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use crate::sync::SpinLock;
-
 const SLOTS_LOG2: u32 = 16;
 const SLOTS: usize = 1 << SLOTS_LOG2;
 const WORDS: usize = SLOTS / 64;
-const LOCKS: usize = 64;
 const STUCK: u8 = u8::MAX;
+
+/// The hash whose top bits pick both an address's filter slot and its
+/// `LiveSamples` shard: Fibonacci hashing of the address without its
+/// alignment bits.
+#[inline(always)]
+pub(crate) fn address_hash(addr: usize) -> u64 {
+    (addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// Per-address bits and counters; see the module documentation.
 pub(crate) struct SampledFilter {
     bits: [AtomicU64; WORDS],
     counts: [AtomicU8; SLOTS],
-    /// Lock `w % LOCKS` guards word `w` of `bits` and its 64 counters.
-    locks: [SpinLock<()>; LOCKS],
 }
 
 impl SampledFilter {
@@ -44,14 +51,12 @@ impl SampledFilter {
         SampledFilter {
             bits: [const { AtomicU64::new(0) }; WORDS],
             counts: [const { AtomicU8::new(0) }; SLOTS],
-            locks: [const { SpinLock::new(()) }; LOCKS],
         }
     }
 
     #[inline(always)]
     fn slot(addr: usize) -> usize {
-        // Fibonacci hashing of the address without its alignment bits.
-        ((addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS_LOG2)) as usize
+        (address_hash(addr) >> (64 - SLOTS_LOG2)) as usize
     }
 
     /// Whether `addr` may be a live sample. `false` is certain.
@@ -64,47 +69,47 @@ impl SampledFilter {
         self.bits[slot / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
     }
 
+    /// Rewrites bitmap word `w`. A load and a store, not an atomic
+    /// read-modify-write: every writer of the word holds the same lock (see
+    /// `insert`'s contract); readers see the old word or the new one.
+    #[inline(always)]
+    fn set_bits(&self, w: usize, f: impl FnOnce(u64) -> u64) {
+        let word = &self.bits[w];
+        word.store(f(word.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
     /// Records that `addr` is now a live sample.
-    pub(crate) fn insert(&self, addr: usize) {
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a lock that every writer of `addr`'s bitmap word
+    /// holds: `LiveSamples`' shard lock for `addr` (see the module docs).
+    pub(crate) unsafe fn insert(&self, addr: usize) {
         let slot = Self::slot(addr);
-        let _guard = self.locks[(slot / 64) % LOCKS].lock();
         let count = self.counts[slot].load(Ordering::Relaxed);
         if count == STUCK {
             return;
         }
         self.counts[slot].store(count + 1, Ordering::Relaxed);
         if count == 0 {
-            self.bits[slot / 64].fetch_or(1 << (slot % 64), Ordering::Relaxed);
+            self.set_bits(slot / 64, |word| word | 1 << (slot % 64));
         }
     }
 
     /// Records that `addr`, inserted earlier, is no longer a live sample.
-    pub(crate) fn remove(&self, addr: usize) {
+    ///
+    /// # Safety
+    ///
+    /// As for [`SampledFilter::insert`].
+    pub(crate) unsafe fn remove(&self, addr: usize) {
         let slot = Self::slot(addr);
-        let _guard = self.locks[(slot / 64) % LOCKS].lock();
         let count = self.counts[slot].load(Ordering::Relaxed);
         if count == STUCK || count == 0 {
             return;
         }
         self.counts[slot].store(count - 1, Ordering::Relaxed);
         if count == 1 {
-            self.bits[slot / 64].fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn lock_all_for_fork(&self) {
-        for lock in &self.locks {
-            lock.lock_for_fork();
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Must follow [`SampledFilter::lock_all_for_fork`] in the same thread.
-    pub(crate) unsafe fn unlock_all_after_fork(&self) {
-        for lock in &self.locks {
-            // SAFETY: taken by `lock_all_for_fork`, per the contract.
-            unsafe { lock.unlock_after_fork() };
+            self.set_bits(slot / 64, |word| word & !(1 << (slot % 64)));
         }
     }
 }
@@ -113,18 +118,30 @@ impl SampledFilter {
 mod tests {
     use super::*;
 
+    /// `insert` from the test's single thread (no other writer exists).
+    fn insert(f: &SampledFilter, addr: usize) {
+        // SAFETY: only this thread writes to `f`.
+        unsafe { f.insert(addr) }
+    }
+
+    /// `remove` from the test's single thread (no other writer exists).
+    fn remove(f: &SampledFilter, addr: usize) {
+        // SAFETY: only this thread writes to `f`.
+        unsafe { f.remove(addr) }
+    }
+
     #[test]
     fn insert_then_remove_clears() {
         let f = Box::new(SampledFilter::new());
         assert!(!f.may_contain(0x1000));
-        f.insert(0x1000);
-        f.insert(0x1000);
+        insert(&f, 0x1000);
+        insert(&f, 0x1000);
         assert!(f.may_contain(0x1000));
-        f.remove(0x1000);
+        remove(&f, 0x1000);
         assert!(f.may_contain(0x1000), "one of two still live");
-        f.remove(0x1000);
+        remove(&f, 0x1000);
         assert!(!f.may_contain(0x1000));
-        f.remove(0x1000);
+        remove(&f, 0x1000);
         assert!(!f.may_contain(0x1000), "an extra remove does not underflow");
     }
 
@@ -132,39 +149,11 @@ mod tests {
     fn saturated_counters_stick() {
         let f = Box::new(SampledFilter::new());
         for _ in 0..300 {
-            f.insert(0x2000);
+            insert(&f, 0x2000);
         }
         for _ in 0..300 {
-            f.remove(0x2000);
+            remove(&f, 0x2000);
         }
         assert!(f.may_contain(0x2000), "a stuck counter never says no");
-    }
-
-    #[test]
-    fn concurrent_inserts_and_removes_keep_bits_and_counts_together() {
-        let f = std::sync::Arc::new(SampledFilter::new());
-        // Addresses that share bitmap words, from four threads at once.
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let f = std::sync::Arc::clone(&f);
-                std::thread::spawn(move || {
-                    for round in 0..2_000usize {
-                        let addr = 0x10_0000 + ((round * 4 + t) % 512) * 16;
-                        f.insert(addr);
-                        assert!(f.may_contain(addr));
-                        f.remove(addr);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        for i in 0..512usize {
-            assert!(
-                !f.may_contain(0x10_0000 + i * 16),
-                "every insert was removed"
-            );
-        }
     }
 }

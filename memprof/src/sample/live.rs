@@ -14,7 +14,7 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::filter::SampledFilter;
+use super::filter::{address_hash, SampledFilter};
 use crate::os;
 use crate::sync::{CachePadded, SpinLock};
 
@@ -171,12 +171,27 @@ impl Shard {
     }
 }
 
+/// A shard and its length, on one line: the lock holder owns the line, so
+/// keeping the length there costs no further line transfer.
+struct ShardSlot {
+    table: SpinLock<Shard>,
+    /// `table.len`, for lock-free readers; written under the lock.
+    len: AtomicUsize,
+}
+
+impl ShardSlot {
+    /// Publishes the shard's length after a change (a plain store: only the
+    /// lock holder writes it).
+    fn publish_len(&self, shard: &Shard) {
+        self.len.store(shard.len, Ordering::Relaxed);
+    }
+}
+
 /// The table of live samples; see the module documentation.
 pub struct LiveSamples {
-    shards: [CachePadded<SpinLock<Shard>>; SHARDS],
+    shards: [CachePadded<ShardSlot>; SHARDS],
     filter: SampledFilter,
     max_samples: AtomicUsize,
-    len: AtomicUsize,
     mapped_bytes: AtomicUsize,
     dropped: AtomicU64,
 }
@@ -188,17 +203,23 @@ impl LiveSamples {
 
     pub(crate) const fn new() -> Self {
         LiveSamples {
-            shards: [const { CachePadded(SpinLock::new(Shard::EMPTY)) }; SHARDS],
+            shards: [const {
+                CachePadded(ShardSlot {
+                    table: SpinLock::new(Shard::EMPTY),
+                    len: AtomicUsize::new(0),
+                })
+            }; SHARDS],
             filter: SampledFilter::new(),
             max_samples: AtomicUsize::new(Self::DEFAULT_MAX_SAMPLES),
-            len: AtomicUsize::new(0),
             mapped_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
     }
 
+    /// The shard of `addr`: the top bits of the hash whose next bits pick
+    /// its filter slot, so a shard's lock covers whole filter words.
     fn shard_of(addr: usize) -> usize {
-        ((addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS_LOG2)) as usize
+        (address_hash(addr) >> (64 - SHARDS_LOG2)) as usize
     }
 
     /// Caps the number of live samples kept; later samples past it are dropped.
@@ -217,7 +238,8 @@ impl LiveSamples {
     /// same address was replaced.
     pub(crate) fn insert(&self, sample: LiveSample) -> Result<Option<LiveSample>, ()> {
         debug_assert!(sample.addr != 0);
-        let mut shard = self.shards[Self::shard_of(sample.addr)].lock();
+        let slot = &self.shards[Self::shard_of(sample.addr)];
+        let mut shard = slot.table.lock();
         let per_shard_max = self.max_samples.load(Ordering::Relaxed).div_ceil(SHARDS);
         if shard.len >= per_shard_max {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -233,20 +255,22 @@ impl LiveSamples {
         }
         let old = shard.insert_unchecked(sample);
         if old.is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
-            self.filter.insert(sample.addr);
+            slot.publish_len(&shard);
+            // SAFETY: we hold the shard lock for `sample.addr`.
+            unsafe { self.filter.insert(sample.addr) };
         }
         Ok(old)
     }
 
     /// Removes and returns the sample at `addr`, if there is one.
     pub(crate) fn remove(&self, addr: usize) -> Option<LiveSample> {
-        let mut shard = self.shards[Self::shard_of(addr)].lock();
+        let slot = &self.shards[Self::shard_of(addr)];
+        let mut shard = slot.table.lock();
         let i = shard.find(addr)?;
         let removed = shard.remove_at(i);
-        drop(shard);
-        self.len.fetch_sub(1, Ordering::Relaxed);
-        self.filter.remove(addr);
+        slot.publish_len(&shard);
+        // SAFETY: we hold the shard lock for `addr`.
+        unsafe { self.filter.remove(addr) };
         Some(removed)
     }
 
@@ -288,9 +312,8 @@ impl LiveSamples {
     /// moment's view anyway.
     pub fn copy_into(&self, out: &mut Vec<LiveSample>) {
         for shard in &self.shards {
-            let len = shard.lock().len;
-            out.reserve(len + 16);
-            let mut guard = shard.lock();
+            out.reserve(shard.len.load(Ordering::Relaxed) + 16);
+            let mut guard = shard.table.lock();
             for sample in guard.slots().iter() {
                 if sample.addr != 0 {
                     if out.len() == out.capacity() {
@@ -304,7 +327,10 @@ impl LiveSamples {
 
     /// Number of live samples.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.len.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Whether no sample is live.
@@ -323,22 +349,18 @@ impl LiveSamples {
     }
 
     pub(crate) fn lock_all_for_fork(&self) {
-        // The order `insert` nests them in: a shard, then a filter lock.
         for shard in &self.shards {
-            shard.lock_for_fork();
+            shard.table.lock_for_fork();
         }
-        self.filter.lock_all_for_fork();
     }
 
     /// # Safety
     ///
     /// Must follow [`LiveSamples::lock_all_for_fork`] in the same thread.
     pub(crate) unsafe fn unlock_all_after_fork(&self) {
-        // SAFETY: taken by `lock_all_for_fork`, per the contract.
-        unsafe { self.filter.unlock_all_after_fork() };
         for shard in &self.shards {
             // SAFETY: taken by `lock_all_for_fork`, per the contract.
-            unsafe { shard.unlock_after_fork() };
+            unsafe { shard.table.unlock_after_fork() };
         }
     }
 }
@@ -368,6 +390,36 @@ mod tests {
         }
         assert!(table.is_empty());
         assert!(!table.may_contain(32));
+    }
+
+    #[test]
+    fn concurrent_inserts_and_removes_keep_the_filter_exact() {
+        let table = std::sync::Arc::new(LiveSamples::new());
+        // Addresses that share filter words, from four threads at once.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let table = std::sync::Arc::clone(&table);
+                std::thread::spawn(move || {
+                    for round in 0..5_000usize {
+                        let addr = 0x10_0000 + ((round * 4 + t) % 2048) * 16;
+                        if table.insert(sample(addr)).unwrap().is_none() {
+                            assert!(table.may_contain(addr));
+                            assert!(table.remove(addr).is_some());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(table.is_empty());
+        for i in 0..2048usize {
+            assert!(
+                !table.may_contain(0x10_0000 + i * 16),
+                "every insert was removed, so every bit is clear"
+            );
+        }
     }
 
     #[test]

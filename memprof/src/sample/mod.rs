@@ -9,13 +9,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use live::{LiveSample, LiveSamples};
 
+use crate::sync::StripedCounter;
+
 /// Every sampled block that is still allocated.
 pub(crate) static LIVE: LiveSamples = LiveSamples::new();
 
 /// Samples taken since start.
-pub(crate) static SAMPLES_TAKEN: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SAMPLES_TAKEN: StripedCounter = StripedCounter::new();
 /// Sampled blocks freed since start.
-pub(crate) static SAMPLES_FREED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SAMPLES_FREED: StripedCounter = StripedCounter::new();
 /// Crossings skipped because memprof was already busy on that thread.
 pub(crate) static SKIPPED_BUSY: AtomicU64 = AtomicU64::new(0);
 
@@ -45,8 +47,8 @@ pub struct SamplerCounters {
 pub fn counters() -> SamplerCounters {
     let stacks = &crate::stack::STACKS;
     SamplerCounters {
-        samples_taken: SAMPLES_TAKEN.load(Ordering::Relaxed),
-        samples_freed: SAMPLES_FREED.load(Ordering::Relaxed),
+        samples_taken: SAMPLES_TAKEN.sum(),
+        samples_freed: SAMPLES_FREED.sum(),
         live_samples: LIVE.len() as u64,
         samples_dropped: LIVE.dropped(),
         stacks_dropped: stacks.dropped(),

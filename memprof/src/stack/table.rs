@@ -9,11 +9,15 @@
 //!
 //! Counters are estimates (sums of sample weights), kept as `f64` bits in
 //! atomics and updated with compare-and-swap; snapshot readers never lock.
+//! Each stack has one set of counters per thread stripe ([`STRIPES`]), each
+//! on its own cache line apart from the fields lookups read, so threads
+//! sampling the same stack at once (every allocation, in exact mode) do not
+//! pass one line back and forth.
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::os;
-use crate::sync::{CachePadded, SpinLock};
+use crate::sync::{stripe, CachePadded, SpinLock, STRIPES};
 
 /// The most return addresses kept per stack.
 pub const MAX_FRAMES: usize = 64;
@@ -21,6 +25,8 @@ pub const MAX_FRAMES: usize = 64;
 /// The id standing for "a stack the full table could not store".
 pub const OVERFLOW_STACK: u32 = 0;
 
+/// Entries in the lock-free cache of recently interned stacks.
+const RECENT: usize = 4096;
 const INDEX_SHARDS_LOG2: u32 = 4;
 const INDEX_SHARDS: usize = 1 << INDEX_SHARDS_LOG2;
 const MIN_INDEX_CAPACITY: usize = 256;
@@ -35,6 +41,13 @@ struct StackRecord {
     frames_at: u64,
     /// `frame count + 1` once published; 0 while being written.
     published: AtomicU32,
+    /// Summed by readers; see the module documentation.
+    stripes: [StripeCounters; STRIPES],
+}
+
+/// One stripe of a stack's counters (`f64` bits), on a line of its own.
+#[repr(C, align(64))]
+struct StripeCounters {
     alloc_objects: AtomicU64,
     alloc_bytes: AtomicU64,
     freed_objects: AtomicU64,
@@ -74,6 +87,11 @@ pub struct StackTable {
     next_id: AtomicU32,
     next_frame: AtomicUsize,
     index: [CachePadded<SpinLock<IndexShard>>; INDEX_SHARDS],
+    /// Recently interned stacks, `hash`'s high half beside the id, slot
+    /// `hash % RECENT`: a stack seen before is found here without a lock
+    /// (and without writing a line another thread reads); the index under
+    /// its locks is the authority.
+    recent: [AtomicU64; RECENT],
     index_bytes: AtomicUsize,
     dropped: AtomicU64,
 }
@@ -117,6 +135,7 @@ impl StackTable {
                     len: 0,
                 }))
             }; INDEX_SHARDS],
+            recent: [const { AtomicU64::new(0) }; RECENT],
             index_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -183,8 +202,14 @@ impl StackTable {
             return OVERFLOW_STACK;
         }
         let hash = hash_frames(frames);
+        let recent = &self.recent[hash as usize % RECENT];
+        let seen = recent.load(Ordering::Relaxed);
+        if seen >> 32 == hash >> 32 && self.is_stack(seen as u32, hash, frames) {
+            return seen as u32;
+        }
         let mut shard = self.index[(hash >> (64 - INDEX_SHARDS_LOG2)) as usize].lock();
         if let Some(id) = self.find(&shard, hash, frames) {
+            recent.store(hash >> 32 << 32 | u64::from(id), Ordering::Relaxed);
             return id;
         }
         // Grow the index shard at 3/4 load.
@@ -227,7 +252,21 @@ impl StackTable {
                 .store(frames.len() as u32 + 1, Ordering::Release);
         }
         Self::insert_index_with_hash(&mut shard, id, hash);
+        recent.store(hash >> 32 << 32 | u64::from(id), Ordering::Relaxed);
         id
+    }
+
+    /// Whether `id` is the published stack `frames` (with `hash`). Lock-free.
+    fn is_stack(&self, id: u32, hash: u64, frames: &[usize]) -> bool {
+        if id == OVERFLOW_STACK {
+            return false;
+        }
+        // `frames` first: its Acquire load of `published` makes `hash`, written
+        // before the Release that published the record, visible.
+        match (self.frames(id), self.record(id)) {
+            (Some(stored), Some(record)) => record.hash == hash && stored == frames,
+            _ => false,
+        }
     }
 
     fn find(&self, shard: &IndexShard, hash: u64, frames: &[usize]) -> Option<u32> {
@@ -325,16 +364,18 @@ impl StackTable {
     /// Adds an allocation of `bytes` with `weight` to stack `id`'s counters.
     pub(crate) fn record_alloc(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
-            add_f64(&r.alloc_objects, weight);
-            add_f64(&r.alloc_bytes, weight * bytes as f64);
+            let c = &r.stripes[stripe()];
+            add_f64(&c.alloc_objects, weight);
+            add_f64(&c.alloc_bytes, weight * bytes as f64);
         }
     }
 
     /// Removes a freed sample's contribution from the in-use estimate.
     pub(crate) fn record_free(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
-            add_f64(&r.freed_objects, weight);
-            add_f64(&r.freed_bytes, weight * bytes as f64);
+            let c = &r.stripes[stripe()];
+            add_f64(&c.freed_objects, weight);
+            add_f64(&c.freed_bytes, weight * bytes as f64);
         }
     }
 
@@ -344,13 +385,16 @@ impl StackTable {
         if r.published.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let alloc_objects = load_f64(&r.alloc_objects);
-        let alloc_bytes = load_f64(&r.alloc_bytes);
+        let sum = |field: fn(&StripeCounters) -> &AtomicU64| {
+            r.stripes.iter().map(|c| load_f64(field(c))).sum::<f64>()
+        };
+        let alloc_objects = sum(|c| &c.alloc_objects);
+        let alloc_bytes = sum(|c| &c.alloc_bytes);
         Some(StackCounters {
             alloc_objects,
             alloc_bytes,
-            inuse_objects: (alloc_objects - load_f64(&r.freed_objects)).max(0.0),
-            inuse_bytes: (alloc_bytes - load_f64(&r.freed_bytes)).max(0.0),
+            inuse_objects: (alloc_objects - sum(|c| &c.freed_objects)).max(0.0),
+            inuse_bytes: (alloc_bytes - sum(|c| &c.freed_bytes)).max(0.0),
         })
     }
 
