@@ -126,10 +126,11 @@ fn ordinary_frames_get_compact_rules() {
     });
     let after = framehop_counters();
     assert!(n > 8, "{n} frames");
-    // Eight new return addresses at least (each `sized` and its closure);
-    // all but the thread's outermost frames (if new) unwind by rule.
+    // Four new return addresses at least, one into each `sized` (the
+    // closures between them may be tail calls, absent from the stack); all
+    // but the thread's outermost frames (if new) unwind by rule.
     assert!(
-        after.cache_misses - before.cache_misses >= 8,
+        after.cache_misses - before.cache_misses >= 4,
         "{before:?} {after:?}"
     );
     assert!(
