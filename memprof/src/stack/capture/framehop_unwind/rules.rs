@@ -12,7 +12,7 @@
 //!   offset;
 //! * the return address is the word just below the caller's stack pointer.
 //!
-//! A [`Rule`] holds that shape in 27 bits, so an address and its rule fit in
+//! A [`Rule`] holds that shape in 26 bits, so an address and its rule fit in
 //! one `u64`, and the [`RuleTable`] is read and written with single atomic
 //! loads and stores: no locks, no torn entries, shared by every thread.
 //!
