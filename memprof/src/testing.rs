@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::profile::leaks::human_bytes;
 use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
-use crate::sample::{LiveSample, LIVE};
+use crate::sample::LiveSample;
 use crate::stack::{Frame, STACKS};
 
 /// One stack's share of what a body retained.
@@ -116,12 +116,9 @@ fn require_memprof() {
 /// Live samples of this thread allocated at or after `since` (monotonic ns).
 fn retained_since(since: u64) -> Vec<LiveSample> {
     let thread = crate::alloc::thread::thread_id();
-    crate::alloc::unsampled(|| {
-        let mut live = Vec::new();
-        LIVE.copy_into(&mut live);
-        live.retain(|s| s.thread == thread && s.allocated_at_nanos >= since);
-        live
-    })
+    let mut live = crate::sample::live_samples();
+    live.retain(|s| s.thread == thread && s.allocated_at_nanos >= since);
+    live
 }
 
 fn summarize(samples: &[LiveSample]) -> Retained {

@@ -4,13 +4,15 @@
 //! way, runs the sampler's fast path:
 //!
 //! * `alloc`: subtract the size from this thread's countdown (a TLS slot);
-//!   only when it crosses zero, jump to the `#[cold]` recorder.
-//! * `dealloc`: ask the lock-free prefilter whether the address may be a live
-//!   sample; only if it may, jump to the `#[cold]` forgetter, which takes one
-//!   shard lock.
+//!   only when it crosses zero, jump to the `#[cold]` recorder, which makes
+//!   the allocation itself (a sampled block may get a promoted layout, see
+//!   [`record`]); otherwise jump to the inner allocator.
+//! * `dealloc`: ask the page gate and then the lock-free prefilter whether
+//!   the address may be a live sample; only if it may, jump to the `#[cold]`
+//!   forgetter, which takes one shard lock.
 //!
-//! The cold functions are reached as tail calls at the end of the fast path,
-//! so the fast path saves no extra registers. Nothing here locks, allocates
+//! Every path ends in a tail call, to the inner allocator or to a cold
+//! function, so the fast path saves no extra registers. Nothing here locks, allocates
 //! through itself, or panics; anything that goes wrong while recording is
 //! dropped and counted.
 
@@ -20,6 +22,7 @@ pub(crate) mod thread;
 use core::alloc::{GlobalAlloc, Layout};
 
 use crate::sample::LIVE;
+use record::Fill;
 
 /// The inner allocator `MemProf` wraps when none is named: jemalloc with
 /// the `jemalloc` feature, else the system allocator.
@@ -75,22 +78,22 @@ impl<A> MemProf<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees about `layout`.
-        let ptr = unsafe { self.inner.alloc(layout) };
         if thread::countdown_crossed(layout.size()) {
-            return record::sampled_alloc(ptr, layout.size());
+            // SAFETY: the caller's guarantees about `layout`, passed on.
+            return unsafe { record::alloc_at_sample_point(&self.inner, layout, Fill::Uninit) };
         }
-        ptr
+        // SAFETY: forwarded with the caller's guarantees about `layout`.
+        unsafe { self.inner.alloc(layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees about `layout`.
-        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
         if thread::countdown_crossed(layout.size()) {
-            return record::sampled_alloc(ptr, layout.size());
+            // SAFETY: the caller's guarantees about `layout`, passed on.
+            return unsafe { record::alloc_at_sample_point(&self.inner, layout, Fill::Zeroed) };
         }
-        ptr
+        // SAFETY: forwarded with the caller's guarantees about `layout`.
+        unsafe { self.inner.alloc_zeroed(layout) }
     }
 
     #[inline]
@@ -109,12 +112,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
             // SAFETY: the caller's guarantees are passed on unchanged.
             return unsafe { record::realloc_maybe_sampled(&self.inner, ptr, layout, new_size) };
         }
-        // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if thread::countdown_crossed(new_size) {
-            return record::sampled_alloc(new, new_size);
+            // SAFETY: the caller's guarantees are passed on unchanged.
+            return unsafe { record::realloc_at_sample_point(&self.inner, ptr, layout, new_size) };
         }
-        new
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
 }
 

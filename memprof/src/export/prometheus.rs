@@ -269,6 +269,18 @@ pub fn write_profiler_metrics<W: Write>(
         c.profiler_bytes as f64,
         &[],
     )?;
+    m.gauge(
+        "promotion_padding_bytes",
+        "Bytes live sampled blocks hold beyond their request, from promotion to a page.",
+        c.promotion_padding_bytes as f64,
+        &[],
+    )?;
+    m.gauge(
+        "unaligned_live_samples",
+        "Live samples not on a page boundary; while any, every free checks the sample filter.",
+        c.unaligned_live_samples as f64,
+        &[],
+    )?;
     let t = &snapshot.totals;
     m.gauge(
         "heap_inuse_bytes",

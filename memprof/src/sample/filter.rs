@@ -1,7 +1,9 @@
 //! A lock-free prefilter that answers "was this address sampled?" on free.
 //!
 //! Almost every `dealloc` is of a block that was never sampled, and must learn
-//! that without a lock or a shared write. The filter hashes an address to one
+//! that without a lock or a shared write. Most learn it from the page gate in
+//! front of the filter (see [`super::live`]); the page-aligned rest, and every
+//! free while the gate is shut, ask the filter. It hashes an address to one
 //! of 65,536 slots. Each slot has a counter of live samples hashed there, and
 //! one bit that is set exactly while the counter is non-zero. The fast path
 //! reads only the bits: a clear bit proves the address is not in the live

@@ -10,7 +10,23 @@
 //! Lock rule: nothing allocates while a shard lock is held. A free of a
 //! sampled block takes the same lock, so an allocation (and the free of a
 //! reallocation's old buffer) under the lock could deadlock on itself.
+//!
+//! # The page gate
+//!
+//! Before the filter, a free meets the page gate. At the default rate the
+//! allocator gives every sampled block a page-aligned layout (see
+//! `alloc::record`, which promotes them as jemalloc's own profiler does), so
+//! while every live sample sits on a [`SAMPLED_BLOCK_ALIGN`] boundary, a free
+//! of any other address is settled by its low bits alone, without touching
+//! the filter: most frees are of small blocks, and most small blocks are not
+//! page-aligned. The gate is a mask read on every free: `PAGE_MASK` while all
+//! live samples are aligned, 0 (everything goes on to the filter) from the
+//! first unaligned insert on. Each shard counts its unaligned samples under
+//! its lock; the gate closes under the inserting shard's lock and only
+//! reopens under every shard lock, once all counts are zero, so it is never
+//! open while an unaligned sample is live.
 
+use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -40,7 +56,9 @@ pub struct LiveSample {
     pub thread: u32,
     /// Innermost active scope id when allocated (0: none).
     pub scope: u32,
-    _reserved: u32,
+    /// Whether the allocator gave the block a page-aligned layout of at least
+    /// a page instead of the one asked for (see [`LiveSample::is_promoted`]).
+    promoted: bool,
 }
 
 impl LiveSample {
@@ -62,9 +80,49 @@ impl LiveSample {
             stack,
             thread,
             scope,
-            _reserved: 0,
+            promoted: false,
         }
     }
+
+    /// Marks the sample as living in a promoted block.
+    pub(crate) fn promoted(mut self) -> Self {
+        self.promoted = true;
+        self
+    }
+
+    /// Whether the block was promoted: allocated with [`SAMPLED_BLOCK_ALIGN`]
+    /// alignment and at least that size, whatever was asked for, so the free
+    /// path can tell it from unsampled blocks by its address. Such a block
+    /// must be freed with [`promoted_layout`] of the caller's layout.
+    pub fn is_promoted(&self) -> bool {
+        self.promoted
+    }
+
+    /// Bytes promotion added to the block (0 if it was not promoted).
+    pub fn promotion_padding(&self) -> usize {
+        if self.promoted {
+            SAMPLED_BLOCK_ALIGN.saturating_sub(self.size)
+        } else {
+            0
+        }
+    }
+}
+
+/// Alignment (and minimum size) of a promoted sampled block: one 4 KiB page,
+/// the boundary the page gate tests.
+pub const SAMPLED_BLOCK_ALIGN: usize = 4096;
+
+/// The gate's mask while every live sample is aligned.
+const PAGE_MASK: usize = SAMPLED_BLOCK_ALIGN - 1;
+
+/// The layout a promoted block of the caller's `layout` really has, or
+/// `None` if the layout cannot be promoted (it needs a larger alignment, or
+/// its size would overflow).
+pub(crate) fn promoted_layout(layout: Layout) -> Option<Layout> {
+    if layout.align() > SAMPLED_BLOCK_ALIGN {
+        return None;
+    }
+    Layout::from_size_align(layout.size().max(SAMPLED_BLOCK_ALIGN), SAMPLED_BLOCK_ALIGN).ok()
 }
 
 /// One shard's open-addressing table. `slots` is null until first use.
@@ -171,24 +229,46 @@ impl Shard {
     }
 }
 
-/// A shard and its length, on one line: the lock holder owns the line, so
-/// keeping the length there costs no further line transfer.
+/// A shard and its counts, on one line: the lock holder owns the line, so
+/// keeping the counts there costs no further line transfer. The counts are
+/// written only under the lock (plain stores) and read without it.
 struct ShardSlot {
     table: SpinLock<Shard>,
-    /// `table.len`, for lock-free readers; written under the lock.
+    /// `table.len`.
     len: AtomicUsize,
+    /// Live samples whose address is not page-aligned (see the page gate).
+    unaligned: AtomicUsize,
+    /// Sum of the live samples' [`LiveSample::promotion_padding`].
+    padding: AtomicUsize,
 }
 
 impl ShardSlot {
-    /// Publishes the shard's length after a change (a plain store: only the
-    /// lock holder writes it).
+    /// Publishes the shard's length after a change.
     fn publish_len(&self, shard: &Shard) {
         self.len.store(shard.len, Ordering::Relaxed);
+    }
+
+    /// Adds (`sign` 1) or takes away (`sign` -1) `sample`'s share of the
+    /// shard's unaligned count and padding. Returns the unaligned count.
+    /// Caller holds the shard lock.
+    fn count(&self, sample: &LiveSample, sign: isize) -> usize {
+        let add = |counter: &AtomicUsize, n: usize| {
+            let value = counter
+                .load(Ordering::Relaxed)
+                .wrapping_add_signed(n as isize * sign);
+            counter.store(value, Ordering::Relaxed);
+            value
+        };
+        add(&self.padding, sample.promotion_padding());
+        add(&self.unaligned, usize::from(sample.addr & PAGE_MASK != 0))
     }
 }
 
 /// The table of live samples; see the module documentation.
 pub struct LiveSamples {
+    /// The page gate's mask (see the module docs), alone on its line: read
+    /// by every free, written almost never.
+    gate: CachePadded<AtomicUsize>,
     shards: [CachePadded<ShardSlot>; SHARDS],
     filter: SampledFilter,
     max_samples: AtomicUsize,
@@ -203,10 +283,13 @@ impl LiveSamples {
 
     pub(crate) const fn new() -> Self {
         LiveSamples {
+            gate: CachePadded(AtomicUsize::new(PAGE_MASK)),
             shards: [const {
                 CachePadded(ShardSlot {
                     table: SpinLock::new(Shard::EMPTY),
                     len: AtomicUsize::new(0),
+                    unaligned: AtomicUsize::new(0),
+                    padding: AtomicUsize::new(0),
                 })
             }; SHARDS],
             filter: SampledFilter::new(),
@@ -227,10 +310,53 @@ impl LiveSamples {
         self.max_samples.store(max.max(SHARDS), Ordering::Relaxed);
     }
 
-    /// Whether `addr` may be live here; a `false` is certain. Lock-free.
+    /// Whether `addr` may be live here; a `false` is certain. Lock-free, and
+    /// while the page gate is open, a free of an unaligned address reads
+    /// one hot word and nothing else.
     #[inline(always)]
     pub(crate) fn may_contain(&self, addr: usize) -> bool {
-        self.filter.may_contain(addr)
+        // Relaxed: the gate closes before an unaligned sample's insert,
+        // which happened-before its free through the program's handoff of
+        // the pointer; it reopens only when no such sample is live.
+        addr & self.gate.load(Ordering::Relaxed) == 0 && self.filter.may_contain(addr)
+    }
+
+    /// Whether the page gate is open: every live sample is page-aligned, so
+    /// frees of other addresses skip the filter.
+    pub fn page_gate_open(&self) -> bool {
+        self.gate.load(Ordering::Relaxed) != 0
+    }
+
+    /// Live samples that are not page-aligned (while there are any, the page
+    /// gate stays shut).
+    pub fn unaligned(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.unaligned.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Bytes that promotion adds to the live sampled blocks.
+    pub fn promotion_padding(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.padding.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Reopens the page gate if no unaligned sample is live. Cheap when one
+    /// is (a scan of the shards' counts); otherwise takes every shard lock,
+    /// in order, so no insert can slip in between the check and the store.
+    /// The caller holds no shard lock.
+    pub(crate) fn try_open_gate(&self) {
+        if self.page_gate_open() || self.unaligned() != 0 {
+            return;
+        }
+        let guards: [_; SHARDS] = core::array::from_fn(|i| self.shards[i].table.lock());
+        if self.unaligned() == 0 {
+            self.gate.store(PAGE_MASK, Ordering::Relaxed);
+        }
+        drop(guards);
     }
 
     /// Stores a sample. Returns `Err(())` when the table is full (the sample
@@ -253,7 +379,15 @@ impl LiveSamples {
                 return Err(());
             }
         }
+        if sample.addr & PAGE_MASK != 0 && self.page_gate_open() {
+            // Under this shard's lock, so `try_open_gate` cannot interleave.
+            self.gate.store(0, Ordering::Relaxed);
+        }
         let old = shard.insert_unchecked(sample);
+        if let Some(old) = &old {
+            slot.count(old, -1);
+        }
+        slot.count(&sample, 1);
         if old.is_none() {
             slot.publish_len(&shard);
             // SAFETY: we hold the shard lock for `sample.addr`.
@@ -262,16 +396,34 @@ impl LiveSamples {
         Ok(old)
     }
 
-    /// Removes and returns the sample at `addr`, if there is one.
-    pub(crate) fn remove(&self, addr: usize) -> Option<LiveSample> {
+    /// Removes and returns the sample at `addr`, if there is one. The second
+    /// value says whether it was the shard's last unaligned sample, when
+    /// [`LiveSamples::try_open_gate`] may succeed.
+    pub(crate) fn remove(&self, addr: usize) -> Option<(LiveSample, bool)> {
+        self.remove_if(addr, |_| true)
+    }
+
+    /// Like [`LiveSamples::remove`], but a sample for which `remove` returns
+    /// false stays in the table; it is returned all the same.
+    pub(crate) fn remove_if(
+        &self,
+        addr: usize,
+        remove: impl FnOnce(&LiveSample) -> bool,
+    ) -> Option<(LiveSample, bool)> {
         let slot = &self.shards[Self::shard_of(addr)];
         let mut shard = slot.table.lock();
         let i = shard.find(addr)?;
-        let removed = shard.remove_at(i);
+        let sample = shard.slots()[i];
+        if !remove(&sample) {
+            return Some((sample, false));
+        }
+        shard.remove_at(i);
         slot.publish_len(&shard);
+        let unaligned_left = slot.count(&sample, -1);
+        let last_unaligned = addr & PAGE_MASK != 0 && unaligned_left == 0;
         // SAFETY: we hold the shard lock for `addr`.
         unsafe { self.filter.remove(addr) };
-        Some(removed)
+        Some((sample, last_unaligned))
     }
 
     /// Rehashes `shard` into a fresh mapping of `capacity` slots. Runs under
@@ -382,7 +534,7 @@ mod tests {
         assert_eq!(table.len(), 20_000);
         // Remove every other one; the rest must still be found.
         for a in (1..=20_000usize).step_by(2) {
-            assert_eq!(table.remove(a * 16).unwrap().addr, a * 16);
+            assert_eq!(table.remove(a * 16).unwrap().0.addr, a * 16);
         }
         for a in 1..=20_000usize {
             let found = table.remove(a * 16).is_some();
@@ -420,6 +572,100 @@ mod tests {
                 "every insert was removed, so every bit is clear"
             );
         }
+    }
+
+    #[test]
+    fn page_gate_shuts_for_unaligned_samples_and_reopens_without_them() {
+        let table = Box::new(LiveSamples::new());
+        let page = SAMPLED_BLOCK_ALIGN;
+        assert!(table.page_gate_open());
+        assert!(table
+            .insert(sample(40 * page).promoted())
+            .unwrap()
+            .is_none());
+        assert!(table.page_gate_open(), "aligned samples keep it open");
+        assert!(table.may_contain(40 * page));
+        for i in 1..256 {
+            assert!(
+                !table.may_contain(40 * page + i * 16),
+                "settled by the gate"
+            );
+        }
+        assert_eq!(table.promotion_padding(), page - 64);
+
+        // Two unaligned samples, in different shards.
+        let (a, b) = (7 * page + 16, 9 * page + 48);
+        assert_ne!(LiveSamples::shard_of(a), LiveSamples::shard_of(b));
+        table.insert(sample(a)).unwrap();
+        table.insert(sample(b)).unwrap();
+        assert!(!table.page_gate_open());
+        assert_eq!(table.unaligned(), 2);
+        assert!(table.may_contain(a) && table.may_contain(b));
+        let (_, last) = table.remove(a).unwrap();
+        assert!(last, "a was its shard's only unaligned sample");
+        table.try_open_gate();
+        assert!(!table.page_gate_open(), "b is still live");
+        assert!(table.may_contain(b));
+        table.remove(b).unwrap();
+        table.try_open_gate();
+        assert!(table.page_gate_open());
+        let (promoted, last) = table.remove(40 * page).unwrap();
+        assert!(promoted.is_promoted() && !last);
+        assert_eq!(table.promotion_padding(), 0);
+    }
+
+    #[test]
+    fn page_gate_never_opens_over_a_live_unaligned_sample() {
+        let table = std::sync::Arc::new(LiveSamples::new());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opener = {
+            let (table, stop) = (table.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    table.try_open_gate();
+                }
+            })
+        };
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    for round in 0..20_000usize {
+                        let addr = (round % 512 + 1) * SAMPLED_BLOCK_ALIGN * 2 + t * 16;
+                        if table.insert(sample(addr)).unwrap().is_none() {
+                            if t == 1 {
+                                assert!(!table.page_gate_open(), "round {round}");
+                            }
+                            assert!(table.may_contain(addr));
+                            table.remove(addr).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        opener.join().unwrap();
+        table.try_open_gate();
+        assert!(table.page_gate_open(), "all unaligned samples are gone");
+    }
+
+    #[test]
+    fn promoted_layouts_are_page_aligned_and_at_least_a_page() {
+        let small = Layout::from_size_align(24, 8).unwrap();
+        let p = promoted_layout(small).unwrap();
+        assert_eq!(
+            (p.size(), p.align()),
+            (SAMPLED_BLOCK_ALIGN, SAMPLED_BLOCK_ALIGN)
+        );
+        let big = Layout::from_size_align(100_000, 16).unwrap();
+        assert_eq!(promoted_layout(big).unwrap().size(), 100_000);
+        let over_aligned = Layout::from_size_align(64, 2 * SAMPLED_BLOCK_ALIGN).unwrap();
+        assert!(promoted_layout(over_aligned).is_none());
+        let huge = Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap();
+        assert!(promoted_layout(huge).is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod rate;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use live::{LiveSample, LiveSamples};
+pub use live::{LiveSample, LiveSamples, SAMPLED_BLOCK_ALIGN};
 
 use crate::sync::StripedCounter;
 
@@ -41,6 +41,25 @@ pub struct SamplerCounters {
     pub skipped_reentrant: u64,
     /// Bytes mapped for the live table, stack table and symbol cache.
     pub profiler_bytes: u64,
+    /// Bytes the live sampled blocks hold beyond what was asked for, because
+    /// they were promoted to a page (see [`LiveSample::is_promoted`]).
+    #[serde(default)]
+    pub promotion_padding_bytes: u64,
+    /// Live samples that are not page-aligned (not promoted: exact mode, a
+    /// thread's own rate below the promotion rate, over-aligned blocks).
+    /// While there are any, every free consults the sampled-address filter.
+    #[serde(default)]
+    pub unaligned_live_samples: u64,
+}
+
+/// Copies every live sample: the sampled blocks not freed yet, with their
+/// addresses, sizes and stack ids. What `snapshot` aggregates, one by one.
+pub fn live_samples() -> Vec<LiveSample> {
+    crate::alloc::unsampled(|| {
+        let mut live = Vec::new();
+        LIVE.copy_into(&mut live);
+        live
+    })
 }
 
 /// Reads the sampler's counters.
@@ -57,5 +76,7 @@ pub fn counters() -> SamplerCounters {
         profiler_bytes: (LIVE.mapped_bytes()
             + stacks.memory_bytes()
             + crate::stack::symbolize::cache_bytes()) as u64,
+        promotion_padding_bytes: LIVE.promotion_padding() as u64,
+        unaligned_live_samples: LIVE.unaligned() as u64,
     }
 }

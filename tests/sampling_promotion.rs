@@ -1,0 +1,143 @@
+//! At the default rate, sampled blocks are promoted to whole pages, so the
+//! free path can settle other frees by address alone. These tests run the
+//! real allocator: sampled blocks must be page-aligned, keep their contents
+//! through reallocation and be found again when freed; unpromoted samples
+//! (over-aligned blocks, exact mode) must be found too.
+
+use std::alloc::{alloc, dealloc, Layout};
+
+use memprof::sample::{live_samples, SAMPLED_BLOCK_ALIGN};
+use memprof::MemProf;
+
+#[global_allocator]
+static ALLOC: MemProf = MemProf::jemalloc();
+
+/// The tests change process-wide state (rate, gate): one at a time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Live samples of `blocks` (address, size): matched on both, since the
+/// test's own bookkeeping may be handed a freed block's address.
+fn sampled_among(blocks: &[(usize, usize)]) -> Vec<memprof::sample::LiveSample> {
+    let set: std::collections::HashSet<(usize, usize)> = blocks.iter().copied().collect();
+    live_samples()
+        .into_iter()
+        .filter(|s| set.contains(&(s.addr, s.size)))
+        .collect()
+}
+
+fn vec_blocks(blocks: &[Vec<u8>]) -> Vec<(usize, usize)> {
+    blocks
+        .iter()
+        .map(|b| (b.as_ptr() as usize, b.capacity()))
+        .collect()
+}
+
+#[inline(never)]
+fn promotion_site(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| vec![(i % 251) as u8; 700 + i % 300])
+        .collect()
+}
+
+#[test]
+fn sampled_blocks_are_promoted_and_freed_with_their_real_layout() {
+    let _turn = one_at_a_time();
+    memprof::set_rate(256 << 10);
+    let mut blocks = promotion_site(60_000); // ~50 MB: ~200 samples
+    let addrs = vec_blocks(&blocks);
+    let sampled = sampled_among(&addrs);
+    assert!(sampled.len() >= 50, "only {} sampled", sampled.len());
+    for s in &sampled {
+        assert!(s.is_promoted(), "{s:?}");
+        assert_eq!(s.addr % SAMPLED_BLOCK_ALIGN, 0, "{s:?}");
+    }
+    let c = memprof::snapshot().counters;
+    assert_eq!(c.unaligned_live_samples, 0);
+    assert!(c.promotion_padding_bytes >= sampled.len() as u64 * (4096 - 1000));
+
+    // Grow and shrink every block: the promoted ones move by hand, and
+    // some new sizes are sampled (and promoted) in turn.
+    for (i, b) in blocks.iter_mut().enumerate() {
+        b.resize(b.len() + 3000, 7);
+        b.truncate(100 + i % 50);
+        b.shrink_to_fit();
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(
+            b.iter().all(|&x| x == (i % 251) as u8),
+            "block {i} kept its bytes"
+        );
+    }
+    let addrs = vec_blocks(&blocks);
+    assert!(sampled_among(&addrs)
+        .iter()
+        .all(|s| s.is_promoted() && s.addr % SAMPLED_BLOCK_ALIGN == 0));
+
+    drop(blocks);
+    let left = sampled_among(&addrs);
+    assert!(
+        left.is_empty(),
+        "every promoted block's free was seen: {left:?}"
+    );
+    memprof::set_rate(memprof::DEFAULT_RATE);
+}
+
+#[test]
+fn over_aligned_samples_keep_their_layout_and_are_found_on_free() {
+    let _turn = one_at_a_time();
+    memprof::set_rate(256 << 10);
+    // Blocks aligned past a page cannot be promoted (nor need to be: their
+    // addresses pass the page gate anyway).
+    let layout = Layout::from_size_align(64 << 10, 2 * SAMPLED_BLOCK_ALIGN).unwrap();
+    let held: Vec<*mut u8> = (0..200)
+        .map(|i| {
+            // SAFETY: non-zero size.
+            let p = unsafe { alloc(layout) };
+            assert!(!p.is_null());
+            // SAFETY: a fresh block of at least 8 bytes.
+            unsafe { p.cast::<u64>().write(i) };
+            p
+        })
+        .collect();
+    let addrs: Vec<_> = held.iter().map(|&p| (p as usize, layout.size())).collect();
+    let sampled = sampled_among(&addrs);
+    assert!(
+        sampled.len() >= 10,
+        "12.5 MiB at 256 KiB: {}",
+        sampled.len()
+    );
+    assert!(sampled.iter().all(|s| !s.is_promoted()));
+    assert_eq!(memprof::snapshot().counters.unaligned_live_samples, 0);
+    for (i, p) in held.into_iter().enumerate() {
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe {
+            assert_eq!(p.cast::<u64>().read(), i as u64);
+            dealloc(p, layout);
+        }
+    }
+    assert!(sampled_among(&addrs).is_empty());
+    memprof::set_rate(memprof::DEFAULT_RATE);
+}
+
+#[test]
+fn exact_mode_samples_keep_their_layout() {
+    let _turn = one_at_a_time();
+    memprof::set_thread_rate(Some(1));
+    let blocks: Vec<Box<[u8; 24]>> = (0..1000).map(|i| Box::new([i as u8; 24])).collect();
+    memprof::set_thread_rate(None);
+    let addrs: Vec<_> = blocks.iter().map(|b| (b.as_ptr() as usize, 24)).collect();
+    let sampled = sampled_among(&addrs);
+    assert_eq!(sampled.len(), 1000, "every block sampled");
+    assert!(sampled.iter().all(|s| !s.is_promoted()));
+    assert!(memprof::snapshot().counters.unaligned_live_samples >= 900);
+    drop(blocks);
+    assert!(sampled_among(&addrs).is_empty());
+    assert_eq!(
+        memprof::snapshot().counters.unaligned_live_samples,
+        0,
+        "and the page gate may open again"
+    );
+}
