@@ -54,13 +54,26 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, bytes: usize) {
 /// no allocation, no lock.
 #[inline]
 pub(crate) fn monotonic_nanos() -> u64 {
+    clock_nanos(libc::CLOCK_MONOTONIC)
+}
+
+/// The monotonic clock as of the last timer tick (1-10 ms old): the vDSO
+/// reads it without the cycle counter, about 5x cheaper than
+/// [`monotonic_nanos`] (6 against 31 ns on this project's VM).
+#[inline]
+pub(crate) fn coarse_monotonic_nanos() -> u64 {
+    clock_nanos(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+#[inline]
+fn clock_nanos(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        libc::clock_gettime(clock, &mut ts);
     }
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)

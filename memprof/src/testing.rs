@@ -159,6 +159,7 @@ pub fn track<R>(body: impl FnOnce() -> R) -> (R, Retained) {
     let exact = ExactThread::start();
     require_memprof();
     let since = crate::os::monotonic_nanos();
+    crate::alloc::thread::restart_sample_time();
     let result = body();
     let retained = summarize(&retained_since(since));
     drop(exact);
@@ -191,6 +192,7 @@ pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport 
         body();
     }
     let since = crate::os::monotonic_nanos();
+    crate::alloc::thread::restart_sample_time();
     let every = (iterations / 50).max(1);
     let mut checkpoints = Vec::new();
     for i in 1..=iterations {

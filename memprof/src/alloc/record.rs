@@ -185,7 +185,7 @@ fn record(
             }
             (
                 STACKS.intern(&frames[..n]),
-                crate::os::monotonic_nanos(),
+                thread::sample_time(),
                 thread::thread_id(),
                 scope,
             )

@@ -7,8 +7,13 @@
 //! index whose shards grow by remapping. Past the maximum, new stacks are
 //! attributed to [`OVERFLOW_STACK`] and counted, so totals stay honest.
 //!
-//! Counters are estimates (sums of sample weights), kept as `f64` bits in
-//! atomics and updated with compare-and-swap; snapshot readers never lock.
+//! Counters are estimates (sums of sample weights) in fixed point, so one
+//! `fetch_add` updates each: objects in 1/65536ths, bytes in 1/256ths. A
+//! compare-and-swap loop over `f64` bits reads the line before it can write
+//! it, two coherence trips where a cold line costs one. Sums wrap modulo
+//! 2^64 (objects after 2^48 of them, bytes after 64 PiB per stripe), which
+//! leaves "in use", a difference of two sums, exact; snapshot readers never
+//! lock.
 //! Each stack has one set of counters per thread stripe ([`STRIPES`]), each
 //! on its own cache line apart from the fields lookups read, so threads
 //! sampling the same stack at once (every allocation, in exact mode) do not
@@ -45,7 +50,8 @@ struct StackRecord {
     stripes: [StripeCounters; STRIPES],
 }
 
-/// One stripe of a stack's counters (`f64` bits), on a line of its own.
+/// One stripe of a stack's counters (fixed point, see [`Fixed`]), on a line
+/// of its own.
 #[repr(C, align(64))]
 struct StripeCounters {
     alloc_objects: AtomicU64,
@@ -105,14 +111,41 @@ fn hash_frames(frames: &[usize]) -> u64 {
     h ^ (h >> 29)
 }
 
-fn add_f64(cell: &AtomicU64, delta: f64) {
-    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-        Some((f64::from_bits(bits) + delta).to_bits())
-    });
+/// A sample's contribution to the counters, in fixed point. Computed the
+/// same way from the same `(weight, bytes)` when it is allocated and when it
+/// is freed, so a stack's in-use figures return exactly to zero.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fixed {
+    objects: u64,
+    bytes: u64,
 }
 
-fn load_f64(cell: &AtomicU64) -> f64 {
-    f64::from_bits(cell.load(Ordering::Relaxed))
+impl Fixed {
+    const OBJECT_SCALE: f64 = 65536.0;
+    const BYTE_SCALE: f64 = 256.0;
+
+    fn new(bytes: usize, weight: f64) -> Fixed {
+        // Rounded to nearest by adding a half (the values are not negative;
+        // `f64::round` is a libm call without SSE4.1). `as` saturates and
+        // maps NaN to 0: never a panic.
+        Fixed {
+            objects: (weight * Self::OBJECT_SCALE + 0.5) as u64,
+            bytes: (weight * bytes as f64 * Self::BYTE_SCALE + 0.5) as u64,
+        }
+    }
+
+    fn objects(sum: u64) -> f64 {
+        sum as f64 / Self::OBJECT_SCALE
+    }
+
+    fn bytes(sum: u64) -> f64 {
+        sum as f64 / Self::BYTE_SCALE
+    }
+
+    /// `alloc - freed` of two wrapping sums, as a non-negative count.
+    fn in_use(alloc: u64, freed: u64) -> u64 {
+        (alloc.wrapping_sub(freed) as i64).max(0) as u64
+    }
 }
 
 impl StackTable {
@@ -365,8 +398,9 @@ impl StackTable {
     pub(crate) fn record_alloc(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
             let c = &r.stripes[stripe()];
-            add_f64(&c.alloc_objects, weight);
-            add_f64(&c.alloc_bytes, weight * bytes as f64);
+            let add = Fixed::new(bytes, weight);
+            c.alloc_objects.fetch_add(add.objects, Ordering::Relaxed);
+            c.alloc_bytes.fetch_add(add.bytes, Ordering::Relaxed);
         }
     }
 
@@ -374,8 +408,9 @@ impl StackTable {
     pub(crate) fn record_free(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
             let c = &r.stripes[stripe()];
-            add_f64(&c.freed_objects, weight);
-            add_f64(&c.freed_bytes, weight * bytes as f64);
+            let add = Fixed::new(bytes, weight);
+            c.freed_objects.fetch_add(add.objects, Ordering::Relaxed);
+            c.freed_bytes.fetch_add(add.bytes, Ordering::Relaxed);
         }
     }
 
@@ -386,15 +421,17 @@ impl StackTable {
             return None;
         }
         let sum = |field: fn(&StripeCounters) -> &AtomicU64| {
-            r.stripes.iter().map(|c| load_f64(field(c))).sum::<f64>()
+            r.stripes.iter().fold(0u64, |sum, c| {
+                sum.wrapping_add(field(c).load(Ordering::Relaxed))
+            })
         };
         let alloc_objects = sum(|c| &c.alloc_objects);
         let alloc_bytes = sum(|c| &c.alloc_bytes);
         Some(StackCounters {
-            alloc_objects,
-            alloc_bytes,
-            inuse_objects: (alloc_objects - sum(|c| &c.freed_objects)).max(0.0),
-            inuse_bytes: (alloc_bytes - sum(|c| &c.freed_bytes)).max(0.0),
+            alloc_objects: Fixed::objects(alloc_objects),
+            alloc_bytes: Fixed::bytes(alloc_bytes),
+            inuse_objects: Fixed::objects(Fixed::in_use(alloc_objects, sum(|c| &c.freed_objects))),
+            inuse_bytes: Fixed::bytes(Fixed::in_use(alloc_bytes, sum(|c| &c.freed_bytes))),
         })
     }
 
@@ -473,6 +510,48 @@ mod tests {
         assert_eq!(c.alloc_bytes, 400.0);
         assert_eq!(c.inuse_objects, 2.0);
         assert_eq!(c.inuse_bytes, 200.0);
+    }
+
+    #[test]
+    fn fractional_weights_return_exactly_to_zero() {
+        let table = Box::new(StackTable::new());
+        let id = table.intern(&[8]);
+        let samples: Vec<(usize, f64)> = (1..2000usize)
+            .map(|i| (i * 37 % 5000 + 1, 1.0 + 1.0 / i as f64))
+            .collect();
+        for &(bytes, weight) in &samples {
+            table.record_alloc(id, bytes, weight);
+        }
+        let c = table.counters(id).unwrap();
+        let objects: f64 = samples.iter().map(|s| s.1).sum();
+        let bytes: f64 = samples.iter().map(|s| s.0 as f64 * s.1).sum();
+        assert!(
+            (c.inuse_objects - objects).abs() < 0.01,
+            "{c:?} vs {objects}"
+        );
+        assert!((c.inuse_bytes - bytes).abs() < 1.0, "{c:?} vs {bytes}");
+        for &(bytes, weight) in samples.iter().rev() {
+            table.record_free(id, bytes, weight);
+        }
+        let c = table.counters(id).unwrap();
+        assert_eq!((c.inuse_objects, c.inuse_bytes), (0.0, 0.0));
+        assert!((c.alloc_objects - objects).abs() < 0.01);
+    }
+
+    #[test]
+    fn in_use_survives_wrapping_sums() {
+        // Sums near the wrap point still give the right difference, and a
+        // free seen before its allocation (stripes are read one by one)
+        // reads as zero, not as 2^64.
+        assert_eq!(Fixed::in_use(5, u64::MAX - 2), 8);
+        assert_eq!(Fixed::in_use(3, 5), 0);
+        assert_eq!(
+            Fixed::new(10, f64::NAN),
+            Fixed {
+                objects: 0,
+                bytes: 0
+            }
+        );
     }
 
     #[test]
