@@ -59,7 +59,8 @@ fn main() {
 }
 
 /// Live heap of `mib` MiB in blocks of 8..=4096 bytes; prints the
-/// profiler's bytes before and after.
+/// profiler's bytes before and after, and what promoting sampled blocks to
+/// a page added to the heap (`ratio` counts both).
 fn mem(variant: &str, mib: usize) {
     let before = memprof::sample::counters().profiler_bytes;
     let target = mib << 20;
@@ -78,11 +79,12 @@ fn mem(variant: &str, mib: usize) {
     }
     let c = memprof::sample::counters();
     println!(
-        "peers workload=mem variant={variant} heap_bytes={heap} blocks={} live_samples={} profiler_bytes_before={before} profiler_bytes={} ratio={:.6}",
+        "peers workload=mem variant={variant} heap_bytes={heap} blocks={} live_samples={} profiler_bytes_before={before} profiler_bytes={} promotion_padding_bytes={} ratio={:.6}",
         blocks.len(),
         c.live_samples,
         c.profiler_bytes,
-        c.profiler_bytes as f64 / heap as f64
+        c.promotion_padding_bytes,
+        (c.profiler_bytes + c.promotion_padding_bytes) as f64 / heap as f64
     );
     black_box(&blocks);
 }
