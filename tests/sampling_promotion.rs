@@ -141,3 +141,80 @@ fn exact_mode_samples_keep_their_layout() {
         "and the page gate may open again"
     );
 }
+
+/// Four threads allocate, grow, shrink and free blocks while the rate flips
+/// between exact (nothing promoted, the gate shuts) and promoting rates
+/// (the gate reopens): every block keeps its bytes, and once all are freed
+/// no sample of them is left, so no free slipped past the gate.
+#[test]
+fn rate_flips_under_load_lose_no_free_and_no_byte() {
+    let _turn = one_at_a_time();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                memprof::set_rate(if i.is_multiple_of(2) { 1 } else { 256 << 10 });
+                i += 1;
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        })
+    };
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut ring: Vec<(Vec<u8>, u8)> = Vec::new();
+                let mut seen: Vec<(usize, usize)> = Vec::new();
+                for round in 0..40_000u64 {
+                    let r = next();
+                    let tag = (r >> 8) as u8;
+                    let size = 1 + (r % 9000) as usize;
+                    if ring.len() < 256 {
+                        ring.push((vec![tag; size], tag));
+                        continue;
+                    }
+                    let slot = &mut ring[(r >> 20) as usize % 256];
+                    assert!(slot.0.iter().all(|&b| b == slot.1), "round {round}");
+                    if r >> 62 == 0 {
+                        // Grow or shrink in place of a fresh block.
+                        slot.0.resize(size, slot.1);
+                        slot.0.shrink_to_fit();
+                    } else {
+                        seen.push((slot.0.as_ptr() as usize, slot.0.capacity()));
+                        *slot = (vec![tag; size], tag);
+                    }
+                }
+                for (block, tag) in &ring {
+                    assert!(block.iter().all(|b| b == tag));
+                    seen.push((block.as_ptr() as usize, block.capacity()));
+                }
+                drop(ring);
+                seen
+            })
+        })
+        .collect();
+    let mut freed = Vec::new();
+    for w in workers {
+        freed.extend(w.join().unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+    memprof::set_rate(memprof::DEFAULT_RATE);
+    // A worker's sample left at a freed block's (address, size) means a
+    // missed free (blocks reallocated away are not listed: this can only
+    // undercount).
+    let freed_set: std::collections::HashSet<(usize, usize)> = freed.into_iter().collect();
+    let left: Vec<_> = live_samples()
+        .into_iter()
+        .filter(|s| freed_set.contains(&(s.addr, s.size)) && s.thread > 1)
+        .collect();
+    assert!(left.is_empty(), "frees missed: {left:?}");
+}
