@@ -6,7 +6,7 @@
 //! * `alloc`: subtract the size from this thread's countdown (a TLS slot);
 //!   only when it crosses zero, jump to the `#[cold]` recorder, which makes
 //!   the allocation itself (a sampled block may get a promoted layout, see
-//!   [`record`]); otherwise jump to the inner allocator.
+//!   `record`); otherwise jump to the inner allocator.
 //! * `dealloc`: ask the page gate and then the lock-free prefilter whether
 //!   the address may be a live sample; only if it may, jump to the `#[cold]`
 //!   forgetter, which takes one shard lock.

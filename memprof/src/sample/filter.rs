@@ -15,7 +15,7 @@
 //! 8 KiB bitmap does. The counters are only touched when a sample is
 //! recorded or forgotten, by [`LiveSamples`](super::LiveSamples) under the
 //! lock of the shard the address belongs to. Shard and slot are both taken
-//! from the top bits of one hash ([`address_hash`]), so every address of a
+//! from the top bits of one hash (`address_hash`), so every address of a
 //! bitmap word belongs to one shard, and its lock serialises every change
 //! to that word and its counters: a bit and its counter change together,
 //! without a lock of the filter's own.

@@ -1,8 +1,8 @@
 //! `LiveSamples`: every sampled block that has not been freed yet.
 //!
 //! A sharded hash table keyed by address, kept in memory mapped straight from
-//! the system (see [`crate::os`]). Each shard is a linear-probing table behind
-//! its own [`SpinLock`]; deletion shifts later entries back instead of
+//! the system (see `crate::os`). Each shard is a linear-probing table behind
+//! its own `SpinLock`; deletion shifts later entries back instead of
 //! leaving tombstones, so churn never degrades lookups. A shard doubles (a
 //! fresh mapping, rehash, unmap) while the whole table stays under its
 //! configured cap; past the cap a new sample is dropped and counted.
@@ -93,7 +93,7 @@ impl LiveSample {
     /// Whether the block was promoted: allocated with [`SAMPLED_BLOCK_ALIGN`]
     /// alignment and at least that size, whatever was asked for, so the free
     /// path can tell it from unsampled blocks by its address. Such a block
-    /// must be freed with [`promoted_layout`] of the caller's layout.
+    /// must be freed with `promoted_layout` of the caller's layout.
     pub fn is_promoted(&self) -> bool {
         self.promoted
     }

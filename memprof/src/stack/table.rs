@@ -14,7 +14,7 @@
 //! 2^64 (objects after 2^48 of them, bytes after 64 PiB per stripe), which
 //! leaves "in use", a difference of two sums, exact; snapshot readers never
 //! lock.
-//! Each stack has one set of counters per thread stripe ([`STRIPES`]), each
+//! Each stack has one set of counters per thread stripe (`STRIPES`), each
 //! on its own cache line apart from the fields lookups read, so threads
 //! sampling the same stack at once (every allocation, in exact mode) do not
 //! pass one line back and forth.
