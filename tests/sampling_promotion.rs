@@ -218,3 +218,20 @@ fn rate_flips_under_load_lose_no_free_and_no_byte() {
         .collect();
     assert!(left.is_empty(), "frees missed: {left:?}");
 }
+
+/// `alloc_zeroed` at a sample point hands out a zeroed promoted block, even
+/// where freed dirty blocks are being reused.
+#[test]
+fn promoted_zeroed_blocks_are_zero() {
+    let _turn = one_at_a_time();
+    memprof::set_rate(256 << 10);
+    for _ in 0..20 {
+        let dirty: Vec<Vec<u8>> = (0..2000).map(|_| vec![0xa5u8; 2048]).collect();
+        drop(dirty);
+        let zeroed: Vec<Vec<u8>> = (0..2000).map(|_| vec![0u8; 2048]).collect();
+        assert!(zeroed.iter().all(|b| b.iter().all(|&x| x == 0)));
+        let sampled = sampled_among(&vec_blocks(&zeroed));
+        assert!(sampled.iter().all(|s| s.is_promoted()));
+    }
+    memprof::set_rate(memprof::DEFAULT_RATE);
+}

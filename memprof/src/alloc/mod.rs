@@ -12,9 +12,9 @@
 //!   forgetter, which takes one shard lock.
 //!
 //! Every path ends in a tail call, to the inner allocator or to a cold
-//! function, so the fast path saves no extra registers. Nothing here locks, allocates
-//! through itself, or panics; anything that goes wrong while recording is
-//! dropped and counted.
+//! function, so the fast path saves no extra registers. Nothing here locks,
+//! allocates through itself, or panics; anything that goes wrong while
+//! recording is dropped and counted.
 
 mod record;
 pub(crate) mod thread;

@@ -37,7 +37,7 @@ pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
 const OFF_RECHECK_BYTES: i64 = 64 << 20;
 
 /// The lowest rate at which sampled blocks are promoted (see the module
-/// docs): the padding is then at most 1/64 of the sampled bytes.
+/// docs): a page of padding per `rate` bytes of heap is then at most 1/64.
 pub(crate) const PROMOTE_MIN_RATE: u64 = 256 << 10;
 
 /// Whether an allocation wants zeroed memory.
@@ -408,9 +408,9 @@ unsafe fn move_contents(from: *mut u8, to: *mut u8, len: usize) {
     unsafe { core::ptr::copy_nonoverlapping(from, to, len) }
 }
 
-/// Frees the old block of a reallocation that moved it by hand, forgetting
-/// its sample first if it still has one in the table (promoted) or if it was
-/// taken out already (not promoted).
+/// Frees the old block of a reallocation that moved it by hand: a promoted
+/// block still has its sample in the table and is freed as any sampled
+/// block is; an unpromoted one's sample was taken out already.
 ///
 /// # Safety
 ///
@@ -423,13 +423,10 @@ unsafe fn release<A: GlobalAlloc>(
     old: Option<(LiveSample, bool)>,
 ) {
     match old {
-        Some((sample, _)) if sample.is_promoted() => {
-            if let Some(removed) = LIVE.remove(ptr as usize) {
-                forget(removed);
-            }
-            // SAFETY: the block was allocated with its promoted layout.
-            unsafe { inner.dealloc(ptr, real_layout(layout)) }
-        }
+        // SAFETY: the caller's block and layout, freed once.
+        Some((sample, _)) if sample.is_promoted() => unsafe {
+            dealloc_maybe_sampled(inner, ptr, layout)
+        },
         other => {
             if let Some(removed) = other {
                 forget(removed);
