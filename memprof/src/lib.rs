@@ -64,7 +64,8 @@ pub use memprof_macros::{scope, test};
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
 /// mode over a few million live blocks). Samples past the cap are dropped and
-/// counted in [`sample::counters`].
+/// counted in [`sample::counters`]. The cap bounds memory, kept per shard of
+/// the table without a shared count: it may let a few percent more in.
 pub fn set_max_samples(max: usize) {
     crate::sample::LIVE.set_max_samples(max);
 }

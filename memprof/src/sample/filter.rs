@@ -14,11 +14,19 @@
 //! program's own data, and every free touches a random line of it; the
 //! 8 KiB bitmap does. The counters are only touched when a sample is
 //! recorded or forgotten, by [`LiveSamples`](super::LiveSamples) under the
-//! lock of the shard the address belongs to. Shard and slot are both taken
-//! from the top bits of one hash (`address_hash`), so every address of a
-//! bitmap word belongs to one shard, and its lock serialises every change
-//! to that word and its counters: a bit and its counter change together,
-//! without a lock of the filter's own.
+//! lock of the shard the address belongs to. A shard owns whole bitmap
+//! words: an address's slot is its shard's number in the top bits (see
+//! [`shard_of`]) above a hash of the address, so the shard lock serialises
+//! every change to a word and its counters, and a bit and its counter
+//! change together without a lock of the filter's own.
+//!
+//! Shards are picked by address *region* (64 KiB), not by address: the
+//! inner allocator gives each thread an arena of its own (jemalloc, glibc),
+//! whose blocks lie in regions of their own, so threads sampling and freeing
+//! their own blocks mostly take different shard locks and write different
+//! filter words. Hashed by address, every shard's lock line moved between
+//! the cores on almost every sample, which in exact mode cost more than the
+//! table work itself.
 //!
 //! With `n` live samples the false-positive rate is about `n / 65536`: at the
 //! default rate a 1 GiB heap holds a few thousand samples, so a few percent of
@@ -34,11 +42,27 @@ const SLOTS: usize = 1 << SLOTS_LOG2;
 const WORDS: usize = SLOTS / 64;
 const STUCK: u8 = u8::MAX;
 
-/// The hash whose top bits pick both an address's filter slot and its
-/// `LiveSamples` shard: Fibonacci hashing of the address without its
-/// alignment bits.
+/// log2 of the number of shards the filter's slots are grouped by.
+pub(crate) const SHARDS_LOG2: u32 = 8;
+/// log2 of the slots in one shard's group.
+const SHARD_SLOTS_LOG2: u32 = SLOTS_LOG2 - SHARDS_LOG2;
+const _: () = assert!(SHARD_SLOTS_LOG2 >= 6, "a shard owns whole bitmap words");
+
+/// log2 of a region's size: every address in one region has one shard.
+pub(crate) const REGION_SHIFT: u32 = 16;
+
+/// The shard of `addr`: Fibonacci hashing of its region's number, so an
+/// arena's neighbouring regions spread over the shards.
 #[inline(always)]
-pub(crate) fn address_hash(addr: usize) -> u64 {
+pub(crate) fn shard_of(addr: usize) -> usize {
+    ((addr as u64 >> REGION_SHIFT).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS_LOG2))
+        as usize
+}
+
+/// The hash that spreads a shard's addresses over its slots: Fibonacci
+/// hashing of the address without its alignment bits.
+#[inline(always)]
+fn address_hash(addr: usize) -> u64 {
     (addr as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
@@ -56,9 +80,11 @@ impl SampledFilter {
         }
     }
 
+    /// `addr`'s slot: its shard's group, and a slot within it.
     #[inline(always)]
     fn slot(addr: usize) -> usize {
-        (address_hash(addr) >> (64 - SLOTS_LOG2)) as usize
+        shard_of(addr) << SHARD_SLOTS_LOG2
+            | (address_hash(addr) >> (64 - SHARD_SLOTS_LOG2)) as usize
     }
 
     /// Whether `addr` may be a live sample. `false` is certain.
@@ -157,5 +183,25 @@ mod tests {
             remove(&f, 0x2000);
         }
         assert!(f.may_contain(0x2000), "a stuck counter never says no");
+    }
+
+    #[test]
+    fn a_shard_owns_whole_filter_words() {
+        let mut x = 0x1234_5678_9abc_u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = (x as usize & 0x7fff_ffff_fff0) | 16;
+            assert_eq!(
+                SampledFilter::slot(addr) >> SHARD_SLOTS_LOG2,
+                shard_of(addr)
+            );
+            assert_eq!(
+                shard_of(addr),
+                shard_of(addr ^ 0xfff0),
+                "one region, one shard"
+            );
+        }
     }
 }

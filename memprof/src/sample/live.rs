@@ -1,11 +1,13 @@
 //! `LiveSamples`: every sampled block that has not been freed yet.
 //!
-//! A sharded hash table keyed by address, kept in memory mapped straight from
-//! the system (see `crate::os`). Each shard is a linear-probing table behind
-//! its own `SpinLock`; deletion shifts later entries back instead of
-//! leaving tombstones, so churn never degrades lookups. A shard doubles (a
-//! fresh mapping, rehash, unmap) while the whole table stays under its
-//! configured cap; past the cap a new sample is dropped and counted.
+//! A hash table keyed by address in 256 shards, one per group of address
+//! regions (see [`super::filter`] for why by region), kept in memory mapped
+//! straight from the system (see `crate::os`). Each shard is a
+//! linear-probing table behind its own `SpinLock`; deletion shifts later
+//! entries back instead of leaving tombstones, so churn never degrades
+//! lookups. A shard doubles (a fresh mapping, rehash, unmap) while the whole
+//! table stays under its configured cap; past the cap a new sample is
+//! dropped and counted.
 //!
 //! Lock rule: nothing allocates while a shard lock is held. A free of a
 //! sampled block takes the same lock, so an allocation (and the free of a
@@ -30,13 +32,12 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::filter::{address_hash, SampledFilter};
+use super::filter::{self, SampledFilter};
 use crate::os;
 use crate::sync::{CachePadded, SpinLock};
 
-const SHARDS_LOG2: u32 = 6;
-const SHARDS: usize = 1 << SHARDS_LOG2;
-const MIN_SHARD_CAPACITY: usize = 256;
+const SHARDS: usize = 1 << filter::SHARDS_LOG2;
+const MIN_SHARD_CAPACITY: usize = 64;
 
 /// One sampled block that is still allocated.
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,6 +131,9 @@ struct Shard {
     slots: *mut LiveSample,
     capacity_log2: u32,
     len: usize,
+    /// Length up to which the shard may grow past its even share of the cap
+    /// without looking at the whole table again (see `LiveSamples::insert`).
+    allowance: usize,
 }
 
 // SAFETY: the raw pointer is owned by the shard and only touched under its lock.
@@ -140,6 +144,7 @@ impl Shard {
         slots: core::ptr::null_mut(),
         capacity_log2: 0,
         len: 0,
+        allowance: 0,
     };
 
     fn capacity(&self) -> usize {
@@ -299,10 +304,9 @@ impl LiveSamples {
         }
     }
 
-    /// The shard of `addr`: the top bits of the hash whose next bits pick
-    /// its filter slot, so a shard's lock covers whole filter words.
+    /// The shard of `addr`, by its region (see [`filter`]).
     fn shard_of(addr: usize) -> usize {
-        (address_hash(addr) >> (64 - SHARDS_LOG2)) as usize
+        filter::shard_of(addr)
     }
 
     /// Caps the number of live samples kept; later samples past it are dropped.
@@ -366,8 +370,7 @@ impl LiveSamples {
         debug_assert!(sample.addr != 0);
         let slot = &self.shards[Self::shard_of(sample.addr)];
         let mut shard = slot.table.lock();
-        let per_shard_max = self.max_samples.load(Ordering::Relaxed).div_ceil(SHARDS);
-        if shard.len >= per_shard_max {
+        if !self.admits(&mut shard) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(());
         }
@@ -394,6 +397,29 @@ impl LiveSamples {
             unsafe { self.filter.insert(sample.addr) };
         }
         Ok(old)
+    }
+
+    /// Whether the cap leaves room for one more sample in `shard` (locked).
+    ///
+    /// Regions do not spread evenly over the shards (a small heap may lie in
+    /// a few regions), so a shard may hold more than its even share of the
+    /// cap; past that share it asks the whole table (a read of every shard's
+    /// count) and takes a grant of an even share of what is left, so the
+    /// table-wide count is read once per grant, not per insert. The cap is
+    /// a memory bound, not an exact count: shards still under their share
+    /// may fill it while grants given earlier are outstanding, so the table
+    /// may exceed it by a few percent.
+    fn admits(&self, shard: &mut Shard) -> bool {
+        let max = self.max_samples.load(Ordering::Relaxed);
+        if shard.len < max / SHARDS || shard.len < shard.allowance {
+            return true;
+        }
+        let total = self.len();
+        if total >= max {
+            return false;
+        }
+        shard.allowance = shard.len + ((max - total) / SHARDS).max(1);
+        true
     }
 
     /// Removes and returns the sample at `addr`, if there is one. The second
@@ -594,7 +620,12 @@ mod tests {
         assert_eq!(table.promotion_padding(), page - 64);
 
         // Two unaligned samples, in different shards.
-        let (a, b) = (7 * page + 16, 9 * page + 48);
+        let region = 1 << filter::REGION_SHIFT;
+        let b = (1..)
+            .map(|r| r * region + 48)
+            .find(|&b| LiveSamples::shard_of(b) != LiveSamples::shard_of(16))
+            .unwrap();
+        let a = 7 * page + 16;
         assert_ne!(LiveSamples::shard_of(a), LiveSamples::shard_of(b));
         table.insert(sample(a)).unwrap();
         table.insert(sample(b)).unwrap();
@@ -668,21 +699,42 @@ mod tests {
         assert!(promoted_layout(huge).is_none());
     }
 
+    /// Inserts `addrs`, returning how many were stored.
+    fn fill(table: &LiveSamples, addrs: impl Iterator<Item = usize>) -> usize {
+        addrs.filter(|&a| table.insert(sample(a)).is_ok()).count()
+    }
+
     #[test]
     fn full_table_drops_and_counts() {
         let table = Box::new(LiveSamples::new());
-        table.set_max_samples(SHARDS * 10);
-        let mut stored = 0;
-        for a in 1..=100_000usize {
-            if table.insert(sample(a * 16)).is_ok() {
-                stored += 1;
-            }
-        }
-        assert!(stored <= SHARDS * 10);
-        assert!(stored >= SHARDS * 5, "every shard fills up to its share");
+        let max = SHARDS * 10;
+        table.set_max_samples(max);
+        // Spread over many regions, so over every shard.
+        let stored = fill(
+            &table,
+            (1..=100_000usize).map(|a| a << filter::REGION_SHIFT | 16),
+        );
+        assert!((max..=max + max / 16).contains(&stored), "{stored}");
         assert_eq!(table.dropped() as usize, 100_000 - stored);
         let mut all = Vec::new();
         table.copy_into(&mut all);
         assert_eq!(all.len(), stored);
+    }
+
+    #[test]
+    fn a_few_regions_may_fill_the_whole_cap() {
+        let table = Box::new(LiveSamples::new());
+        let max = SHARDS * 10;
+        table.set_max_samples(max);
+        // 3 regions: 3 shards at most, each far past its even share.
+        let addrs = (1..=3 << (filter::REGION_SHIFT - 4)).map(|a| (1 << 30) + a * 16);
+        let stored = fill(&table, addrs);
+        assert!((max..=max + max / 16).contains(&stored), "{stored}");
+        assert_eq!(table.len(), stored);
+        let region = (1 << 30) + (1 << filter::REGION_SHIFT);
+        assert!(table.insert(sample(region + 8)).is_err(), "full");
+        assert!(table.remove(region + 16).is_some());
+        assert!(table.insert(sample(region + 8)).is_ok(), "room again");
+        assert!(table.insert(sample(region + 24)).is_err(), "full again");
     }
 }
