@@ -51,6 +51,7 @@ pub mod profile;
 pub mod sample;
 pub mod scope;
 pub mod stack;
+mod stripe;
 mod sync;
 pub mod testing;
 

@@ -9,7 +9,7 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Pads and aligns a value to 128 bytes so that neighbouring shards never
 /// share a cache line (two lines on x86_64, where the adjacent-line
@@ -21,40 +21,6 @@ impl<T> Deref for CachePadded<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
-    }
-}
-
-/// How many stripes a [`StripedCounter`] (and each stack's counters) has.
-pub(crate) const STRIPES: usize = 4;
-
-/// The stripe the current thread writes to: threads take turns by memprof
-/// thread id, so two threads sampling at once usually write different lines.
-#[inline]
-pub(crate) fn stripe() -> usize {
-    crate::alloc::thread::thread_id() as usize % STRIPES
-}
-
-/// A counter the allocation path adds to from many threads at once.
-///
-/// One shared atomic would pass its cache line between cores on every
-/// sample (in exact mode, on every allocation and free); each thread adds to
-/// its own stripe instead, and readers sum the stripes.
-pub(crate) struct StripedCounter([CachePadded<AtomicU64>; STRIPES]);
-
-impl StripedCounter {
-    pub(crate) const fn new() -> Self {
-        StripedCounter([const { CachePadded(AtomicU64::new(0)) }; STRIPES])
-    }
-
-    #[inline]
-    pub(crate) fn add(&self, n: u64) {
-        self.0[stripe()].fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The sum of the stripes (each read once, so concurrent updates may be
-    /// half-counted, as with any relaxed counter).
-    pub(crate) fn sum(&self) -> u64 {
-        self.0.iter().map(|s| s.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -187,24 +153,5 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*lock.lock(), 40_000);
-    }
-
-    #[test]
-    fn striped_counters_sum_across_threads() {
-        let counter = Arc::new(StripedCounter::new());
-        let threads: Vec<_> = (0..6)
-            .map(|t| {
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || {
-                    for _ in 0..1_000 {
-                        counter.add(t + 1);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(counter.sum(), 1_000 * (1 + 2 + 3 + 4 + 5 + 6));
     }
 }

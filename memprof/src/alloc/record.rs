@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::thread;
 use crate::sample::live::promoted_layout;
 use crate::sample::rate::{self, next_sample_distance, sample_weight};
-use crate::sample::{LiveSample, LIVE, SAMPLES_FREED, SAMPLES_TAKEN, SKIPPED_BUSY};
+use crate::sample::{LiveSample, LIVE, SKIPPED_BUSY};
 use crate::stack::{capture, MAX_FRAMES, STACKS};
 
 /// Set by the first sample: `MemProf` is the global allocator.
@@ -95,6 +95,7 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     // Nested allocations must not cross again while we work.
     thread::set_countdown(i64::MAX);
     once_per_process();
+    crate::stripe::lease();
 
     let rate = thread::effective_rate();
     if rate == 0 {
@@ -205,7 +206,6 @@ fn record(
     if promoted {
         sample = sample.promoted();
     }
-    SAMPLES_TAKEN.add(1);
     match LIVE.insert(sample) {
         Ok(None) => Ok(()),
         Ok(Some(stale)) => {
@@ -227,7 +227,6 @@ fn record(
 fn forget((sample, last_unaligned): (LiveSample, bool)) {
     STACKS.record_free(sample.stack, sample.size, sample.weight);
     crate::scope::record_free(sample.scope, sample.size, sample.weight);
-    SAMPLES_FREED.add(1);
     // In exact mode nothing is promoted and the gate stays shut; trying to
     // reopen it there would only cost.
     if last_unaligned && rate::rate() >= PROMOTE_MIN_RATE {

@@ -245,12 +245,23 @@ struct ShardSlot {
     unaligned: AtomicUsize,
     /// Sum of the live samples' [`LiveSample::promotion_padding`].
     padding: AtomicUsize,
+    /// Samples stored in the shard since start (a replaced one included).
+    inserted: AtomicU64,
+    /// Samples taken out of the shard since start (freed or replaced).
+    removed: AtomicU64,
 }
 
 impl ShardSlot {
     /// Publishes the shard's length after a change.
     fn publish_len(&self, shard: &Shard) {
         self.len.store(shard.len, Ordering::Relaxed);
+    }
+
+    /// Adds one to a count written only under the shard lock: a load and a
+    /// store, where an atomic add would be a locked instruction that waits
+    /// for the core's store buffer to drain, on every sample in exact mode.
+    fn bump(counter: &AtomicU64) {
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Adds (`sign` 1) or takes away (`sign` -1) `sample`'s share of the
@@ -295,6 +306,8 @@ impl LiveSamples {
                     len: AtomicUsize::new(0),
                     unaligned: AtomicUsize::new(0),
                     padding: AtomicUsize::new(0),
+                    inserted: AtomicU64::new(0),
+                    removed: AtomicU64::new(0),
                 })
             }; SHARDS],
             filter: SampledFilter::new(),
@@ -387,8 +400,10 @@ impl LiveSamples {
             self.gate.store(0, Ordering::Relaxed);
         }
         let old = shard.insert_unchecked(sample);
+        ShardSlot::bump(&slot.inserted);
         if let Some(old) = &old {
             slot.count(old, -1);
+            ShardSlot::bump(&slot.removed);
         }
         slot.count(&sample, 1);
         if old.is_none() {
@@ -445,6 +460,7 @@ impl LiveSamples {
         }
         shard.remove_at(i);
         slot.publish_len(&shard);
+        ShardSlot::bump(&slot.removed);
         let unaligned_left = slot.count(&sample, -1);
         let last_unaligned = addr & PAGE_MASK != 0 && unaligned_left == 0;
         // SAFETY: we hold the shard lock for `addr`.
@@ -514,6 +530,22 @@ impl LiveSamples {
     /// Whether no sample is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Samples offered to the table since start: stored or dropped.
+    pub fn samples_taken(&self) -> u64 {
+        let stored: u64 = (self.shards.iter())
+            .map(|s| s.inserted.load(Ordering::Relaxed))
+            .sum();
+        stored + self.dropped()
+    }
+
+    /// Samples taken out of the table since start: their blocks were freed
+    /// (or a stale sample was replaced by a new one at its address).
+    pub fn samples_freed(&self) -> u64 {
+        (self.shards.iter())
+            .map(|s| s.removed.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Samples dropped because the table was full (or memory was refused).
@@ -705,6 +737,25 @@ mod tests {
     }
 
     #[test]
+    fn taken_and_freed_count_every_insert_and_removal() {
+        let table = Box::new(LiveSamples::new());
+        for a in 1..=1000usize {
+            table.insert(sample(a * 16)).unwrap();
+        }
+        table.insert(sample(16)).unwrap(); // replaces a stale sample
+        for a in 1..=300usize {
+            table.remove(a * 16).unwrap();
+        }
+        assert!(table.remove(16).is_none());
+        assert_eq!(table.samples_taken(), 1001);
+        assert_eq!(table.samples_freed(), 301);
+        assert_eq!(
+            table.samples_taken() - table.samples_freed(),
+            table.len() as u64
+        );
+    }
+
+    #[test]
     fn full_table_drops_and_counts() {
         let table = Box::new(LiveSamples::new());
         let max = SHARDS * 10;
@@ -716,6 +767,7 @@ mod tests {
         );
         assert!((max..=max + max / 16).contains(&stored), "{stored}");
         assert_eq!(table.dropped() as usize, 100_000 - stored);
+        assert_eq!(table.samples_taken(), 100_000);
         let mut all = Vec::new();
         table.copy_into(&mut all);
         assert_eq!(all.len(), stored);

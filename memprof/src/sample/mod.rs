@@ -9,15 +9,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use live::{LiveSample, LiveSamples, SAMPLED_BLOCK_ALIGN};
 
-use crate::sync::StripedCounter;
-
 /// Every sampled block that is still allocated.
 pub(crate) static LIVE: LiveSamples = LiveSamples::new();
 
-/// Samples taken since start.
-pub(crate) static SAMPLES_TAKEN: StripedCounter = StripedCounter::new();
-/// Sampled blocks freed since start.
-pub(crate) static SAMPLES_FREED: StripedCounter = StripedCounter::new();
 /// Crossings skipped because memprof was already busy on that thread.
 pub(crate) static SKIPPED_BUSY: AtomicU64 = AtomicU64::new(0);
 
@@ -66,8 +60,8 @@ pub fn live_samples() -> Vec<LiveSample> {
 pub fn counters() -> SamplerCounters {
     let stacks = &crate::stack::STACKS;
     SamplerCounters {
-        samples_taken: SAMPLES_TAKEN.sum(),
-        samples_freed: SAMPLES_FREED.sum(),
+        samples_taken: LIVE.samples_taken(),
+        samples_freed: LIVE.samples_freed(),
         live_samples: LIVE.len() as u64,
         samples_dropped: LIVE.dropped(),
         stacks_dropped: stacks.dropped(),

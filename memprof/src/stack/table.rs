@@ -14,15 +14,16 @@
 //! 2^64 (objects after 2^48 of them, bytes after 64 PiB per stripe), which
 //! leaves "in use", a difference of two sums, exact; snapshot readers never
 //! lock.
-//! Each stack has one set of counters per thread stripe (`STRIPES`), each
-//! on its own cache line apart from the fields lookups read, so threads
-//! sampling the same stack at once (every allocation, in exact mode) do not
-//! pass one line back and forth.
+//! Each stack has one set of counters per stripe (see `crate::stripe`),
+//! apart from the fields lookups read, so threads sampling the same stack at
+//! once (every allocation, in exact mode) do not pass one line back and
+//! forth, and a thread holding a stripe's lease adds without atomics.
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::os;
-use crate::sync::{stripe, CachePadded, SpinLock, STRIPES};
+use crate::stripe::{self, STRIPES};
+use crate::sync::{CachePadded, SpinLock};
 
 /// The most return addresses kept per stack.
 pub const MAX_FRAMES: usize = 64;
@@ -47,12 +48,15 @@ struct StackRecord {
     /// `frame count + 1` once published; 0 while being written.
     published: AtomicU32,
     /// Summed by readers; see the module documentation.
-    stripes: [StripeCounters; STRIPES],
+    stripes: Stripes,
 }
 
-/// One stripe of a stack's counters (fixed point, see [`Fixed`]), on a line
-/// of its own.
+/// A stack's stripes, starting on a line of their own.
 #[repr(C, align(64))]
+struct Stripes([StripeCounters; STRIPES]);
+
+/// One stripe of a stack's counters (fixed point, see [`Fixed`]).
+#[repr(C)]
 struct StripeCounters {
     alloc_objects: AtomicU64,
     alloc_bytes: AtomicU64,
@@ -397,20 +401,22 @@ impl StackTable {
     /// Adds an allocation of `bytes` with `weight` to stack `id`'s counters.
     pub(crate) fn record_alloc(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
-            let c = &r.stripes[stripe()];
+            let stripe = stripe::current();
+            let c = &r.stripes.0[stripe.index()];
             let add = Fixed::new(bytes, weight);
-            c.alloc_objects.fetch_add(add.objects, Ordering::Relaxed);
-            c.alloc_bytes.fetch_add(add.bytes, Ordering::Relaxed);
+            stripe.add(&c.alloc_objects, add.objects);
+            stripe.add(&c.alloc_bytes, add.bytes);
         }
     }
 
     /// Removes a freed sample's contribution from the in-use estimate.
     pub(crate) fn record_free(&self, id: u32, bytes: usize, weight: f64) {
         if let Some(r) = self.record(id) {
-            let c = &r.stripes[stripe()];
+            let stripe = stripe::current();
+            let c = &r.stripes.0[stripe.index()];
             let add = Fixed::new(bytes, weight);
-            c.freed_objects.fetch_add(add.objects, Ordering::Relaxed);
-            c.freed_bytes.fetch_add(add.bytes, Ordering::Relaxed);
+            stripe.add(&c.freed_objects, add.objects);
+            stripe.add(&c.freed_bytes, add.bytes);
         }
     }
 
@@ -421,7 +427,7 @@ impl StackTable {
             return None;
         }
         let sum = |field: fn(&StripeCounters) -> &AtomicU64| {
-            r.stripes.iter().fold(0u64, |sum, c| {
+            r.stripes.0.iter().fold(0u64, |sum, c| {
                 sum.wrapping_add(field(c).load(Ordering::Relaxed))
             })
         };
