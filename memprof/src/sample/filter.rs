@@ -16,7 +16,7 @@
 //! recorded or forgotten, by [`LiveSamples`](super::LiveSamples) under the
 //! lock of the shard the address belongs to. A shard owns whole bitmap
 //! words: an address's slot is its shard's number in the top bits (see
-//! [`shard_of`]) above a hash of the address, so the shard lock serialises
+//! `shard_of`) above a hash of the address, so the shard lock serialises
 //! every change to a word and its counters, and a bit and its counter
 //! change together without a lock of the filter's own.
 //!
