@@ -132,7 +132,7 @@ struct Shard {
     capacity_log2: u32,
     len: usize,
     /// Length up to which the shard may grow past its even share of the cap
-    /// without looking at the whole table again (see `LiveSamples::insert`).
+    /// without looking at the whole table again (see `LiveSamples::admits`).
     allowance: usize,
 }
 
@@ -261,7 +261,10 @@ impl ShardSlot {
     /// store, where an atomic add would be a locked instruction that waits
     /// for the core's store buffer to drain, on every sample in exact mode.
     fn bump(counter: &AtomicU64) {
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds (`sign` 1) or takes away (`sign` -1) `sample`'s share of the
