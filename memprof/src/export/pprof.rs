@@ -509,19 +509,10 @@ mod tests {
     fn locations_are_shared_by_content_and_a_trimmed_run_is_its_own() {
         let (inner, outer) = (frame("inner", 0x1000, 3), frame("outer", 0x1000, 9));
         let main = frame("main", 0x2000, 20);
-        let stack = |frames: Vec<Arc<Frame>>| StackProfile {
-            frames,
-            estimates: Estimates {
-                alloc_objects: 1.0,
-                ..Estimates::default()
-            },
-        };
-        let snapshot = Snapshot {
-            taken_at_unix_ms: 0,
-            rate: 1,
-            totals: Estimates::default(),
-            counters: Default::default(),
-            stacks: vec![
+        let stack = |frames| StackProfile::allocated(frames, 1.0);
+        let snapshot = Snapshot::of_stacks(
+            0,
+            vec![
                 stack(vec![inner.clone(), outer.clone(), main.clone()]),
                 // The same frames again, by identity.
                 stack(vec![inner.clone(), outer.clone(), main.clone()]),
@@ -536,7 +527,7 @@ mod tests {
                     frame("main", 0x2000, 20),
                 ]),
             ],
-        };
+        );
         let p = profile(&snapshot, &PprofOptions::for_kind(Kind::AllocObjects));
         let ids: Vec<&[u64]> = p.sample.iter().map(|s| &s.location_id[..]).collect();
         assert_eq!(ids[0], ids[1]);

@@ -148,19 +148,9 @@ mod tests {
         }
     }
 
-    fn snapshot_of(at: u64, stacks: Vec<StackProfile>) -> Snapshot {
-        Snapshot {
-            taken_at_unix_ms: at,
-            rate: 1,
-            totals: stacks.iter().map(|s| s.estimates).sum(),
-            counters: Default::default(),
-            stacks,
-        }
-    }
-
     #[test]
     fn diff_matches_by_frames_and_sorts_by_change() {
-        let older = snapshot_of(
+        let older = Snapshot::of_stacks(
             1,
             vec![
                 stack(&["leak", "main"], 100.0, 100.0),
@@ -168,7 +158,7 @@ mod tests {
                 stack(&["gone", "main"], 30.0, 30.0),
             ],
         );
-        let newer = snapshot_of(
+        let newer = Snapshot::of_stacks(
             2,
             vec![
                 stack(&["leak", "main"], 1100.0, 1100.0),
@@ -200,7 +190,7 @@ mod tests {
 
     #[test]
     fn filter_and_save_round_trip() {
-        let snap = snapshot_of(
+        let snap = Snapshot::of_stacks(
             5,
             vec![
                 stack(&["parse", "main"], 10.0, 10.0),

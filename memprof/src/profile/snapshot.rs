@@ -426,6 +426,36 @@ impl Snapshot {
     }
 }
 
+/// Fixtures for tests across the crate.
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot of `stacks` taken at `taken_at_unix_ms`, rate 1, with
+    /// totals summed from the stacks.
+    pub(crate) fn of_stacks(taken_at_unix_ms: u64, stacks: Vec<StackProfile>) -> Snapshot {
+        Snapshot {
+            taken_at_unix_ms,
+            rate: 1,
+            totals: stacks.iter().map(|s| s.estimates).sum(),
+            counters: Default::default(),
+            stacks,
+        }
+    }
+}
+
+#[cfg(test)]
+impl StackProfile {
+    /// A stack of `frames` (leaf first) with only `alloc_objects` set.
+    pub(crate) fn allocated(frames: Vec<Arc<Frame>>, alloc_objects: f64) -> StackProfile {
+        StackProfile {
+            frames,
+            estimates: Estimates {
+                alloc_objects,
+                ..Estimates::default()
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,24 +480,15 @@ mod tests {
 
     #[test]
     fn folded_lines_are_the_key_and_the_rounded_value() {
-        let stack = |frames: Vec<Arc<Frame>>, objects: f64| StackProfile {
-            frames,
-            estimates: Estimates {
-                alloc_objects: objects,
-                ..Estimates::default()
-            },
-        };
-        let snapshot = Snapshot {
-            taken_at_unix_ms: 0,
-            rate: 1,
-            totals: Estimates::default(),
-            counters: Default::default(),
-            stacks: vec![
+        let stack = StackProfile::allocated;
+        let snapshot = Snapshot::of_stacks(
+            0,
+            vec![
                 stack(vec![frame("a;b"), frame("main")], 2.6),
                 stack(vec![frame("gone")], 0.4),
                 stack(vec![], 7.0),
             ],
-        };
+        );
         let mut out = Vec::new();
         snapshot.write_folded(&mut out, Kind::AllocObjects).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "main;a,b 3\n[unknown] 7\n");
