@@ -32,6 +32,7 @@ use crate::profile::leaks::human_bytes;
 use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
 use crate::sample::LiveSample;
+use crate::stack::symbolize::Symbolizer;
 use crate::stack::{Frame, STACKS};
 
 /// One stack's share of what a body retained.
@@ -125,12 +126,13 @@ fn summarize(samples: &[LiveSample]) -> Retained {
     crate::alloc::unsampled(|| {
         let mut by_key: HashMap<String, RetainedStack> = HashMap::new();
         let mut frames_of: HashMap<u32, (String, Vec<Arc<Frame>>)> = HashMap::new();
+        let mut symbolizer = Symbolizer::lock();
         for s in samples {
             let (key, frames) = frames_of
                 .entry(s.stack)
                 .or_insert_with(|| {
                     let addresses = STACKS.frames(s.stack).unwrap_or(&[]);
-                    let (_, frames) = symbolized_frames(s.stack, addresses);
+                    let (_, frames) = symbolized_frames(&mut symbolizer, s.stack, addresses);
                     (folded_key_of(&frames), frames)
                 })
                 .clone();

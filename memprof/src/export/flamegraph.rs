@@ -7,6 +7,7 @@
 //! where a stack grew and blue where it shrank, as in Brendan Gregg's
 //! `difffolded.pl`.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use inferno::flamegraph::color::{BasicPalette, Palette};
@@ -66,9 +67,17 @@ pub fn write_flamegraph<W: Write>(
     options: &FlamegraphOptions,
     out: W,
 ) -> io::Result<()> {
-    let mut folded = Vec::new();
-    snapshot.write_folded(&mut folded, kind)?;
-    write_folded_flamegraph(&folded, options, out)
+    // Sized up front: growing a buffer of megabytes by doubling cost more
+    // page faults and copies than writing it.
+    let names: usize = snapshot
+        .stacks
+        .iter()
+        .flat_map(|s| &s.frames)
+        .map(|f| f.function.len() + 1)
+        .sum();
+    let mut folded = Vec::with_capacity(names + 24 * snapshot.stacks.len());
+    snapshot.write_folded_sorted(&mut folded, kind)?;
+    render(&folded, Order::Sorted, options, out)
 }
 
 /// Writes a differential flamegraph of `kind` from `before` to `after`:
@@ -100,9 +109,31 @@ pub fn write_differential_flamegraph<W: Write>(
 pub fn write_folded_flamegraph<W: Write>(
     folded: &[u8],
     options: &FlamegraphOptions,
+    out: W,
+) -> io::Result<()> {
+    render(folded, Order::Any, options, out)
+}
+
+/// Whether folded lines come sorted already (see
+/// [`Snapshot::write_folded_sorted`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    Sorted,
+    Any,
+}
+
+fn render<W: Write>(
+    folded: &[u8],
+    order: Order,
+    options: &FlamegraphOptions,
     mut out: W,
 ) -> io::Result<()> {
-    let text = String::from_utf8_lossy(folded);
+    // Checked, not converted: folded stacks are UTF-8 unless a caller's
+    // input is not, and only then is a lossy copy worth making.
+    let text = match std::str::from_utf8(folded) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(folded),
+    };
     // inferno refuses input without a positive count; say "empty" instead.
     let has_counts = text.lines().any(|line| {
         line.rsplit(' ')
@@ -113,6 +144,7 @@ pub fn write_folded_flamegraph<W: Write>(
         return write_empty(options, out);
     }
     let mut opts = options.inferno();
+    opts.no_sort = order == Order::Sorted;
     inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
     out.flush()
 }
@@ -166,6 +198,52 @@ mod tests {
             "search script is built in"
         );
         assert!(svg.contains("function zoom("), "zoom script is built in");
+    }
+
+    /// The snapshot path hands inferno lines it sorted itself and tells it
+    /// not to sort; the picture must be the one inferno draws from the same
+    /// lines in any order.
+    #[test]
+    fn snapshot_flamegraph_is_the_one_inferno_sorts_itself() {
+        let frame = |name: &str| {
+            std::sync::Arc::new(crate::stack::Frame {
+                function: name.to_string(),
+                file: None,
+                line: None,
+                address: 0,
+            })
+        };
+        let main = frame("main");
+        let stacks = [
+            vec![frame("b"), frame("x"), main.clone()],
+            vec![frame("a"), frame("x"), main.clone()],
+            vec![frame("c"), frame("foo::bar"), main.clone()],
+            vec![frame("c"), frame("foo"), main.clone()],
+            vec![frame("a"), frame("x"), frame("main")],
+            vec![main],
+        ];
+        let snapshot = Snapshot::of_stacks(
+            0,
+            stacks
+                .into_iter()
+                .enumerate()
+                .map(|(i, frames)| crate::profile::StackProfile::allocated(frames, 10.0 + i as f64))
+                .collect(),
+        );
+        let options = FlamegraphOptions::for_kind(Kind::AllocObjects);
+        let mut fast = Vec::new();
+        write_flamegraph(&snapshot, Kind::AllocObjects, &options, &mut fast).unwrap();
+        let mut folded = Vec::new();
+        snapshot
+            .write_folded(&mut folded, Kind::AllocObjects)
+            .unwrap();
+        let mut slow = Vec::new();
+        write_folded_flamegraph(&folded, &options, &mut slow).unwrap();
+        let fast = String::from_utf8(fast).unwrap();
+        assert_eq!(fast, String::from_utf8(slow).unwrap());
+        // Merged: one `x` under `main`, holding both `a` stacks.
+        assert_eq!(fast.matches("<title>x (").count(), 1);
+        assert!(fast.contains("<title>a (25 objects"), "{fast}");
     }
 
     #[test]

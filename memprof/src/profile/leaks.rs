@@ -29,6 +29,7 @@ use super::snapshot::{symbolized_frames, unix_ms};
 use super::trend::Trend;
 use super::usage::StackUsage;
 use crate::sample::{LiveSample, LIVE};
+use crate::stack::symbolize::Symbolizer;
 use crate::stack::{Frame, STACKS};
 
 /// What to look for.
@@ -207,6 +208,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
 
     let series = history_series(history);
     let mut merged: HashMap<String, LeakCandidate> = HashMap::new();
+    let mut symbolizer = Symbolizer::lock();
     for (id, mut survivors) in by_stack {
         if survivors.old_objects <= 0.0 {
             continue;
@@ -232,7 +234,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let Some(addresses) = STACKS.frames(id) else {
             continue;
         };
-        let (_, frames) = symbolized_frames(id, addresses);
+        let (_, frames) = symbolized_frames(&mut symbolizer, id, addresses);
         let key = super::snapshot::folded_key_of(&frames);
         let alloc_objects = STACKS.counters(id).map_or(0.0, |c| c.alloc_objects);
         survivors.ages.sort_by(f64::total_cmp);
@@ -273,6 +275,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         candidate.growth_bytes_per_second += trend.per_second;
         candidate.growth_r_squared = candidate.growth_r_squared.min(trend.r_squared);
     }
+    drop(symbolizer);
 
     let mut candidates: Vec<LeakCandidate> = merged.into_values().collect();
     for c in &mut candidates {

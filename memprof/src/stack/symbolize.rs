@@ -7,7 +7,7 @@
 //! stays bounded. Its size is reported in the profiler's own memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One frame of a symbolized stack. An address whose code was inlined
 /// resolves to several frames, innermost first, sharing the address.
@@ -27,7 +27,7 @@ pub struct Frame {
 pub const MAX_CACHED_ADDRESSES: usize = 1 << 17;
 
 struct Cache {
-    frames: HashMap<usize, Arc<[Arc<Frame>]>, crate::hash::AddressHash>,
+    frames: HashMap<usize, Resolved, crate::hash::AddressHash>,
     bytes: usize,
 }
 
@@ -43,26 +43,75 @@ pub fn cache_bytes() -> usize {
 
 /// Symbolizes one return address (innermost frame first).
 pub fn resolve(address: usize) -> Arc<[Arc<Frame>]> {
-    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = guard.get_or_insert_with(|| Cache {
-        frames: HashMap::default(),
-        bytes: 0,
-    });
-    if let Some(frames) = cache.frames.get(&address) {
-        return Arc::clone(frames);
-    }
-    if cache.frames.len() >= MAX_CACHED_ADDRESSES {
-        cache.frames.clear();
-        cache.bytes = 0;
-    }
-    let frames = resolve_uncached(address);
-    cache.bytes += 64
-        + frames
+    Symbolizer::lock().resolve(address).frames
+}
+
+/// One address's frames, innermost first, and which of them are the
+/// profiler's own, worked out once when the address is first resolved.
+#[derive(Clone)]
+pub(crate) struct Resolved {
+    pub(crate) frames: Arc<[Arc<Frame>]>,
+    /// Bit `i` is set when `frames[i]` is a profiler frame (see
+    /// [`is_profiler_frame`]); frames past the 64th count as the program's.
+    profiler: u64,
+}
+
+impl Resolved {
+    fn new(frames: Arc<[Arc<Frame>]>) -> Resolved {
+        let profiler = frames
             .iter()
-            .map(|f| 64 + f.function.len() + f.file.as_ref().map_or(0, String::len))
-            .sum::<usize>();
-    cache.frames.insert(address, Arc::clone(&frames));
-    frames
+            .take(64)
+            .enumerate()
+            .filter(|(_, f)| is_profiler_frame(f))
+            .fold(0, |mask, (i, _)| mask | 1 << i);
+        Resolved { frames, profiler }
+    }
+
+    /// Whether `frames[i]` is a profiler frame.
+    pub(crate) fn is_profiler(&self, i: usize) -> bool {
+        i < 64 && self.profiler & 1 << i != 0
+    }
+}
+
+/// The symbol cache, held for a run of lookups: a snapshot resolves every
+/// address of every stack under one lock instead of one lock each, and
+/// reads each address's profiler frames from the cache instead of scanning
+/// names and paths again.
+pub(crate) struct Symbolizer {
+    cache: MutexGuard<'static, Option<Cache>>,
+}
+
+impl Symbolizer {
+    /// Locks the cache until the symbolizer is dropped.
+    pub(crate) fn lock() -> Symbolizer {
+        Symbolizer {
+            cache: CACHE.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// Symbolizes one return address, from the cache when it can.
+    pub(crate) fn resolve(&mut self, address: usize) -> Resolved {
+        let cache = self.cache.get_or_insert_with(|| Cache {
+            frames: HashMap::default(),
+            bytes: 0,
+        });
+        if let Some(resolved) = cache.frames.get(&address) {
+            return resolved.clone();
+        }
+        if cache.frames.len() >= MAX_CACHED_ADDRESSES {
+            cache.frames.clear();
+            cache.bytes = 0;
+        }
+        let resolved = Resolved::new(resolve_uncached(address));
+        cache.bytes += 64
+            + resolved
+                .frames
+                .iter()
+                .map(|f| 64 + f.function.len() + f.file.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+        cache.frames.insert(address, resolved.clone());
+        resolved
+    }
 }
 
 fn resolve_uncached(address: usize) -> Arc<[Arc<Frame>]> {
@@ -153,6 +202,30 @@ mod tests {
             line: None,
             address: 0,
         }
+    }
+
+    #[test]
+    fn resolved_addresses_remember_which_frames_are_the_profilers() {
+        let frames: Arc<[Arc<Frame>]> = [
+            frame("__rust_alloc", None),
+            frame("grow", Some("/rustc/abc/library/alloc/src/raw_vec.rs")),
+            frame("record", Some("/x/memprof/src/alloc/record.rs")),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+        let resolved = Resolved::new(frames);
+        let flags: Vec<bool> = (0..4).map(|i| resolved.is_profiler(i)).collect();
+        assert_eq!(flags, [true, false, true, false]);
+        assert!(!resolved.is_profiler(64) && !resolved.is_profiler(usize::MAX));
+
+        // A cached address answers from the cache, frames shared.
+        let addr = a_named_function();
+        let mut symbolizer = Symbolizer::lock();
+        let first = symbolizer.resolve(addr);
+        let again = symbolizer.resolve(addr);
+        assert!(Arc::ptr_eq(&first.frames, &again.frames));
+        assert_eq!(first.profiler, again.profiler);
     }
 
     #[test]
