@@ -160,5 +160,46 @@ fn endpoint(variant: &str, stacks: usize) {
             later[later.len() - 1].as_secs_f64() * 1e3,
         );
     }
+    phases(variant, recorded);
     black_box(&live);
+}
+
+/// Where a view's time goes, without HTTP: the median of 9 runs of taking
+/// the snapshot, folding it, rendering the flamegraph from a snapshot and
+/// writing pprof from one.
+fn phases(variant: &str, stacks: u64) {
+    use memprof::export::{flamegraph, pprof};
+    use memprof::Kind;
+    fn median(mut f: impl FnMut()) -> f64 {
+        let mut runs: Vec<Duration> = (0..9)
+            .map(|_| {
+                let began = Instant::now();
+                f();
+                began.elapsed()
+            })
+            .collect();
+        runs.sort();
+        runs[runs.len() / 2].as_secs_f64() * 1e3
+    }
+    let snapshot = memprof::snapshot();
+    let options = flamegraph::FlamegraphOptions::for_kind(Kind::InuseSpace);
+    let take = median(|| drop(black_box(memprof::snapshot())));
+    let folded = median(|| {
+        let mut out = Vec::new();
+        snapshot.write_folded(&mut out, Kind::InuseSpace).unwrap();
+        black_box(out);
+    });
+    let svg = median(|| {
+        let mut out = Vec::new();
+        flamegraph::write_flamegraph(&snapshot, Kind::InuseSpace, &options, &mut out).unwrap();
+        black_box(out);
+    });
+    let proto = median(|| {
+        let mut out = Vec::new();
+        pprof::write_pprof(&snapshot, &pprof::PprofOptions::default(), &mut out).unwrap();
+        black_box(out);
+    });
+    println!(
+        "peers workload=endpoint-phases variant={variant} stacks={stacks} snapshot_ms={take:.1} folded_ms={folded:.1} flamegraph_ms={svg:.1} pprof_ms={proto:.1}"
+    );
 }
