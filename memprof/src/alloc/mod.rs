@@ -80,7 +80,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if thread::countdown_crossed(layout.size()) {
             // SAFETY: the caller's guarantees about `layout`, passed on.
-            return unsafe { record::alloc_at_sample_point(&self.inner, layout, Fill::Uninit) };
+            return unsafe { record::alloc_at_sample_point(layout, Fill::Uninit, &self.inner) };
         }
         // SAFETY: forwarded with the caller's guarantees about `layout`.
         unsafe { self.inner.alloc(layout) }
@@ -90,7 +90,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if thread::countdown_crossed(layout.size()) {
             // SAFETY: the caller's guarantees about `layout`, passed on.
-            return unsafe { record::alloc_at_sample_point(&self.inner, layout, Fill::Zeroed) };
+            return unsafe { record::alloc_at_sample_point(layout, Fill::Zeroed, &self.inner) };
         }
         // SAFETY: forwarded with the caller's guarantees about `layout`.
         unsafe { self.inner.alloc_zeroed(layout) }
@@ -100,7 +100,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if LIVE.may_contain(ptr as usize) {
             // SAFETY: the caller's guarantees are passed on unchanged.
-            return unsafe { record::dealloc_maybe_sampled(&self.inner, ptr, layout) };
+            return unsafe { record::dealloc_maybe_sampled(ptr, layout, &self.inner) };
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.dealloc(ptr, layout) }
@@ -110,11 +110,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if LIVE.may_contain(ptr as usize) {
             // SAFETY: the caller's guarantees are passed on unchanged.
-            return unsafe { record::realloc_maybe_sampled(&self.inner, ptr, layout, new_size) };
+            return unsafe { record::realloc_maybe_sampled(ptr, layout, new_size, &self.inner) };
         }
         if thread::countdown_crossed(new_size) {
             // SAFETY: the caller's guarantees are passed on unchanged.
-            return unsafe { record::realloc_at_sample_point(&self.inner, ptr, layout, new_size) };
+            return unsafe { record::realloc_at_sample_point(ptr, layout, new_size, &self.inner) };
         }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.realloc(ptr, layout, new_size) }

@@ -130,9 +130,9 @@ fn draw(rate: u64) -> i64 {
 #[cold]
 #[inline(never)]
 pub(super) unsafe fn alloc_at_sample_point<A: GlobalAlloc>(
-    inner: &A,
     layout: Layout,
     fill: Fill,
+    inner: &A,
 ) -> *mut u8 {
     let Some(point) = sample_point(layout.size()) else {
         // SAFETY: the caller's layout, unchanged.
@@ -242,9 +242,9 @@ fn forget((sample, last_unaligned): (LiveSample, bool)) {
 #[cold]
 #[inline(never)]
 pub(super) unsafe fn dealloc_maybe_sampled<A: GlobalAlloc>(
-    inner: &A,
     ptr: *mut u8,
     mut layout: Layout,
+    inner: &A,
 ) {
     // Forget before freeing: once freed, another thread may be handed the
     // same address and sample it.
@@ -278,10 +278,10 @@ fn real_layout(layout: Layout) -> Layout {
 #[cold]
 #[inline(never)]
 pub(super) unsafe fn realloc_maybe_sampled<A: GlobalAlloc>(
-    inner: &A,
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
+    inner: &A,
 ) -> *mut u8 {
     // An unpromoted sample is forgotten before the block may be freed
     // (another thread could be handed the address and sample it); a
@@ -301,10 +301,10 @@ pub(super) unsafe fn realloc_maybe_sampled<A: GlobalAlloc>(
 #[cold]
 #[inline(never)]
 pub(super) unsafe fn realloc_at_sample_point<A: GlobalAlloc>(
-    inner: &A,
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
+    inner: &A,
 ) -> *mut u8 {
     // SAFETY: the caller's contract, passed on.
     unsafe { realloc_slow(inner, ptr, layout, new_size, None, true) }
@@ -424,7 +424,7 @@ unsafe fn release<A: GlobalAlloc>(
     match old {
         // SAFETY: the caller's block and layout, freed once.
         Some((sample, _)) if sample.is_promoted() => unsafe {
-            dealloc_maybe_sampled(inner, ptr, layout)
+            dealloc_maybe_sampled(ptr, layout, inner)
         },
         other => {
             if let Some(removed) = other {
