@@ -54,7 +54,11 @@ size_of() { # workload variant -> operations per thread for the short run
     esac
 }
 
-# Runs one variant under cachegrind; prints "ops Ir D1mr D1mw".
+# Runs one variant under cachegrind; prints "ops Ir D1mr D1mw own", where
+# `own` counts the instructions of the allocator shims (`__rust_alloc` and
+# co., memprof's fast paths inlined in them) and of memprof's and the
+# unwinder's functions: the part that does not depend on how jemalloc's
+# caches happened to behave in this run.
 measure() { # workload variant ops
     local out line ops
     out=$(mktemp)
@@ -65,29 +69,35 @@ measure() { # workload variant ops
     ops=$(echo "$line" | sed 's/.*ops=\([0-9]*\).*/\1/')
     awk -v ops="$ops" '
         /^events:/ { for (i = 2; i <= NF; i++) col[$i] = i - 1 }
-        /^summary:/ { print ops, $(col["Ir"] + 1), $(col["D1mr"] + 1), $(col["D1mw"] + 1) }
+        /^fn=/ { own_fn = ($0 ~ /memprof|__rust_(alloc|dealloc|realloc|alloc_zeroed)$|framehop|gimli/) }
+        /^[0-9]/ { if (own_fn) own += $2 }
+        /^summary:/ { summary = ops " " $(col["Ir"] + 1) " " $(col["D1mr"] + 1) " " $(col["D1mw"] + 1) }
+        END { print summary, own + 0 }
     ' "$out"
     rm -f "$out"
 }
 
-echo "| workload | variant | instructions/op | vs jemalloc | L1d misses/op | vs jemalloc |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | variant | instructions/op | vs jemalloc | L1d misses/op | vs jemalloc | shims and memprof's own code, instructions/op over jemalloc's shims |"
+echo "|---|---|---|---|---|---|---|"
 for w in "${workloads[@]}"; do
     base_ir=""
     base_miss=""
+    base_own=""
     for v in "${variants[@]}"; do
         n=$(size_of "$w" "$v")
         echo "$w $v: $n and $((2 * n)) ops per thread..." >&2
-        read -r ops1 ir1 mr1 mw1 < <(measure "$w" "$v" "$n")
-        read -r ops2 ir2 mr2 mw2 < <(measure "$w" "$v" $((2 * n)))
-        read -r ir miss < <(awk -v o1="$ops1" -v o2="$ops2" -v i1="$ir1" -v i2="$ir2" \
-            -v r1="$mr1" -v r2="$mr2" -v w1="$mw1" -v w2="$mw2" \
-            'BEGIN { d = o2 - o1; printf "%.1f %.2f\n", (i2 - i1) / d, (r2 + w2 - r1 - w1) / d }')
+        read -r ops1 ir1 mr1 mw1 own1 < <(measure "$w" "$v" "$n")
+        read -r ops2 ir2 mr2 mw2 own2 < <(measure "$w" "$v" $((2 * n)))
+        read -r ir miss own < <(awk -v o1="$ops1" -v o2="$ops2" -v i1="$ir1" -v i2="$ir2" \
+            -v r1="$mr1" -v r2="$mr2" -v w1="$mw1" -v w2="$mw2" -v s1="$own1" -v s2="$own2" \
+            'BEGIN { d = o2 - o1; printf "%.1f %.2f %.1f\n", (i2 - i1) / d, (r2 + w2 - r1 - w1) / d, (s2 - s1) / d }')
         if [ "$v" = jemalloc ]; then
             base_ir=$ir
             base_miss=$miss
+            base_own=$own
         fi
-        awk -v w="$w" -v v="$v" -v ir="$ir" -v miss="$miss" -v bi="$base_ir" -v bm="$base_miss" \
-            'BEGIN { printf "| %s | %s | %.1f | %.3f | %.2f | %.3f |\n", w, v, ir, ir / bi, miss, miss / bm }'
+        awk -v w="$w" -v v="$v" -v ir="$ir" -v miss="$miss" -v own="$own" \
+            -v bi="$base_ir" -v bm="$base_miss" -v bo="$base_own" \
+            'BEGIN { printf "| %s | %s | %.1f | %.3f | %.2f | %.3f | %.1f (%.1f%%) |\n", w, v, ir, ir / bi, miss, miss / bm, own - bo, 100 * (own - bo) / bi }'
     done
 done
