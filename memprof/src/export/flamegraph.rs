@@ -67,16 +67,8 @@ pub fn write_flamegraph<W: Write>(
     options: &FlamegraphOptions,
     out: W,
 ) -> io::Result<()> {
-    // Sized up front: growing a buffer of megabytes by doubling cost more
-    // page faults and copies than writing it.
-    let names: usize = snapshot
-        .stacks
-        .iter()
-        .flat_map(|s| &s.frames)
-        .map(|f| f.function.len() + 1)
-        .sum();
-    let mut folded = Vec::with_capacity(names + 24 * snapshot.stacks.len());
-    snapshot.write_folded_sorted(&mut folded, kind)?;
+    let mut folded = Vec::new();
+    snapshot.write_folded_visible(&mut folded, kind, options.min_width)?;
     render(&folded, Order::Sorted, options, out)
 }
 
@@ -145,7 +137,17 @@ fn render<W: Write>(
     }
     let mut opts = options.inferno();
     opts.no_sort = order == Order::Sorted;
-    inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
+    match inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out) {
+        // Told the lines are sorted, inferno checks that they are before it
+        // writes anything. A name containing a space can sort differently
+        // frame by frame than in its line (see `folded_order`): let inferno
+        // sort them after all.
+        Err(e) if opts.no_sort && e.kind() == io::ErrorKind::InvalidData => {
+            opts.no_sort = false;
+            inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
+        }
+        rendered => rendered?,
+    }
     out.flush()
 }
 
@@ -222,13 +224,24 @@ mod tests {
             vec![frame("a"), frame("x"), frame("main")],
             vec![main],
         ];
+        // The two `main;x;a` stacks, 9 then 10, would be out of order as
+        // text (`a 9` sorts after `a 10`) if they were not merged.
+        let values = [10.0, 9.0, 12.0, 13.0, 10.0, 15.0];
         let snapshot = Snapshot::of_stacks(
             0,
             stacks
                 .into_iter()
-                .enumerate()
-                .map(|(i, frames)| crate::profile::StackProfile::allocated(frames, 10.0 + i as f64))
+                .zip(values)
+                .map(|(frames, n)| crate::profile::StackProfile::allocated(frames, n))
                 .collect(),
+        );
+        let mut sorted = Vec::new();
+        snapshot
+            .write_folded_sorted(&mut sorted, Kind::AllocObjects)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(sorted).unwrap(),
+            "main 15\nmain;foo::bar;c 12\nmain;foo;c 13\nmain;x;a 19\nmain;x;b 10\n"
         );
         let options = FlamegraphOptions::for_kind(Kind::AllocObjects);
         let mut fast = Vec::new();
@@ -243,7 +256,74 @@ mod tests {
         assert_eq!(fast, String::from_utf8(slow).unwrap());
         // Merged: one `x` under `main`, holding both `a` stacks.
         assert_eq!(fast.matches("<title>x (").count(), 1);
-        assert!(fast.contains("<title>a (25 objects"), "{fast}");
+        assert!(fast.contains("<title>a (19 objects"), "{fast}");
+    }
+
+    /// Frames inferno would drop are cut before it reads them; what it
+    /// draws must not change. A wide stack, and 400 narrow ones under
+    /// shared and unshared roots, a few deep.
+    #[test]
+    fn cutting_narrow_frames_leaves_the_picture_as_it_was() {
+        let frame = |name: String| {
+            std::sync::Arc::new(crate::stack::Frame {
+                function: name,
+                file: None,
+                line: None,
+                address: 0,
+            })
+        };
+        let main = frame("main".into());
+        let mut stacks = vec![crate::profile::StackProfile::allocated(
+            vec![frame("big".into()), main.clone()],
+            100_000.0,
+        )];
+        for i in 0..400 {
+            let mut frames: Vec<_> = (0..i % 7).map(|d| frame(format!("f{d}"))).collect();
+            frames.push(frame(format!("leaf{}", i % 13)));
+            frames.push(frame(format!("mid{}", i % 3)));
+            frames.push(if i % 5 == 0 {
+                frame(format!("root{i}"))
+            } else {
+                main.clone()
+            });
+            stacks.push(crate::profile::StackProfile::allocated(
+                frames,
+                (1 + i % 40) as f64,
+            ));
+        }
+        let snapshot = Snapshot::of_stacks(0, stacks);
+        let options = FlamegraphOptions::for_kind(Kind::AllocObjects);
+        let mut cut = Vec::new();
+        write_flamegraph(&snapshot, Kind::AllocObjects, &options, &mut cut).unwrap();
+        let mut folded = Vec::new();
+        snapshot
+            .write_folded(&mut folded, Kind::AllocObjects)
+            .unwrap();
+        let mut whole = Vec::new();
+        write_folded_flamegraph(&folded, &options, &mut whole).unwrap();
+        let cut = String::from_utf8(cut).unwrap();
+        assert!(cut == String::from_utf8(whole).unwrap());
+        // Some frames were narrow enough to cut, some narrow ones stayed.
+        let mut visible = Vec::new();
+        snapshot
+            .write_folded_visible(&mut visible, Kind::AllocObjects, options.min_width)
+            .unwrap();
+        let lines = |text: &[u8]| text.iter().filter(|&&c| c == b'\n').count();
+        assert!(lines(&visible) < lines(&folded) && visible.len() < folded.len());
+        assert!(String::from_utf8_lossy(&visible).contains(";[narrow] "));
+        assert!(cut.contains("<title>mid1 (") && !cut.contains("<title>f3 ("));
+    }
+
+    /// Lines said to be sorted that are not (a name with a space can do
+    /// that, see `folded_order`) are sorted by inferno after all.
+    #[test]
+    fn unsorted_lines_said_sorted_still_render() {
+        let options = FlamegraphOptions::for_kind(Kind::InuseSpace);
+        let folded = b"main;b 1\nmain;a 2\n";
+        let (mut said, mut sorted) = (Vec::new(), Vec::new());
+        super::render(folded, Order::Sorted, &options, &mut said).unwrap();
+        super::render(folded, Order::Any, &options, &mut sorted).unwrap();
+        assert!(said == sorted && !said.is_empty());
     }
 
     #[test]

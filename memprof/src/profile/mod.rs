@@ -2,6 +2,7 @@
 //! growth trends.
 
 pub mod diff;
+mod folded;
 pub mod leaks;
 pub mod snapshot;
 pub mod trend;

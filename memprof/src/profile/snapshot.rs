@@ -6,7 +6,6 @@
 //! call site reached through `alloc` and `realloc`, say). It owns its data:
 //! keep it, serialise it, diff it against a later one.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::str::FromStr;
@@ -14,6 +13,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use super::folded::folded_key_of;
+use super::folded::{self, write_folded_key};
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
 use crate::stack::symbolize::{Frame, Symbolizer};
@@ -172,92 +173,6 @@ impl StackProfile {
     pub fn mentions(&self, pattern: &str) -> bool {
         self.frames.iter().any(|f| f.function.contains(pattern))
     }
-}
-
-/// The folded-stack key of leaf-first `frames` (see [`StackProfile::folded_key`]).
-pub(crate) fn folded_key_of(frames: &[Arc<Frame>]) -> String {
-    let mut key = Vec::with_capacity(frames.iter().map(|f| f.function.len() + 1).sum());
-    // Writing to a Vec cannot fail, and only whole `str`s are written.
-    let _ = write_folded_key(frames, &mut key);
-    String::from_utf8(key).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// Writes the folded key of `frames` (root first, `;` between frames) to
-/// `out`, straight from the frames' names: building a `String` per stack
-/// and formatting it was a tenth of a 10,000-stack flamegraph request.
-fn write_folded_key<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
-    if is_unknown(frames) {
-        return out.write_all(b"[unknown]");
-    }
-    for (i, frame) in frames.iter().rev().enumerate() {
-        if i > 0 {
-            out.write_all(b";")?;
-        }
-        // `;` separates frames in the folded format; array types such
-        // as `[u8; 4]` must not split a frame in two.
-        if frame.function.contains(';') {
-            out.write_all(frame.function.replace(';', ",").as_bytes())?;
-        } else {
-            out.write_all(frame.function.as_bytes())?;
-        }
-    }
-    Ok(())
-}
-
-/// Compares two leaf-first stacks as their folded keys compare byte by
-/// byte, a key ending in the space before its value: frame by frame from
-/// the root, and a frame's name (as written, `;` as `,`) with the separator
-/// after it. Shared frames are skipped by identity without reading names.
-/// (A name containing a space can order differently from the written line,
-/// whose value then takes part; the order still keeps every stack under a
-/// shared root path together, which is all merging needs.)
-fn folded_order(a: &[Arc<Frame>], b: &[Arc<Frame>]) -> Ordering {
-    /// A name's bytes as written, then the separator after it.
-    fn written(name: &str, more: bool) -> impl Iterator<Item = u8> + '_ {
-        let separator = if more { b';' } else { b' ' };
-        name.bytes()
-            .map(|c| if c == b';' { b',' } else { c })
-            .chain(core::iter::once(separator))
-    }
-    /// The same order, by `memcmp`, for names without a `;`.
-    fn plain(x: &[u8], more_x: bool, y: &[u8], more_y: bool) -> Ordering {
-        let n = x.len().min(y.len());
-        let after = |name: &[u8], more: bool| match name.get(n) {
-            Some(&c) => c,
-            None if more => b';',
-            None => b' ',
-        };
-        x[..n]
-            .cmp(&y[..n])
-            .then_with(|| after(x, more_x).cmp(&after(y, more_y)))
-    }
-    if is_unknown(a) || is_unknown(b) {
-        // Rare (a stack with no frames): compare what is written.
-        return folded_key_of(a).cmp(&folded_key_of(b));
-    }
-    for depth in 1..=a.len().min(b.len()) {
-        let (x, y) = (&a[a.len() - depth], &b[b.len() - depth]);
-        if Arc::ptr_eq(x, y) || x.function == y.function {
-            continue;
-        }
-        let (more_x, more_y) = (depth < a.len(), depth < b.len());
-        let order = if x.function.contains(';') || y.function.contains(';') {
-            written(&x.function, more_x).cmp(written(&y.function, more_y))
-        } else {
-            plain(x.function.as_bytes(), more_x, y.function.as_bytes(), more_y)
-        };
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    // One key is the other's start: it ends in a space where the other
-    // goes on with a `;`.
-    a.len().cmp(&b.len())
-}
-
-/// Whether `frames` are written as `[unknown]`.
-fn is_unknown(frames: &[Arc<Frame>]) -> bool {
-    frames.is_empty() || (frames.len() == 1 && frames[0].function.is_empty())
 }
 
 /// Whether a frame is the standard library's (`alloc`, `core`, `std`).
@@ -450,26 +365,50 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Writes the same lines as [`Snapshot::write_folded`], sorted as
-    /// inferno and flamegraph.pl sort folded lines before merging them (by
-    /// their bytes, up to the value), so a renderer told the input is sorted
-    /// can skip its own sort. Comparing frames root first, and by identity
-    /// before by name, costs far less than sorting the written lines, whose
-    /// long shared prefixes made that sort a fifth of a flamegraph request.
+    /// Writes the stacks of [`Snapshot::write_folded`] sorted as inferno
+    /// and flamegraph.pl sort folded lines before merging them (by their
+    /// bytes), stacks written the same merged into one line with the sum
+    /// of their values, so a renderer told the input is sorted can skip
+    /// its own sort. Comparing frames root first, and by identity before
+    /// by name, costs far less than sorting the written lines, whose long
+    /// shared prefixes made that sort a fifth of a flamegraph request.
     pub fn write_folded_sorted<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
-        let mut stacks: Vec<(&StackProfile, u64)> = self
-            .stacks
-            .iter()
-            .map(|s| (s, s.value(kind).round()))
-            .filter(|&(_, value)| value >= 1.0)
-            .map(|(s, value)| (s, value as u64))
-            .collect();
-        stacks.sort_by(|(a, _), (b, _)| folded_order(&a.frames, &b.frames));
-        for (stack, value) in stacks {
-            write_folded_key(&stack.frames, &mut out)?;
+        for (frames, value) in self.sorted_lines(kind) {
+            write_folded_key(frames, &mut out)?;
             writeln!(out, " {value}")?;
         }
         Ok(())
+    }
+
+    /// Writes the lines of [`Snapshot::write_folded_sorted`] cut below the
+    /// frames a flamegraph drops (narrower than inferno's `min_width`), so
+    /// the renderer need not read what it would not draw (see
+    /// `folded::cut_narrow`).
+    pub(crate) fn write_folded_visible<W: Write>(
+        &self,
+        mut out: W,
+        kind: Kind,
+        min_width: f64,
+    ) -> io::Result<()> {
+        let lines = self.sorted_lines(kind);
+        for line in folded::cut_narrow(&lines, min_width) {
+            line.write(&mut out)?;
+        }
+        Ok(())
+    }
+
+    /// The stacks with a rounded value of `kind` of at least 1, with that
+    /// value, sorted and merged by `folded::sort_and_merge`.
+    fn sorted_lines(&self, kind: Kind) -> Vec<(&[Arc<Frame>], u64)> {
+        let mut lines: Vec<(&[Arc<Frame>], u64)> = self
+            .stacks
+            .iter()
+            .map(|s| (s.frames.as_slice(), s.value(kind).round()))
+            .filter(|&(_, value)| value >= 1.0)
+            .map(|(frames, value)| (frames, value as u64))
+            .collect();
+        folded::sort_and_merge(&mut lines);
+        lines
     }
 
     /// Keeps only stacks some frame of which contains one of `include` (all
@@ -552,15 +491,6 @@ mod tests {
             line: None,
             address: 0x1000,
         })
-    }
-
-    #[test]
-    fn folded_keys_run_root_first_and_keep_array_types_whole() {
-        let frames = [frame("leaf"), frame("<[u8; 4] as Foo>::bar"), frame("main")];
-        assert_eq!(folded_key_of(&frames), "main;<[u8, 4] as Foo>::bar;leaf");
-        assert_eq!(folded_key_of(&[]), "[unknown]");
-        assert_eq!(folded_key_of(&[frame("")]), "[unknown]");
-        assert_eq!(folded_key_of(&[frame(""), frame("")]), ";");
     }
 
     #[test]
