@@ -10,9 +10,11 @@
 //!   (`sample::counters().profiler_bytes`) with a live heap of `<MiB>` MiB
 //!   of mixed-size blocks (8..=4096 bytes) at the current rate.
 //! * `endpoint <stacks>`: `<stacks>` distinct live stacks (recorded exactly,
-//!   on this thread only), then the latency of `GET /heap` and
-//!   `GET /flamegraph` on the loopback endpoint: the first request (which
-//!   symbolises) and the median of later ones.
+//!   on this thread only), then the latency of `GET /heap` (pprof and
+//!   folded), `GET /flamegraph` and the differential `GET
+//!   /flamegraph?base=1` against a snapshot kept first, on the loopback
+//!   endpoint: the first request (which symbolises) and the median of later
+//!   ones.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -116,11 +118,17 @@ fn branch_b(bits: u32, depth: u32, out: &mut Vec<Box<[u8; 64]>>) {
 
 /// `GET path` over a fresh connection; returns the time to the last byte.
 fn get(addr: SocketAddr, path: &str) -> (Duration, usize) {
+    request(addr, "GET", path)
+}
+
+/// `method path` over a fresh connection, without a body; returns the time
+/// to the last byte and the response's size.
+fn request(addr: SocketAddr, method: &str, path: &str) -> (Duration, usize) {
     let began = Instant::now();
     let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut response = Vec::new();
@@ -129,8 +137,8 @@ fn get(addr: SocketAddr, path: &str) -> (Duration, usize) {
         .expect("read the response");
     let took = began.elapsed();
     assert!(
-        response.starts_with(b"HTTP/1.1 200"),
-        "GET {path}: {}",
+        response.starts_with(b"HTTP/1.1 2"),
+        "{method} {path}: {}",
         String::from_utf8_lossy(&response[..response.len().min(300)])
     );
     (took, response.len())
@@ -148,7 +156,21 @@ fn endpoint(variant: &str, stacks: usize) {
     let recorded = memprof::sample::counters().stacks;
     let handle = memprof::serve("127.0.0.1:0").expect("start the endpoint");
     let addr = handle.local_addr();
-    for path in ["/heap", "/heap?format=folded", "/flamegraph"] {
+    for path in [
+        "/heap",
+        "/heap?format=folded",
+        "/flamegraph",
+        "/flamegraph?base=1",
+    ] {
+        if path.contains("base=") {
+            // A kept snapshot to diff against (the same stacks: a
+            // differential flamegraph of no change still pairs every one).
+            request(
+                addr,
+                "POST",
+                &format!("{}/snapshots", memprof::http::PREFIX),
+            );
+        }
         let path = format!("{}{path}", memprof::http::PREFIX);
         let (first, bytes) = get(addr, &path);
         let mut later: Vec<Duration> = (0..9).map(|_| get(addr, &path).0).collect();
