@@ -73,8 +73,9 @@ pub fn write_flamegraph<W: Write>(
 }
 
 /// Writes a differential flamegraph of `kind` from `before` to `after`:
-/// both are folded, paired by stack with inferno's `differential` module
-/// (`before after` columns), and rendered sized by `after`.
+/// stacks are paired by their folded keys (`key before after` lines, as
+/// inferno's `differential` module pairs folded text), cut below the frames
+/// too narrow to draw, and rendered sized by `after`.
 pub fn write_differential_flamegraph<W: Write>(
     before: &Snapshot,
     after: &Snapshot,
@@ -82,18 +83,9 @@ pub fn write_differential_flamegraph<W: Write>(
     options: &FlamegraphOptions,
     out: W,
 ) -> io::Result<()> {
-    let mut folded_before = Vec::new();
-    before.write_folded(&mut folded_before, kind)?;
-    let mut folded_after = Vec::new();
-    after.write_folded(&mut folded_after, kind)?;
     let mut paired = Vec::new();
-    inferno::differential::from_readers(
-        inferno::differential::Options::default(),
-        &folded_before[..],
-        &folded_after[..],
-        &mut paired,
-    )?;
-    write_folded_flamegraph(&paired, options, out)
+    after.write_differential_visible(before, &mut paired, kind, options.min_width)?;
+    render(&paired, Order::Sorted, options, out)
 }
 
 /// Renders folded stacks (`root;...;leaf count` lines, or the two-count
@@ -312,6 +304,87 @@ mod tests {
         assert!(lines(&visible) < lines(&folded) && visible.len() < folded.len());
         assert!(String::from_utf8_lossy(&visible).contains(";[narrow] "));
         assert!(cut.contains("<title>mid1 (") && !cut.contains("<title>f3 ("));
+    }
+
+    /// The differential view pairs, sorts and cuts lines itself; the
+    /// picture, colours included, must be the one inferno draws from both
+    /// profiles' whole folded text: stacks that grew, shrank, appeared and
+    /// vanished, wide and narrow, and the largest change under a frame too
+    /// narrow to draw.
+    #[test]
+    fn differential_flamegraph_is_the_one_inferno_pairs_itself() {
+        let frame = |name: String| {
+            std::sync::Arc::new(crate::stack::Frame {
+                function: name,
+                file: None,
+                line: None,
+                address: 0,
+            })
+        };
+        let main = frame("main".into());
+        let profile = |stacks: Vec<(Vec<String>, f64)>| {
+            Snapshot::of_stacks(
+                0,
+                stacks
+                    .into_iter()
+                    .map(|(names, n)| {
+                        let mut frames: Vec<_> = names.into_iter().rev().map(frame).collect();
+                        frames.push(main.clone());
+                        crate::profile::StackProfile::allocated(frames, n)
+                    })
+                    .collect(),
+            )
+        };
+        let path = |p: &str| p.split(';').map(str::to_string).collect::<Vec<_>>();
+        let mut before = vec![
+            (path("big;grows"), 50_000.0),
+            (path("big;shrinks"), 40_000.0),
+            (path("gone"), 5_000.0),
+            // The largest change, under frames too narrow to draw after.
+            (path("tiny;deep;vanishing"), 90_000.0),
+        ];
+        let mut after = vec![
+            (path("big;grows"), 80_000.0),
+            (path("big;shrinks"), 10_000.0),
+            (path("new"), 20_000.0),
+            (path("tiny;deep;vanishing"), 3.0),
+        ];
+        for i in 0..200 {
+            let narrow = path(&format!("narrow{:03};leaf{}", i % 50, i % 7));
+            before.push((narrow.clone(), (i % 9) as f64));
+            after.push((narrow, (i % 11) as f64));
+        }
+        let (before, after) = (profile(before), profile(after));
+        let options = FlamegraphOptions::for_kind(Kind::AllocObjects);
+        let mut cut = Vec::new();
+        write_differential_flamegraph(&before, &after, Kind::AllocObjects, &options, &mut cut)
+            .unwrap();
+        let (mut folded_before, mut folded_after) = (Vec::new(), Vec::new());
+        before
+            .write_folded(&mut folded_before, Kind::AllocObjects)
+            .unwrap();
+        after
+            .write_folded(&mut folded_after, Kind::AllocObjects)
+            .unwrap();
+        let mut paired = Vec::new();
+        inferno::differential::from_readers(
+            inferno::differential::Options::default(),
+            &folded_before[..],
+            &folded_after[..],
+            &mut paired,
+        )
+        .unwrap();
+        let mut whole = Vec::new();
+        write_folded_flamegraph(&paired, &options, &mut whole).unwrap();
+        let cut = String::from_utf8(cut).unwrap();
+        assert!(cut == String::from_utf8(whole).unwrap());
+        assert!(cut.contains("<title>grows (") && !cut.contains("<title>vanishing ("));
+        let mut lines = Vec::new();
+        after
+            .write_differential_visible(&before, &mut lines, Kind::AllocObjects, options.min_width)
+            .unwrap();
+        let lines = String::from_utf8(lines).unwrap();
+        assert!(lines.contains("[narrow] 89997 0\n"), "{lines}");
     }
 
     /// Lines said to be sorted that are not (a name with a space can do

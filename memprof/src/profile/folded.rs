@@ -100,64 +100,143 @@ fn is_unknown(frames: &[Arc<Frame>]) -> bool {
     frames.is_empty() || (frames.len() == 1 && frames[0].function.is_empty())
 }
 
-/// Sorts `lines` (leaf-first stacks with their values) in [`folded_order`]
-/// and merges lines with equal keys, summing their values: distinct stacks
-/// can be written the same (two call sites in one function), and inferno,
-/// told its input is sorted, checks that each whole line, value included,
-/// sorts after the one before, which equal keys with their values in the
-/// wrong order would fail.
-pub(super) fn sort_and_merge(lines: &mut Vec<(&[Arc<Frame>], u64)>) {
+/// One folded line before it is written: a stack, its value and, in a
+/// differential profile, its value before.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Line<'a> {
+    /// The frames written, leaf first.
+    pub(super) frames: &'a [Arc<Frame>],
+    /// The value before, written first, for inferno's differential
+    /// flamegraph (`key before after`).
+    pub(super) before: Option<u64>,
+    pub(super) value: u64,
+    /// Whether frames below `frames` were cut (written as one [`CUT`]
+    /// frame; see [`cut_narrow`]).
+    pub(super) cut: bool,
+}
+
+impl<'a> Line<'a> {
+    pub(super) fn new(frames: &'a [Arc<Frame>], value: u64) -> Line<'a> {
+        Line {
+            frames,
+            before: None,
+            value,
+            cut: false,
+        }
+    }
+
+    /// Writes the line: its key, and its value (after the value before).
+    pub(super) fn write<W: Write>(&self, out: &mut W) -> io::Result<()> {
+        write_folded_key(self.frames, out)?;
+        if self.cut {
+            write!(out, ";{CUT}")?;
+        }
+        if let Some(before) = self.before {
+            write!(out, " {before}")?;
+        }
+        writeln!(out, " {}", self.value)
+    }
+
+    /// How far the value moved, as inferno's differential colouring reads it.
+    fn delta(&self) -> u64 {
+        self.before.map_or(0, |before| before.abs_diff(self.value))
+    }
+}
+
+/// Sorts `lines` in [`folded_order`] and merges lines with equal keys,
+/// summing their values: distinct stacks can be written the same (two call
+/// sites in one function), and inferno, told its input is sorted, checks
+/// that each whole line, value included, sorts after the one before, which
+/// equal keys with their values in the wrong order would fail.
+pub(super) fn sort_and_merge(lines: &mut Vec<Line<'_>>) {
     // Stable and adaptive: already sorted runs cost one comparison a line.
-    lines.sort_by(|(a, _), (b, _)| folded_order(a, b));
-    lines.dedup_by(|(later, value), (earlier, sum)| {
-        let same = folded_order(earlier, later) == Ordering::Equal;
+    lines.sort_by(|a, b| folded_order(a.frames, b.frames));
+    lines.dedup_by(|later, earlier| {
+        let same = folded_order(earlier.frames, later.frames) == Ordering::Equal;
         if same {
-            *sum += *value;
+            earlier.value += later.value;
+            earlier.before = match (earlier.before, later.before) {
+                (None, None) => None,
+                (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
+            };
         }
         same
     });
+}
+
+/// Pairs two profiles' lines (each as [`sort_and_merge`] leaves them) by
+/// key into differential lines, `before` from the first and the value from
+/// the second (0 where a key is missing), as inferno's `differential`
+/// module pairs folded text, without writing and hashing the text.
+pub(super) fn pair<'a>(before: &[Line<'a>], after: &[Line<'a>]) -> Vec<Line<'a>> {
+    let mut paired = Vec::with_capacity(before.len().max(after.len()));
+    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let order = match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(x), Some(y)) => folded_order(x.frames, y.frames),
+        };
+        let next = match order {
+            Ordering::Less => b.next().map(|x| (x.frames, x.value, 0)),
+            Ordering::Greater => a.next().map(|y| (y.frames, 0, y.value)),
+            Ordering::Equal => b
+                .next()
+                .zip(a.next())
+                .map(|(x, y)| (y.frames, x.value, y.value)),
+        };
+        let Some((frames, was, now)) = next else {
+            break;
+        };
+        paired.push(Line {
+            frames,
+            before: Some(was),
+            value: now,
+            cut: false,
+        });
+    }
+    paired
 }
 
 /// The name written in place of the frames below a cut (see
 /// [`cut_narrow`]); it is never drawn.
 const CUT: &str = "[narrow]";
 
-/// A folded line, possibly cut below a frame too narrow to draw.
-pub(super) struct CutLine<'a> {
-    /// The frames kept, leaf first.
-    pub(super) frames: &'a [Arc<Frame>],
-    /// Whether frames below them were cut (written as one [`CUT`] frame).
-    pub(super) cut: bool,
-    pub(super) value: u64,
-}
-
-impl CutLine<'_> {
-    /// Writes the line: its key, and its value.
-    pub(super) fn write<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        write_folded_key(self.frames, out)?;
-        if self.cut {
-            write!(out, ";{CUT}")?;
-        }
-        writeln!(out, " {}", self.value)
-    }
+/// A root frame named [`CUT`], for the zero-width line that carries a
+/// differential profile's largest change (see [`cut_narrow`]).
+fn cut_root() -> &'static [Arc<Frame>] {
+    static ROOT: std::sync::OnceLock<Arc<Frame>> = std::sync::OnceLock::new();
+    core::slice::from_ref(ROOT.get_or_init(|| {
+        Arc::new(Frame {
+            function: CUT.to_string(),
+            file: None,
+            line: None,
+            address: 0,
+        })
+    }))
 }
 
 /// Cuts the frames a flamegraph would leave out from `lines` (as
-/// [`sort_and_merge`] leaves them). inferno drops every frame narrower than
-/// `min_width` (its option, compared with the frame's share of the total in
-/// percent), and so every frame above it. Each line under such a frame is
-/// cut after it, the frames below written as one [`CUT`] frame, keeping the
-/// line's value: the dropped frame keeps its place and width, so the frames
-/// that are drawn keep theirs, the lines stay in the order inferno checks
-/// (the cut frame is still followed by a `;`), and the lines under it
-/// become one. Most of a large profile is such frames: at 10,000 stacks,
-/// rendering spent most of its time on inferno reading 12.9 MB of frames it
-/// then dropped.
-pub(super) fn cut_narrow<'a>(
-    lines: &[(&'a [Arc<Frame>], u64)],
-    min_width: f64,
-) -> Vec<CutLine<'a>> {
-    let total: u64 = lines.iter().map(|&(_, value)| value).sum();
+/// [`sort_and_merge`] or [`pair`] leave them). inferno drops every frame
+/// narrower than `min_width` (its option, compared with the frame's share
+/// of the total in percent), and so every frame above it. Each line under
+/// such a frame is cut after it, the frames below written as one [`CUT`]
+/// frame, keeping the line's value: the dropped frame keeps its place and
+/// width, so the frames that are drawn keep theirs, the lines stay in the
+/// order inferno checks (the cut frame is still followed by a `;`), and
+/// the lines under it become one. Most of a large profile is such frames:
+/// at 10,000 stacks, rendering spent most of its time on inferno reading
+/// 12.9 MB of frames it then dropped.
+///
+/// In a differential profile inferno colours a frame by the change of the
+/// line that ends in it, against the largest change of any line. Lines
+/// that end in a frame that is drawn are never cut; a cut line is written
+/// with no change, and if the largest change was under a cut, a line of
+/// zero width (a `[narrow]` root, never drawn) carries it, so every colour
+/// stays as it was.
+pub(super) fn cut_narrow<'a>(lines: &[Line<'a>], min_width: f64) -> Vec<Line<'a>> {
+    let total: u64 = lines.iter().map(|l| l.value).sum();
     // inferno's test, as it computes it (`minwidth_time` in its
     // `flamegraph::from_lines`), so both draw the line in the same place.
     let min_time = min_width / (100.0 / total as f64);
@@ -165,11 +244,11 @@ pub(super) fn cut_narrow<'a>(
     let shared: Vec<usize> = (0..lines.len())
         .map(|i| {
             i.checked_sub(1)
-                .map_or(0, |p| shared_depth(lines[p].0, lines[i].0))
+                .map_or(0, |p| shared_depth(lines[p].frames, lines[i].frames))
         })
         .collect();
     // How many frames of each line to keep, root first.
-    let mut keep: Vec<usize> = lines.iter().map(|&(f, _)| written_len(f)).collect();
+    let mut keep: Vec<usize> = lines.iter().map(|l| written_len(l.frames)).collect();
     // The frames open at the current line, root first: (first line, width).
     let mut open: Vec<(usize, u64)> = Vec::new();
     for i in 0..=lines.len() {
@@ -184,34 +263,48 @@ pub(super) fn cut_narrow<'a>(
                 }
             }
         }
-        let Some(&(frames, value)) = lines.get(i) else {
+        let Some(line) = lines.get(i) else {
             break;
         };
-        while open.len() < written_len(frames) {
+        while open.len() < written_len(line.frames) {
             open.push((i, 0));
         }
         for (_, width) in &mut open {
-            *width += value;
+            *width += line.value;
         }
     }
-    let mut cut: Vec<CutLine<'a>> = Vec::with_capacity(lines.len());
-    for (i, (&(frames, value), k)) in lines.iter().zip(keep).enumerate() {
-        let whole = is_unknown(frames) || k >= frames.len();
+    let mut cut: Vec<Line<'a>> = Vec::with_capacity(lines.len());
+    for (i, (line, k)) in lines.iter().zip(keep).enumerate() {
+        if is_unknown(line.frames) || k >= line.frames.len() {
+            cut.push(*line);
+            continue;
+        }
         // Lines under one cut frame are next to each other, and equal.
         match cut.last_mut() {
-            Some(last) if last.cut && !whole && last.frames.len() == k && shared[i] >= k => {
-                last.value += value;
+            Some(last) if last.cut && last.frames.len() == k && shared[i] >= k => {
+                last.value += line.value;
             }
-            _ => cut.push(CutLine {
-                frames: if whole {
-                    frames
-                } else {
-                    &frames[frames.len() - k..]
-                },
-                cut: !whole,
-                value,
+            _ => cut.push(Line {
+                frames: &line.frames[line.frames.len() - k..],
+                cut: true,
+                ..*line
             }),
         }
+        if let Some(last) = cut.last_mut() {
+            last.before = last.before.map(|_| last.value);
+        }
+    }
+    let largest = |lines: &[Line<'_>]| lines.iter().map(Line::delta).max().unwrap_or(0);
+    let (was, is) = (largest(lines), largest(&cut));
+    if was > is {
+        let carrier = Line {
+            frames: cut_root(),
+            before: Some(was),
+            value: 0,
+            cut: false,
+        };
+        let at = cut.partition_point(|l| folded_order(l.frames, carrier.frames) == Ordering::Less);
+        cut.insert(at, carrier);
     }
     cut
 }
@@ -271,10 +364,10 @@ mod tests {
     }
 
     fn cut(stacks: &[Vec<Arc<Frame>>], values: &[u64], min_width: f64) -> String {
-        let mut lines: Vec<(&[Arc<Frame>], u64)> = stacks
+        let mut lines: Vec<Line<'_>> = stacks
             .iter()
-            .map(Vec::as_slice)
-            .zip(values.iter().copied())
+            .zip(values)
+            .map(|(frames, &value)| Line::new(frames, value))
             .collect();
         sort_and_merge(&mut lines);
         let mut out = Vec::new();

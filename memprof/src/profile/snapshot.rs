@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use super::folded::folded_key_of;
-use super::folded::{self, write_folded_key};
+use super::folded::{self, write_folded_key, Line};
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
 use crate::stack::symbolize::{Frame, Symbolizer};
@@ -373,9 +373,8 @@ impl Snapshot {
     /// by name, costs far less than sorting the written lines, whose long
     /// shared prefixes made that sort a fifth of a flamegraph request.
     pub fn write_folded_sorted<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
-        for (frames, value) in self.sorted_lines(kind) {
-            write_folded_key(frames, &mut out)?;
-            writeln!(out, " {value}")?;
+        for line in self.sorted_lines(kind) {
+            line.write(&mut out)?;
         }
         Ok(())
     }
@@ -390,8 +389,25 @@ impl Snapshot {
         kind: Kind,
         min_width: f64,
     ) -> io::Result<()> {
-        let lines = self.sorted_lines(kind);
-        for line in folded::cut_narrow(&lines, min_width) {
+        for line in folded::cut_narrow(&self.sorted_lines(kind), min_width) {
+            line.write(&mut out)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `key before after` lines from `before` to this snapshot, the
+    /// input of inferno's differential flamegraph, sorted and cut as
+    /// [`Snapshot::write_folded_visible`] cuts them (by this snapshot's
+    /// values, which size the picture).
+    pub(crate) fn write_differential_visible<W: Write>(
+        &self,
+        before: &Snapshot,
+        mut out: W,
+        kind: Kind,
+        min_width: f64,
+    ) -> io::Result<()> {
+        let paired = folded::pair(&before.sorted_lines(kind), &self.sorted_lines(kind));
+        for line in folded::cut_narrow(&paired, min_width) {
             line.write(&mut out)?;
         }
         Ok(())
@@ -399,13 +415,13 @@ impl Snapshot {
 
     /// The stacks with a rounded value of `kind` of at least 1, with that
     /// value, sorted and merged by `folded::sort_and_merge`.
-    fn sorted_lines(&self, kind: Kind) -> Vec<(&[Arc<Frame>], u64)> {
-        let mut lines: Vec<(&[Arc<Frame>], u64)> = self
+    fn sorted_lines(&self, kind: Kind) -> Vec<Line<'_>> {
+        let mut lines: Vec<Line<'_>> = self
             .stacks
             .iter()
-            .map(|s| (s.frames.as_slice(), s.value(kind).round()))
+            .map(|s| (s, s.value(kind).round()))
             .filter(|&(_, value)| value >= 1.0)
-            .map(|(frames, value)| (frames, value as u64))
+            .map(|(s, value)| Line::new(&s.frames, value as u64))
             .collect();
         folded::sort_and_merge(&mut lines);
         lines
