@@ -118,11 +118,14 @@ fn render<W: Write>(
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(folded),
     };
-    // inferno refuses input without a positive count; say "empty" instead.
+    // inferno refuses input whose last column (the count that sizes the
+    // picture; a differential's "after") is nowhere positive: say "empty"
+    // instead. A differential to a profile where everything was freed is
+    // such input.
     let has_counts = text.lines().any(|line| {
         line.rsplit(' ')
-            .take(2)
-            .any(|count| count.parse::<u64>().is_ok_and(|c| c > 0))
+            .next()
+            .is_some_and(|count| count.parse::<u64>().is_ok_and(|c| c > 0))
     });
     if !has_counts {
         return write_empty(options, out);
@@ -406,6 +409,12 @@ mod tests {
             assert!(svg.contains("No allocations sampled"), "{input:?}");
             assert!(svg.trim_end().ends_with("</svg>"));
         }
+    }
+
+    #[test]
+    fn differential_to_nothing_left_gives_a_valid_svg() {
+        let svg = render("main;gone 10 0\nmain;also 5 0\n");
+        assert!(svg.contains("No allocations sampled"), "{svg}");
     }
 
     #[test]

@@ -24,11 +24,6 @@ pub(super) fn write_folded_key<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> 
     if is_unknown(frames) {
         return out.write_all(b"[unknown]");
     }
-    write_names(frames, out)
-}
-
-/// Writes the names of leaf-first `frames`, root first, `;` between them.
-fn write_names<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
     for (i, frame) in frames.iter().rev().enumerate() {
         if i > 0 {
             out.write_all(b";")?;
@@ -49,8 +44,8 @@ fn write_names<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
 /// the root, and a frame's name (as written, `;` as `,`) with the separator
 /// after it. Shared frames are skipped by identity without reading names.
 /// (A name containing a space can order differently from the written line,
-/// whose value then takes part; the order still keeps every stack under a
-/// shared root path together, which is all merging needs.)
+/// whose value then takes part. inferno's check of sorted input catches
+/// that, and the flamegraph view then lets inferno sort.)
 pub(super) fn folded_order(a: &[Arc<Frame>], b: &[Arc<Frame>]) -> Ordering {
     /// A name's bytes as written, then the separator after it.
     fn written(name: &str, more: bool) -> impl Iterator<Item = u8> + '_ {
