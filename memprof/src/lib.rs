@@ -39,6 +39,7 @@
 pub mod alloc;
 pub mod doctor;
 pub mod export;
+mod fixed;
 mod hash;
 pub mod history;
 pub mod host;

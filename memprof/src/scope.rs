@@ -22,10 +22,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::alloc::thread;
+use crate::fixed::Fixed;
 
 /// The most distinct scope paths; entering more reuses the parent scope.
 pub const MAX_SCOPES: usize = 4096;
 
+/// One scope's figures. The objects and bytes counters are wrapping sums in
+/// fixed point (see [`crate::fixed`]); `peak_bytes` is the largest in-use
+/// bytes sum seen after an allocation.
 struct ScopeRecord {
     parent: AtomicU32,
     alloc_objects: AtomicU64,
@@ -63,19 +67,6 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     names: Vec::new(),
 });
 
-fn add_f64(cell: &AtomicU64, delta: f64) -> f64 {
-    let old = cell
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-            Some((f64::from_bits(bits) + delta).to_bits())
-        })
-        .unwrap_or(0);
-    f64::from_bits(old) + delta
-}
-
-fn load_f64(cell: &AtomicU64) -> f64 {
-    f64::from_bits(cell.load(Ordering::Relaxed))
-}
-
 /// Walks `scope` and its ancestors (bounded, in case of a corrupt id).
 fn for_each_enclosing(scope: u32, mut f: impl FnMut(&ScopeRecord)) {
     let mut id = scope;
@@ -89,25 +80,36 @@ fn for_each_enclosing(scope: u32, mut f: impl FnMut(&ScopeRecord)) {
     }
 }
 
-/// Adds a sampled allocation to `scope` and its ancestors. Lock-free.
+/// Adds a sampled allocation to `scope` and its ancestors. Lock-free: one
+/// `fetch_add` per counter (fixed point, see [`crate::fixed`]), and the
+/// peak is written only when it rises.
 pub(crate) fn record_alloc(scope: u32, bytes: usize, weight: f64) {
+    if scope == 0 {
+        return;
+    }
+    let add = Fixed::new(bytes, weight);
     for_each_enclosing(scope, |r| {
-        add_f64(&r.alloc_objects, weight);
-        let allocated = add_f64(&r.alloc_bytes, weight * bytes as f64);
-        let net = allocated - load_f64(&r.freed_bytes);
-        let _ = r
-            .peak_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                (net > f64::from_bits(bits)).then(|| net.to_bits())
-            });
+        r.alloc_objects.fetch_add(add.objects, Ordering::Relaxed);
+        let allocated = r
+            .alloc_bytes
+            .fetch_add(add.bytes, Ordering::Relaxed)
+            .wrapping_add(add.bytes);
+        let net = Fixed::in_use(allocated, r.freed_bytes.load(Ordering::Relaxed));
+        if net > r.peak_bytes.load(Ordering::Relaxed) {
+            r.peak_bytes.fetch_max(net, Ordering::Relaxed);
+        }
     });
 }
 
 /// Adds a freed sample to `scope` and its ancestors. Lock-free.
 pub(crate) fn record_free(scope: u32, bytes: usize, weight: f64) {
+    if scope == 0 {
+        return;
+    }
+    let add = Fixed::new(bytes, weight);
     for_each_enclosing(scope, |r| {
-        add_f64(&r.freed_objects, weight);
-        add_f64(&r.freed_bytes, weight * bytes as f64);
+        r.freed_objects.fetch_add(add.objects, Ordering::Relaxed);
+        r.freed_bytes.fetch_add(add.bytes, Ordering::Relaxed);
     });
 }
 
@@ -249,18 +251,18 @@ pub fn scopes() -> Vec<ScopeStats> {
     (1..=registry.names.len() as u32)
         .map(|id| {
             let r = &RECORDS[id as usize];
-            let alloc_bytes = load_f64(&r.alloc_bytes);
-            let freed_bytes = load_f64(&r.freed_bytes);
+            let sum = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            let (alloc_bytes, freed_bytes) = (sum(&r.alloc_bytes), sum(&r.freed_bytes));
             ScopeStats {
                 id,
                 path: path_of(&registry, id).unwrap_or_default(),
                 entered: r.entered.load(Ordering::Relaxed),
-                alloc_objects: load_f64(&r.alloc_objects),
-                alloc_bytes,
-                freed_objects: load_f64(&r.freed_objects),
-                freed_bytes,
-                net_bytes: (alloc_bytes - freed_bytes).max(0.0),
-                peak_bytes: load_f64(&r.peak_bytes),
+                alloc_objects: Fixed::objects(sum(&r.alloc_objects)),
+                alloc_bytes: Fixed::bytes(alloc_bytes),
+                freed_objects: Fixed::objects(sum(&r.freed_objects)),
+                freed_bytes: Fixed::bytes(freed_bytes),
+                net_bytes: Fixed::bytes(Fixed::in_use(alloc_bytes, freed_bytes)),
+                peak_bytes: Fixed::bytes(sum(&r.peak_bytes)),
             }
         })
         .collect()
@@ -321,5 +323,33 @@ mod tests {
         assert_eq!(o.alloc_bytes, 200.0, "outer includes inner");
         assert_eq!(o.net_bytes, 100.0);
         assert_eq!(o.peak_bytes, 200.0);
+    }
+
+    /// Freed in another order than allocated, weights that are not whole:
+    /// float sums would leave a residue (about 1e-8 bytes here); the
+    /// fixed-point sums return to zero exactly.
+    #[test]
+    fn everything_freed_leaves_nothing_in_use() {
+        let id = {
+            let _s = enter("exactly-zero-test");
+            thread::scope()
+        };
+        let samples: Vec<(usize, f64)> = (0..1000)
+            .map(|i| (1000 + 37 * i, 1.0 + 1.0 / (7 + i) as f64))
+            .collect();
+        for &(bytes, weight) in samples.iter().rev() {
+            record_alloc(id, bytes, weight);
+        }
+        for &(bytes, weight) in &samples {
+            record_free(id, bytes, weight);
+        }
+        let s = scopes().into_iter().find(|s| s.id == id).unwrap();
+        assert_eq!(s.net_bytes, 0.0);
+        assert_eq!(s.alloc_bytes, s.freed_bytes);
+        assert!(
+            (s.peak_bytes - 19_522_235.7).abs() < 1.0,
+            "{}",
+            s.peak_bytes
+        );
     }
 }

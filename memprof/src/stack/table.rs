@@ -21,6 +21,7 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::fixed::Fixed;
 use crate::os;
 use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
@@ -55,7 +56,7 @@ struct StackRecord {
 #[repr(C, align(64))]
 struct Stripes([StripeCounters; STRIPES]);
 
-/// One stripe of a stack's counters (fixed point, see [`Fixed`]).
+/// One stripe of a stack's counters (fixed point, see `crate::fixed`).
 #[repr(C)]
 struct StripeCounters {
     alloc_objects: AtomicU64,
@@ -125,43 +126,6 @@ fn hash_frames(frames: &[usize]) -> u64 {
     }
     let h = lanes.into_iter().fold(0, |h, lane| mix(h, lane as usize));
     h ^ (h >> 29)
-}
-
-/// A sample's contribution to the counters, in fixed point. Computed the
-/// same way from the same `(weight, bytes)` when it is allocated and when it
-/// is freed, so a stack's in-use figures return exactly to zero.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Fixed {
-    objects: u64,
-    bytes: u64,
-}
-
-impl Fixed {
-    const OBJECT_SCALE: f64 = 65536.0;
-    const BYTE_SCALE: f64 = 256.0;
-
-    fn new(bytes: usize, weight: f64) -> Fixed {
-        // Rounded to nearest by adding a half (the values are not negative;
-        // `f64::round` is a libm call without SSE4.1). `as` saturates and
-        // maps NaN to 0: never a panic.
-        Fixed {
-            objects: (weight * Self::OBJECT_SCALE + 0.5) as u64,
-            bytes: (weight * bytes as f64 * Self::BYTE_SCALE + 0.5) as u64,
-        }
-    }
-
-    fn objects(sum: u64) -> f64 {
-        sum as f64 / Self::OBJECT_SCALE
-    }
-
-    fn bytes(sum: u64) -> f64 {
-        sum as f64 / Self::BYTE_SCALE
-    }
-
-    /// `alloc - freed` of two wrapping sums, as a non-negative count.
-    fn in_use(alloc: u64, freed: u64) -> u64 {
-        (alloc.wrapping_sub(freed) as i64).max(0) as u64
-    }
 }
 
 impl StackTable {
@@ -587,22 +551,6 @@ mod tests {
         let c = table.counters(id).unwrap();
         assert_eq!((c.inuse_objects, c.inuse_bytes), (0.0, 0.0));
         assert!((c.alloc_objects - objects).abs() < 0.01);
-    }
-
-    #[test]
-    fn in_use_survives_wrapping_sums() {
-        // Sums near the wrap point still give the right difference, and a
-        // free seen before its allocation (stripes are read one by one)
-        // reads as zero, not as 2^64.
-        assert_eq!(Fixed::in_use(5, u64::MAX - 2), 8);
-        assert_eq!(Fixed::in_use(3, 5), 0);
-        assert_eq!(
-            Fixed::new(10, f64::NAN),
-            Fixed {
-                objects: 0,
-                bytes: 0
-            }
-        );
     }
 
     #[test]
