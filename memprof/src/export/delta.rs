@@ -38,8 +38,6 @@ pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::profile::Estimates;
     use crate::stack::Frame;
@@ -48,12 +46,7 @@ mod tests {
         let stacks: Vec<StackProfile> = stacks
             .iter()
             .map(|&(name, inuse, alloc)| StackProfile {
-                frames: vec![Arc::new(Frame {
-                    function: name.to_string(),
-                    file: None,
-                    line: None,
-                    address: 0,
-                })],
+                frames: vec![Frame::named(name)],
                 estimates: Estimates {
                     inuse_bytes: inuse,
                     inuse_objects: inuse / 8.0,

@@ -202,14 +202,7 @@ mod tests {
     /// lines in any order.
     #[test]
     fn snapshot_flamegraph_is_the_one_inferno_sorts_itself() {
-        let frame = |name: &str| {
-            std::sync::Arc::new(crate::stack::Frame {
-                function: name.to_string(),
-                file: None,
-                line: None,
-                address: 0,
-            })
-        };
+        let frame = |name: &str| crate::stack::Frame::named(name);
         let main = frame("main");
         let stacks = [
             vec![frame("b"), frame("x"), main.clone()],
@@ -259,14 +252,7 @@ mod tests {
     /// shared and unshared roots, a few deep.
     #[test]
     fn cutting_narrow_frames_leaves_the_picture_as_it_was() {
-        let frame = |name: String| {
-            std::sync::Arc::new(crate::stack::Frame {
-                function: name,
-                file: None,
-                line: None,
-                address: 0,
-            })
-        };
+        let frame = |name: String| crate::stack::Frame::named(name);
         let main = frame("main".into());
         let mut stacks = vec![crate::profile::StackProfile::allocated(
             vec![frame("big".into()), main.clone()],
@@ -316,14 +302,7 @@ mod tests {
     /// narrow to draw.
     #[test]
     fn differential_flamegraph_is_the_one_inferno_pairs_itself() {
-        let frame = |name: String| {
-            std::sync::Arc::new(crate::stack::Frame {
-                function: name,
-                file: None,
-                line: None,
-                address: 0,
-            })
-        };
+        let frame = |name: String| crate::stack::Frame::named(name);
         let main = frame("main".into());
         let profile = |stacks: Vec<(Vec<String>, f64)>| {
             Snapshot::of_stacks(

@@ -128,17 +128,7 @@ mod tests {
 
     fn stack(names: &[&str], inuse: f64, alloc: f64) -> StackProfile {
         StackProfile {
-            frames: names
-                .iter()
-                .map(|n| {
-                    Arc::new(Frame {
-                        function: n.to_string(),
-                        file: None,
-                        line: None,
-                        address: 0,
-                    })
-                })
-                .collect(),
+            frames: names.iter().map(|&n| Frame::named(n)).collect(),
             estimates: Estimates {
                 inuse_bytes: inuse,
                 inuse_objects: inuse / 8.0,

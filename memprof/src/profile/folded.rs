@@ -202,14 +202,7 @@ const CUT: &str = "[narrow]";
 /// differential profile's largest change (see [`cut_narrow`]).
 fn cut_root() -> &'static [Arc<Frame>] {
     static ROOT: std::sync::OnceLock<Arc<Frame>> = std::sync::OnceLock::new();
-    core::slice::from_ref(ROOT.get_or_init(|| {
-        Arc::new(Frame {
-            function: CUT.to_string(),
-            file: None,
-            line: None,
-            address: 0,
-        })
-    }))
+    core::slice::from_ref(ROOT.get_or_init(|| Frame::named(CUT)))
 }
 
 /// Cuts the frames a flamegraph would leave out from `lines` (as
@@ -341,12 +334,7 @@ mod tests {
     use super::*;
 
     fn frame(function: &str) -> Arc<Frame> {
-        Arc::new(Frame {
-            function: function.to_string(),
-            file: None,
-            line: None,
-            address: 0x1000,
-        })
+        Frame::named(function)
     }
 
     #[test]

@@ -295,12 +295,7 @@ pub(crate) fn symbolized_frames(
             // Innermost scope first, so the outermost ends up at the root.
             for (depth, name) in path.rsplit('/').enumerate() {
                 key.push((address as u64, depth));
-                frames.push(Arc::new(Frame {
-                    function: format!("[scope {name}]"),
-                    file: None,
-                    line: None,
-                    address: 0,
-                }));
+                frames.push(Frame::named(format!("[scope {name}]")));
             }
             trimming = false;
             continue;
@@ -321,12 +316,7 @@ pub(crate) fn symbolized_frames(
             "[unknown]"
         };
         key.push((u64::from(id), usize::MAX));
-        frames.push(Arc::new(Frame {
-            function: name.to_string(),
-            file: None,
-            line: None,
-            address: 0,
-        }));
+        frames.push(Frame::named(name));
     }
     (key, frames)
 }
@@ -501,12 +491,7 @@ mod tests {
     use super::*;
 
     fn frame(function: &str) -> Arc<Frame> {
-        Arc::new(Frame {
-            function: function.to_string(),
-            file: None,
-            line: None,
-            address: 0x1000,
-        })
+        Frame::named(function)
     }
 
     #[test]

@@ -23,6 +23,19 @@ pub struct Frame {
     pub address: u64,
 }
 
+impl Frame {
+    /// A frame known only by its name: a scope, a placeholder such as
+    /// `[unknown]`, a test's made-up stack.
+    pub(crate) fn named(function: impl Into<String>) -> Arc<Frame> {
+        Arc::new(Frame {
+            function: function.into(),
+            file: None,
+            line: None,
+            address: 0,
+        })
+    }
+}
+
 /// The most addresses kept in the cache before it is emptied.
 pub const MAX_CACHED_ADDRESSES: usize = 1 << 17;
 
