@@ -70,24 +70,20 @@ pub(super) fn folded_order(a: &[Arc<Frame>], b: &[Arc<Frame>]) -> Ordering {
         // Rare (a stack with no frames): compare what is written.
         return folded_key_of(a).cmp(&folded_key_of(b));
     }
-    for depth in 1..=a.len().min(b.len()) {
-        let (x, y) = (&a[a.len() - depth], &b[b.len() - depth]);
-        if Arc::ptr_eq(x, y) || x.function == y.function {
-            continue;
-        }
-        let (more_x, more_y) = (depth < a.len(), depth < b.len());
-        let order = if x.function.contains(';') || y.function.contains(';') {
-            written(&x.function, more_x).cmp(written(&y.function, more_y))
-        } else {
-            plain(x.function.as_bytes(), more_x, y.function.as_bytes(), more_y)
-        };
-        if order != Ordering::Equal {
-            return order;
-        }
+    // The first frame, from the root, that the keys write differently.
+    let depth = shared_depth(a, b) + 1;
+    if depth > a.len().min(b.len()) {
+        // One key is the other's start: it ends in a space where the other
+        // goes on with a `;`.
+        return a.len().cmp(&b.len());
     }
-    // One key is the other's start: it ends in a space where the other
-    // goes on with a `;`.
-    a.len().cmp(&b.len())
+    let (x, y) = (&a[a.len() - depth], &b[b.len() - depth]);
+    let (more_x, more_y) = (depth < a.len(), depth < b.len());
+    if x.function.contains(';') || y.function.contains(';') {
+        written(&x.function, more_x).cmp(written(&y.function, more_y))
+    } else {
+        plain(x.function.as_bytes(), more_x, y.function.as_bytes(), more_y)
+    }
 }
 
 /// Whether `frames` are written as `[unknown]`.
@@ -138,11 +134,11 @@ impl<'a> Line<'a> {
     }
 }
 
-/// Sorts `lines` in [`folded_order`] and merges lines with equal keys,
-/// summing their values: distinct stacks can be written the same (two call
-/// sites in one function), and inferno, told its input is sorted, checks
-/// that each whole line, value included, sorts after the one before, which
-/// equal keys with their values in the wrong order would fail.
+/// Sorts one profile's `lines` in [`folded_order`] and merges lines with
+/// equal keys, summing their values: distinct stacks can be written the
+/// same (two call sites in one function), and inferno, told its input is
+/// sorted, checks that each whole line, value included, sorts after the one
+/// before, which equal keys with their values in the wrong order would fail.
 pub(super) fn sort_and_merge(lines: &mut Vec<Line<'_>>) {
     // Stable and adaptive: already sorted runs cost one comparison a line.
     lines.sort_by(|a, b| folded_order(a.frames, b.frames));
@@ -150,10 +146,6 @@ pub(super) fn sort_and_merge(lines: &mut Vec<Line<'_>>) {
         let same = folded_order(earlier.frames, later.frames) == Ordering::Equal;
         if same {
             earlier.value += later.value;
-            earlier.before = match (earlier.before, later.before) {
-                (None, None) => None,
-                (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
-            };
         }
         same
     });
