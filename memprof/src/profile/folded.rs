@@ -20,7 +20,7 @@ pub(crate) fn folded_key_of(frames: &[Arc<Frame>]) -> String {
 /// Writes the folded key of `frames` (root first, `;` between frames) to
 /// `out`, straight from the frames' names: building a `String` per stack
 /// and formatting it was a tenth of a 10,000-stack flamegraph request.
-pub(super) fn write_folded_key<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
+fn write_folded_key<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
     if is_unknown(frames) {
         return out.write_all(b"[unknown]");
     }

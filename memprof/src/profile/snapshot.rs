@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use super::folded::folded_key_of;
-use super::folded::{self, write_folded_key, Line};
+use super::folded::{self, Line};
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
 use crate::stack::symbolize::{Frame, Symbolizer};
@@ -345,12 +345,8 @@ impl Snapshot {
     /// of inferno and Brendan Gregg's flamegraph.pl. Values are rounded;
     /// stacks that round to zero are left out.
     pub fn write_folded<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
-        for stack in &self.stacks {
-            let value = stack.value(kind).round();
-            if value >= 1.0 {
-                write_folded_key(&stack.frames, &mut out)?;
-                writeln!(out, " {}", value as u64)?;
-            }
+        for line in self.lines(kind) {
+            line.write(&mut out)?;
         }
         Ok(())
     }
@@ -404,15 +400,18 @@ impl Snapshot {
     }
 
     /// The stacks with a rounded value of `kind` of at least 1, with that
-    /// value, sorted and merged by `folded::sort_and_merge`.
-    fn sorted_lines(&self, kind: Kind) -> Vec<Line<'_>> {
-        let mut lines: Vec<Line<'_>> = self
-            .stacks
+    /// value, in snapshot order.
+    fn lines(&self, kind: Kind) -> impl Iterator<Item = Line<'_>> {
+        self.stacks
             .iter()
-            .map(|s| (s, s.value(kind).round()))
+            .map(move |s| (s, s.value(kind).round()))
             .filter(|&(_, value)| value >= 1.0)
             .map(|(s, value)| Line::new(&s.frames, value as u64))
-            .collect();
+    }
+
+    /// [`Snapshot::lines`], sorted and merged by `folded::sort_and_merge`.
+    fn sorted_lines(&self, kind: Kind) -> Vec<Line<'_>> {
+        let mut lines: Vec<Line<'_>> = self.lines(kind).collect();
         folded::sort_and_merge(&mut lines);
         lines
     }
