@@ -22,12 +22,15 @@
 //!   from framehop once, in a compact form that fits beside its address in
 //!   one `u64`, and keeps it in a process-wide table of 4096 entries
 //!   (32 KiB, four-way set-associative, lock-free); a warm frame costs a
-//!   probe of half a cache line and two or three bounds-checked stack reads.
-//!   Frames whose rule does not fit that form are unwound by framehop every
-//!   time. See the `rules` module.
+//!   probe of half a cache line and two or three bounds-checked stack reads,
+//!   in a loop that makes no calls (about 40 instructions a frame). The
+//!   walk's own first frame is looked up the same way. Frames whose rule
+//!   does not fit that form are unwound by framehop every time. See the
+//!   `rules` module.
 //! * **Per-thread state** (framehop's cache, for frames the table cannot
-//!   unwind, about 11 KiB) is allocated on a thread's first stack (the thread
-//!   is busy then, so that allocation goes straight to the inner allocator)
+//!   unwind, about 11 KiB) is taken only when a walk meets such a frame, and
+//!   allocated the first time (the thread is busy then, so that allocation
+//!   goes straight to the inner allocator)
 //!   and returned to a global free list by a thread-local destructor, for the
 //!   next new thread to reuse. At most 1024 exist; a thread that
 //!   finds none free beyond that falls back to `backtrace`.

@@ -24,8 +24,6 @@ struct ThreadState {
     cache: Cache,
     /// The module list `cache` was filled with.
     modules: *const Modules,
-    /// Stacks since the last check for loaded or unloaded objects.
-    stacks: u32,
     /// Link in the free list.
     next_free: *mut ThreadState,
 }
@@ -38,6 +36,9 @@ thread_local! {
     static STATE: Cell<*mut ThreadState> = const { Cell::new(core::ptr::null_mut()) };
     /// Returns `STATE` to the free list when the thread exits.
     static RELEASE: Release = const { Release };
+    /// Stacks this thread walked, for the check for loaded or unloaded
+    /// objects every `RECHECK_EVERY`.
+    static WALKS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Free states, linked through `next_free`; guarded by `FREE_LOCK`.
@@ -129,7 +130,6 @@ fn new_state() -> *mut ThreadState {
     Box::into_raw(Box::new(ThreadState {
         cache: Cache::new_in(),
         modules: core::ptr::null(),
-        stacks: 0,
         next_free: core::ptr::null_mut(),
     }))
 }
@@ -179,96 +179,152 @@ fn registers() -> (u64, u64, u64) {
 pub(crate) fn unwind(buf: &mut [usize; MAX_FRAMES], lo: usize, hi: usize) -> Option<usize> {
     let (ip, sp, bp) = registers();
     let (lo, hi) = (lo as u64, hi as u64);
-    if sp < lo || sp >= hi || hi < 8 {
+    if sp < lo || sp >= hi {
         return None;
     }
     let modules = modules::current()?;
-    let state = take_state();
-    if state.is_null() {
-        return None;
+    RULES.use_modules(modules);
+    let stack = Stack::new(sp, hi);
+    // This function's own frame is walked like the others, with a rule from
+    // the table. `ip + 1` stands in for a return address: the walk looks up
+    // the CFI of the byte before a return address, here `ip`, whose row
+    // holds where the registers were read; and as `ip + 1` lies inside an
+    // instruction, no real return address shares its table entry.
+    let mut frame = Caller {
+        return_address: ip + 1,
+        sp,
+        bp,
+    };
+    let mut slow = SlowFrames::new(modules);
+    let mut n = 0;
+    'walk: loop {
+        // The hot loop: frames with compact rules, no calls.
+        let rule = loop {
+            if n == MAX_FRAMES {
+                break 'walk;
+            }
+            let rule = RULES.rule(frame.return_address);
+            if !rule.is_compact() {
+                break rule;
+            }
+            let Some(caller) = rule.step(frame.sp, frame.bp, &stack) else {
+                break 'walk;
+            };
+            buf[n] = caller.return_address as usize;
+            n += 1;
+            frame = caller;
+        };
+        let caller = if rule == Rule::END_OF_STACK {
+            None
+        } else {
+            let Caller {
+                return_address,
+                sp,
+                bp,
+            } = frame;
+            slow.step(return_address, sp, bp, &stack, rule == Rule::UNKNOWN)?
+        };
+        let Some(caller) = caller else {
+            break;
+        };
+        buf[n] = caller.return_address as usize;
+        n += 1;
+        frame = caller;
     }
-    // SAFETY: `take_state` handed us exclusive use of the live state (STATE
-    // reads `IN_USE` until we put it back below, so no nested call on this
-    // thread touches it, and no other thread knows it).
-    let n = unwind_with(unsafe { &mut *state }, modules, buf, ip, sp, bp, hi);
-    let _ = STATE.try_with(|s| s.set(state));
+    slow.finish();
     Some(n)
 }
 
-#[inline(always)]
-fn unwind_with(
-    state: &mut ThreadState,
+/// The walk's frames that the rule table cannot step: unwound by framehop,
+/// with this thread's state, taken on the first such frame and kept until
+/// the walk ends.
+struct SlowFrames {
     modules: &'static Modules,
-    buf: &mut [usize; MAX_FRAMES],
-    ip: u64,
-    sp: u64,
-    bp: u64,
-    hi: u64,
-) -> usize {
-    RULES.use_modules(modules);
-    if !core::ptr::eq(state.modules, modules) {
-        // framehop keys its cache by a generation that a new unwinder may
-        // repeat, so a cache filled with another module list is dropped.
-        state.modules = modules;
-        state.cache = Cache::new_in();
-    }
-    let stack = Stack {
-        lo: sp,
-        last_word: hi - 8,
-    };
-    // This function's own frame: framehop's, with its first-frame rules.
-    let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
-    let first = modules.unwinder.unwind_frame(
-        FrameAddress::from_instruction_pointer(ip),
-        &mut regs,
-        &mut state.cache,
-        &mut |addr| stack.read(addr).ok_or(()),
-    );
-    let Ok(Some(return_address)) = first else {
-        return 0;
-    };
-    let mut frame = Caller {
-        return_address,
-        sp: regs.sp(),
-        bp: regs.bp(),
-    };
-    let mut n = 0;
-    let mut misses = 0u64;
-    let mut unknown = false;
-    while let Some(address) = FrameAddress::from_return_address(frame.return_address) {
-        buf[n] = frame.return_address as usize;
-        n += 1;
-        if n == MAX_FRAMES {
-            break;
+    state: *mut ThreadState,
+    /// Frames framehop worked out (their rule was not in the table).
+    misses: u64,
+    /// A return address outside every known module: the list needs a rescan.
+    unknown: bool,
+}
+
+impl SlowFrames {
+    #[inline(always)]
+    fn new(modules: &'static Modules) -> SlowFrames {
+        SlowFrames {
+            modules,
+            state: core::ptr::null_mut(),
+            misses: 0,
+            unknown: false,
         }
-        let Caller {
-            return_address: ip,
+    }
+
+    /// framehop's step for `frame`, learning its rule if `learn`; `None` if
+    /// this thread has no state to unwind with (the walk is then abandoned).
+    #[inline(never)]
+    fn step(
+        &mut self,
+        return_address: u64,
+        sp: u64,
+        bp: u64,
+        stack: &Stack,
+        learn: bool,
+    ) -> Option<Option<Caller>> {
+        if self.state.is_null() {
+            let state = take_state();
+            if state.is_null() {
+                return None;
+            }
+            self.state = state;
+        }
+        // SAFETY: `take_state` handed us exclusive use of the live state
+        // (`STATE` reads `IN_USE` until `finish` puts it back, so no nested
+        // call on this thread touches it, and no other thread knows it).
+        let state = unsafe { &mut *self.state };
+        if !core::ptr::eq(state.modules, self.modules) {
+            // framehop keys its cache by a generation that a new unwinder may
+            // repeat, so a cache filled with another module list is dropped.
+            state.modules = self.modules;
+            state.cache = Cache::new_in();
+        }
+        // Return addresses are never zero: the rules and framehop both stop
+        // at a zero one.
+        let address = FrameAddress::from_return_address(return_address)?;
+        let frame = Caller {
+            return_address,
             sp,
             bp,
-        } = frame;
-        let caller = match RULES.get(ip) {
-            Some(rule) if !rule.asks_framehop() => rule.step(ip, sp, bp, &stack),
-            learned => {
-                let (caller, learning) =
-                    by_framehop(state, modules, address, frame, &stack, learned.is_none());
-                misses += u64::from(learning != Learning::NotAsked);
-                unknown |= learning == Learning::OutsideModules;
-                caller
-            }
         };
-        match caller {
-            Some(caller) => frame = caller,
-            None => break,
+        let (caller, learning) = by_framehop(state, self.modules, address, frame, stack, learn);
+        self.misses += u64::from(learning != Learning::NotAsked);
+        self.unknown |= learning == Learning::OutsideModules;
+        Some(caller)
+    }
+
+    /// Ends the walk: counts what it learned, and now and then checks
+    /// whether objects were loaded or unloaded.
+    #[inline(always)]
+    fn finish(&self) {
+        if self.misses != 0 {
+            MISSES.fetch_add(self.misses, Ordering::Relaxed);
+        }
+        let walked = WALKS.try_with(|w| {
+            let walked = w.get().wrapping_add(1);
+            w.set(walked);
+            walked
+        });
+        if self.unknown || walked.is_ok_and(|w| w.is_multiple_of(RECHECK_EVERY)) {
+            modules::refresh(self.modules, self.unknown);
         }
     }
-    if misses != 0 {
-        MISSES.fetch_add(misses, Ordering::Relaxed);
+}
+
+impl Drop for SlowFrames {
+    /// Returns the thread's state, also from a walk abandoned part way.
+    fn drop(&mut self) {
+        if !self.state.is_null() {
+            let _ = STATE.try_with(|s| s.set(self.state));
+        }
     }
-    state.stacks = state.stacks.wrapping_add(1);
-    if unknown || state.stacks.is_multiple_of(RECHECK_EVERY) {
-        modules::refresh(modules, unknown);
-    }
-    n
 }
 
 /// What [`by_framehop`] did about a frame's rule.

@@ -66,21 +66,36 @@ pub(super) struct Caller {
     pub(super) bp: u64,
 }
 
-/// The readable part of the current thread's stack: `[lo, last_word + 8)`.
+/// The readable part of the current thread's stack: `words` words from
+/// `lo`, which is word-aligned.
 #[derive(Clone, Copy)]
 pub(super) struct Stack {
-    pub(super) lo: u64,
-    pub(super) last_word: u64,
+    lo: u64,
+    words: u64,
 }
 
 impl Stack {
+    /// The whole words of `[sp, hi)`.
+    pub(super) fn new(sp: u64, hi: u64) -> Stack {
+        let lo = sp.saturating_add(7) & !7;
+        Stack {
+            lo,
+            words: hi.saturating_sub(lo) / 8,
+        }
+    }
+
+    /// The word at `addr`, if it is aligned and lies in the stack.
     #[inline(always)]
     pub(super) fn read(&self, addr: u64) -> Option<u64> {
-        if addr >= self.lo && addr <= self.last_word && addr.is_multiple_of(8) {
-            // SAFETY: `[lo, last_word + 8)` is the live part of this thread's
-            // own stack (`lo` is the stack pointer when the walk began),
-            // mapped and readable; `addr` is aligned and its 8 bytes lie in
-            // it. Volatile: the word may be padding the compiler never wrote.
+        // One comparison checks both: `lo` is aligned, so an unaligned
+        // `addr` leaves low bits in the difference, which the rotation moves
+        // to the top (far past `words`), as it does a wrapped difference.
+        if addr.wrapping_sub(self.lo).rotate_right(3) < self.words {
+            // SAFETY: the word lies in `[lo, lo + 8 * words)`, inside the live
+            // part of this thread's own stack (`lo` is at or above the stack
+            // pointer when the walk began), mapped and readable; `addr` is
+            // aligned. Volatile: the word may be padding the compiler never
+            // wrote.
             Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
         } else {
             None
@@ -89,6 +104,8 @@ impl Stack {
 }
 
 impl Rule {
+    /// No rule learned for the address: an empty way of the table.
+    pub(super) const UNKNOWN: Rule = Rule(0);
     /// A frame framehop must unwind itself, every time.
     pub(super) const ASK_FRAMEHOP: Rule = Rule(ASK << 1);
     /// The outermost frame (its CFI marks the return address undefined, as
@@ -131,32 +148,48 @@ impl Rule {
         self == Rule::ASK_FRAMEHOP
     }
 
+    /// Whether [`Rule::step`] follows this rule: every rule does but
+    /// [`Rule::ASK_FRAMEHOP`] and [`Rule::END_OF_STACK`], the only ones with
+    /// no `sp` offset, so one test on the walk's hot path sets both apart.
+    #[inline(always)]
+    pub(super) fn is_compact(self) -> bool {
+        self.0 & SP_BYTES != 0
+    }
+
     /// The caller's frame, found from this frame's registers; `None` where
     /// framehop's own step would stop (the end of the stack, a read outside
-    /// the stack, a zero return address or frame pointer, a walk that does
-    /// not move up).
+    /// the stack, a zero return address or frame pointer), and for the rules
+    /// that are not compact.
+    ///
+    /// framehop also stops on an overflowing offset and on a step that does
+    /// not move `sp` up. Neither needs its own test here: every rule moves
+    /// `sp` up by at least a word (checked when the caller's `sp` comes from
+    /// `bp`, which is also how a zero or wrapping `bp` stops the walk), `sp`
+    /// lies in the stack, and a wrapped slot address lies outside it.
     #[inline(always)]
-    pub(super) fn step(self, ip: u64, sp: u64, bp: u64, stack: &Stack) -> Option<Caller> {
+    pub(super) fn step(self, sp: u64, bp: u64, stack: &Stack) -> Option<Caller> {
+        if !self.is_compact() {
+            return None;
+        }
         let new_sp = if self.sp_from() == FROM_BP {
-            if bp == 0 {
-                return None;
-            }
-            let new_sp = bp.checked_add(self.sp_bytes())?;
+            let new_sp = bp.wrapping_add(self.sp_bytes());
             if new_sp <= sp {
                 return None;
             }
             new_sp
         } else {
-            sp.checked_add(self.sp_bytes())?
+            sp.wrapping_add(self.sp_bytes())
         };
         let new_bp = match self.bp_from() {
             KEEP_BP => bp,
-            BP_AT_SP => stack.read(sp.checked_add_signed(self.bp_bytes())?)?,
-            BP_AT_BP => stack.read(bp.checked_add_signed(self.bp_bytes())?)?,
-            _ => return None,
+            // `BP_AT_BP`: compact rules never ask framehop.
+            from => {
+                let base = if from == BP_AT_SP { sp } else { bp };
+                stack.read(base.wrapping_add_signed(self.bp_bytes()))?
+            }
         };
-        let return_address = stack.read(new_sp - 8)?;
-        if return_address == 0 || (new_sp == sp && return_address == ip) {
+        let return_address = stack.read(new_sp.wrapping_sub(8))?;
+        if return_address == 0 {
             return None;
         }
         Some(Caller {
@@ -179,7 +212,7 @@ impl Rule {
     ) -> Rule {
         let first = probe(unwinder, cache, address, ip, PROBES[0]);
         let second = probe(unwinder, cache, address, ip, PROBES[1]);
-        if first != second || first.asks_framehop() || first.step(ip, sp, bp, stack) != real {
+        if first != second || first.asks_framehop() || first.step(sp, bp, stack) != real {
             return Rule::ASK_FRAMEHOP;
         }
         first
@@ -281,17 +314,26 @@ fn slot(address: u64) -> (usize, u64) {
 
 impl RuleTable {
     /// The rule for the frame that returns to `address`, if learned.
+    #[cfg(test)]
+    fn get(&self, address: u64) -> Option<Rule> {
+        let rule = self.rule(address);
+        (rule != Rule::UNKNOWN).then_some(rule)
+    }
+
+    /// The rule for the frame that returns to `address`, or
+    /// [`Rule::UNKNOWN`].
     #[inline(always)]
-    pub(super) fn get(&self, address: u64) -> Option<Rule> {
+    pub(super) fn rule(&self, address: u64) -> Rule {
         let (set, tag) = slot(address);
         for way in &self.sets[set].0 {
             let entry = way.load(Ordering::Relaxed);
-            if entry >> RULE_BITS == tag && entry != 0 {
-                // A tag of zero would be an address below 32 KiB: none is kept.
-                return Some(Rule((entry & ((1 << RULE_BITS) - 1)) as u32));
+            if entry >> RULE_BITS == tag {
+                // An empty way matches the tag zero, of addresses below
+                // 32 KiB; none is kept, so it reads as `UNKNOWN` too.
+                return Rule((entry & ((1 << RULE_BITS) - 1)) as u32);
             }
         }
-        None
+        Rule::UNKNOWN
     }
 
     /// Keeps `rule` for `address`, in a free way of its set, else in place
@@ -353,42 +395,59 @@ mod tests {
         // A made-up stack: words at [base, base + 64).
         let words: [u64; 8] = [0, 0x1111, 0xaaaa, 0, 0, 0x2222, 0x3333, 0];
         let base = words.as_ptr() as u64;
-        let stack = Stack {
-            lo: base,
-            last_word: base + 56,
-        };
+        let stack = Stack::new(base, base + 64);
         // sp + 16 words up, bp unchanged: the return address is word 1.
         let just_return = Rule::new(FROM_SP, 2, KEEP_BP, 0);
-        let c = just_return.step(1, base, 77, &stack).expect("a caller");
+        let c = just_return.step(base, 77, &stack).expect("a caller");
         assert_eq!((c.return_address, c.sp, c.bp), (0x1111, base + 16, 77));
         // Frame pointer: bp at word 4 holds the caller's bp (0, the end of
         // the chain is still a valid caller), return address at word 5.
         let frame_pointer = Rule::new(FROM_BP, 2, BP_AT_BP, 0);
         let c = frame_pointer
-            .step(1, base, base + 32, &stack)
+            .step(base, base + 32, &stack)
             .expect("a caller");
         assert_eq!((c.return_address, c.sp, c.bp), (0x2222, base + 48, 0));
         // A zero frame pointer ends the walk, as does a zero return address
         // or a read outside the stack.
-        assert_eq!(frame_pointer.step(1, base, 0, &stack), None);
+        assert_eq!(frame_pointer.step(base, 0, &stack), None);
         assert_eq!(
-            Rule::new(FROM_SP, 1, KEEP_BP, 0).step(1, base, 0, &stack),
+            Rule::new(FROM_SP, 1, KEEP_BP, 0).step(base, 0, &stack),
             None
         );
         assert_eq!(
-            Rule::new(FROM_SP, 9, KEEP_BP, 0).step(1, base, 0, &stack),
+            Rule::new(FROM_SP, 9, KEEP_BP, 0).step(base, 0, &stack),
             None
         );
         assert_eq!(
-            Rule::new(FROM_SP, 2, BP_AT_SP, -1).step(1, base, 0, &stack),
+            Rule::new(FROM_SP, 2, BP_AT_SP, -1).step(base, 0, &stack),
             None
         );
         // bp restored from a slot above sp.
         let restore = Rule::new(FROM_SP, 7, BP_AT_SP, 2);
-        let c = restore.step(1, base, 5, &stack).expect("a caller");
+        let c = restore.step(base, 5, &stack).expect("a caller");
         assert_eq!((c.return_address, c.sp, c.bp), (0x3333, base + 56, 0xaaaa));
-        assert_eq!(Rule::ASK_FRAMEHOP.step(1, base, 5, &stack), None);
-        assert_eq!(Rule::END_OF_STACK.step(1, base, base + 32, &stack), None);
+        assert_eq!(Rule::ASK_FRAMEHOP.step(base, 5, &stack), None);
+        assert_eq!(Rule::END_OF_STACK.step(base, base + 32, &stack), None);
+    }
+
+    #[test]
+    fn stack_reads_stay_in_whole_aligned_words() {
+        let words: [u64; 4] = [10, 11, 12, 13];
+        let base = words.as_ptr() as u64;
+        // From an unaligned sp: the first whole word is the second.
+        let stack = Stack::new(base + 3, base + 32);
+        assert_eq!(stack.read(base), None);
+        assert_eq!(stack.read(base + 8), Some(11));
+        assert_eq!(stack.read(base + 24), Some(13));
+        assert_eq!(stack.read(base + 12), None);
+        assert_eq!(stack.read(base + 32), None);
+        assert_eq!(stack.read(base.wrapping_sub(1 << 40)), None);
+        assert_eq!(stack.read(u64::MAX - 7), None);
+        // A top that is not a whole word past the last one.
+        let stack = Stack::new(base, base + 31);
+        assert_eq!(stack.read(base + 16), Some(12));
+        assert_eq!(stack.read(base + 24), None);
+        assert_eq!(Stack::new(base + 8, base).read(base + 8), None);
     }
 
     fn empty_table() -> Box<RuleTable> {
