@@ -175,17 +175,17 @@ fn record(
     let (stack, allocated_at, thread_id, scope) = match inherit {
         Some(old) => (old.stack, old.allocated_at_nanos, old.thread, old.scope),
         None => {
-            let mut frames = [0usize; MAX_FRAMES];
+            let mut frames = capture::frame_buf();
             let mut n = capture::capture(&mut frames);
             let scope = thread::scope();
             if scope != 0 {
                 // The scope becomes the root frame, so stacks split by scope.
                 n = n.min(MAX_FRAMES - 1);
-                frames[n] = crate::stack::scope_marker(scope);
+                frames[n].write(crate::stack::scope_marker(scope));
                 n += 1;
             }
             (
-                STACKS.intern(&frames[..n]),
+                STACKS.intern(capture::written(&frames, n)),
                 thread::sample_time(),
                 thread::thread_id(),
                 scope,

@@ -28,6 +28,7 @@
 //! so those allocations pass straight to the inner allocator.
 
 use core::cell::Cell;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use super::table::MAX_FRAMES;
@@ -35,6 +36,36 @@ use super::table::MAX_FRAMES;
 mod framehop_unwind;
 
 pub use framehop_unwind::FramehopCounters;
+
+/// Room for one stack's return addresses, which a walker fills from the
+/// start. Not zeroed first: a sample's stack is written once and read once,
+/// and zeroing the whole buffer cost about 50 instructions a sample.
+pub(crate) type FrameBuf = [MaybeUninit<usize>; MAX_FRAMES];
+
+/// An empty [`FrameBuf`].
+#[inline(always)]
+pub(crate) fn frame_buf() -> FrameBuf {
+    [MaybeUninit::uninit(); MAX_FRAMES]
+}
+
+/// The first `n` addresses of `buf`, which a walker has written.
+#[inline(always)]
+pub(crate) fn written(buf: &FrameBuf, n: usize) -> &[usize] {
+    let n = n.min(MAX_FRAMES);
+    // SAFETY: walkers write `buf` from the start and return how many they
+    // wrote, and callers that append write the next one before counting
+    // it, so the first `n` are initialised; `MaybeUninit<usize>` has the
+    // layout of `usize`.
+    unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<usize>(), n) }
+}
+
+/// `buf` as a [`FrameBuf`], for walkers given a plain array.
+#[inline(always)]
+fn as_frame_buf(buf: &mut [usize; MAX_FRAMES]) -> &mut FrameBuf {
+    // SAFETY: same layout; walkers only ever write initialised addresses,
+    // so `buf` stays initialised.
+    unsafe { &mut *(buf as *mut [usize; MAX_FRAMES]).cast::<FrameBuf>() }
+}
 
 /// How many samples are checked before trusting frame pointers or framehop.
 pub const VERIFY_SAMPLES: u32 = 64;
@@ -107,7 +138,7 @@ fn forced_mode() -> u8 {
 ///
 /// Must be called with the thread marked busy (see [`crate::alloc`]).
 #[inline(never)]
-pub(crate) fn capture(buf: &mut [usize; MAX_FRAMES]) -> usize {
+pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
     let _ = forced_mode();
     match MODE.load(Ordering::Relaxed) {
         FRAME_POINTERS => walk_frame_pointers(buf),
@@ -126,6 +157,7 @@ pub(crate) fn capture(buf: &mut [usize; MAX_FRAMES]) -> usize {
 /// falls back to backtrace where framehop is unavailable.
 #[inline(never)]
 pub fn capture_with(walker: Unwinder, buf: &mut [usize; MAX_FRAMES]) -> usize {
+    let buf = as_frame_buf(buf);
     crate::alloc::unsampled(|| match walker {
         Unwinder::FramePointers => walk_frame_pointers(buf),
         Unwinder::Framehop => framehop_or_backtrace(buf),
@@ -142,7 +174,7 @@ pub fn framehop_counters() -> FramehopCounters {
 
 /// framehop where this thread can use it now, else backtrace.
 #[inline(always)]
-fn framehop_or_backtrace(buf: &mut [usize; MAX_FRAMES]) -> usize {
+fn framehop_or_backtrace(buf: &mut FrameBuf) -> usize {
     let (low, top) = stack_bounds();
     if top != 0 {
         if let Some(n) = framehop_unwind::unwind(buf, low, top) {
@@ -153,12 +185,16 @@ fn framehop_or_backtrace(buf: &mut [usize; MAX_FRAMES]) -> usize {
 }
 
 #[cold]
-fn capture_and_verify(buf: &mut [usize; MAX_FRAMES]) -> usize {
+fn capture_and_verify(buf: &mut FrameBuf) -> usize {
     let n = unwind(buf);
-    let mut walked = [0usize; MAX_FRAMES];
+    let unwound = written(buf, n);
+    let mut walked = frame_buf();
     if FP_AGREED.load(Ordering::Relaxed) != RULED_OUT {
         let m = walk_frame_pointers(&mut walked);
-        tally(&FP_AGREED, frame_pointers_agree(&buf[..n], &walked[..m]));
+        tally(
+            &FP_AGREED,
+            frame_pointers_agree(unwound, written(&walked, m)),
+        );
     }
     if framehop_unwind::supported() && FRAMEHOP_AGREED.load(Ordering::Relaxed) != RULED_OUT {
         let (low, top) = stack_bounds();
@@ -169,7 +205,10 @@ fn capture_and_verify(buf: &mut [usize; MAX_FRAMES]) -> usize {
         };
         // Not being able to run (no state for this thread yet) is no verdict.
         if let Some(m) = m {
-            tally(&FRAMEHOP_AGREED, unwinders_agree(&buf[..n], &walked[..m]));
+            tally(
+                &FRAMEHOP_AGREED,
+                unwinders_agree(unwound, written(&walked, m)),
+            );
         }
     } else {
         FRAMEHOP_AGREED.store(RULED_OUT, Ordering::Relaxed);
@@ -256,7 +295,7 @@ fn unwinders_agree(unwound: &[usize], other: &[usize]) -> bool {
     }
 }
 
-fn unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
+fn unwind(buf: &mut FrameBuf) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` requires that no other thread unwinds
     // through backtrace's global state at the same time *with the
@@ -266,7 +305,7 @@ fn unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
         backtrace::trace_unsynchronized(|frame| {
             let ip = frame.ip() as usize;
             if ip != 0 {
-                buf[n] = ip;
+                buf[n].write(ip);
                 n += 1;
             }
             n < MAX_FRAMES
@@ -343,7 +382,7 @@ fn current_frame_pointer() -> usize {
 /// each record must be above the previous one, so a register that does not
 /// hold a frame pointer ends the walk instead of faulting.
 #[inline(never)]
-fn walk_frame_pointers(buf: &mut [usize; MAX_FRAMES]) -> usize {
+fn walk_frame_pointers(buf: &mut FrameBuf) -> usize {
     let top = stack_top();
     let here = &top as *const usize as usize;
     let mut fp = current_frame_pointer();
@@ -361,7 +400,7 @@ fn walk_frame_pointers(buf: &mut [usize; MAX_FRAMES]) -> usize {
         if ret == 0 {
             break;
         }
-        buf[n] = ret;
+        buf[n].write(ret);
         n += 1;
         if next <= fp {
             break;
@@ -374,7 +413,7 @@ fn walk_frame_pointers(buf: &mut [usize; MAX_FRAMES]) -> usize {
 /// The unwinder, for other modules' tests.
 #[cfg(test)]
 pub(crate) fn tests_support_unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
-    unwind(buf)
+    unwind(as_frame_buf(buf))
 }
 
 #[cfg(test)]
@@ -441,9 +480,10 @@ mod tests {
             recurse(depth, &mut || {
                 let mut unwound = [0usize; MAX_FRAMES];
                 let mut walked = [0usize; MAX_FRAMES];
-                let n = unwind(&mut unwound);
+                let n = unwind(as_frame_buf(&mut unwound));
                 let (low, top) = stack_bounds();
-                let m = framehop_unwind::unwind(&mut walked, low, top).expect("framehop runs");
+                let m = framehop_unwind::unwind(as_frame_buf(&mut walked), low, top)
+                    .expect("framehop runs");
                 assert!(
                     unwinders_agree(&unwound[..n], &walked[..m]),
                     "depth {depth}: backtrace {:x?}\nframehop {:x?}",
@@ -483,8 +523,9 @@ mod tests {
 
     #[test]
     fn unwinder_finds_this_function() {
-        let mut buf = [0usize; MAX_FRAMES];
+        let mut buf = frame_buf();
         let n = unwind(&mut buf);
         assert!(n > 3);
+        assert!(written(&buf, n).iter().all(|&a| a != 0));
     }
 }

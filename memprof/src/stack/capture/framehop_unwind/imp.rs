@@ -9,6 +9,7 @@ use framehop::{FrameAddress, Unwinder as _};
 use super::modules::{self, Modules};
 use super::rules::{Cache, Caller, Rule, Stack, RULES};
 use super::FramehopCounters;
+use crate::stack::capture::FrameBuf;
 use crate::stack::MAX_FRAMES;
 
 /// At most this many per-thread states exist at once (each about 11 KiB);
@@ -176,7 +177,7 @@ fn registers() -> (u64, u64, u64) {
 /// `[lo, hi)` are the bounds of this thread's stack; only memory between the
 /// current stack pointer and `hi` is read.
 #[inline(never)]
-pub(crate) fn unwind(buf: &mut [usize; MAX_FRAMES], lo: usize, hi: usize) -> Option<usize> {
+pub(crate) fn unwind(buf: &mut FrameBuf, lo: usize, hi: usize) -> Option<usize> {
     let (ip, sp, bp) = registers();
     let (lo, hi) = (lo as u64, hi as u64);
     if sp < lo || sp >= hi {
@@ -210,7 +211,7 @@ pub(crate) fn unwind(buf: &mut [usize; MAX_FRAMES], lo: usize, hi: usize) -> Opt
             let Some(caller) = rule.step(frame.sp, frame.bp, &stack) else {
                 break 'walk;
             };
-            buf[n] = caller.return_address as usize;
+            buf[n].write(caller.return_address as usize);
             n += 1;
             frame = caller;
         };
@@ -227,7 +228,7 @@ pub(crate) fn unwind(buf: &mut [usize; MAX_FRAMES], lo: usize, hi: usize) -> Opt
         let Some(caller) = caller else {
             break;
         };
-        buf[n] = caller.return_address as usize;
+        buf[n].write(caller.return_address as usize);
         n += 1;
         frame = caller;
     }
