@@ -26,7 +26,10 @@ pub struct FlamegraphOptions {
     pub count_name: String,
     /// Image width in pixels (inferno's default, 1200, if `None`).
     pub width: Option<usize>,
-    /// Frames narrower than this many pixels are left out.
+    /// Frames narrower than this, in percent of the image's width (the
+    /// frame's share of the total), are left out: inferno's `min_width`
+    /// (its command line's `--minwidth`). The default, 0.1, is about 1.2
+    /// pixels of a 1200-pixel image.
     pub min_width: f64,
 }
 
