@@ -6,7 +6,7 @@
 //!   chain, reading only inside this thread's stack. Complete when the whole
 //!   program is built with `-C force-frame-pointers=yes` (Rust's shipped std
 //!   already is).
-//! * **framehop** (about 250 ns for 30 frames once warm; x86_64 Linux): DWARF
+//! * **framehop** (about 200 ns for 30 frames once warm; x86_64 Linux): DWARF
 //!   CFI from the loaded `.eh_frame`, turned into rules cached per thread
 //!   (see `framehop_unwind`). Correct for any build with unwind tables.
 //! * **backtrace** (`backtrace::trace_unsynchronized`, DWARF CFI through
