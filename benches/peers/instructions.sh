@@ -6,6 +6,11 @@
 #
 #   benches/peers/instructions.sh [WORKLOAD...]    (default: w1 w1-deep w2)
 #
+# `w3` (the axum service under loopback load, with memprof's endpoint on)
+# works too: its load runs for a time, not a count, so its figures are per
+# request answered and move by about 1% between runs (more than W1's and
+# W2's), and the endpoint's own threads count in the whole-program column.
+#
 # Variants: bare jemalloc; memprof with sampling off (MEMPROF_RATE=0: the
 # fast paths alone, the countdown on alloc and the page gate and filter on
 # free); memprof at the default rate; memprof exact (rate 1).
@@ -50,6 +55,11 @@ size_of() { # workload variant -> operations per thread for the short run
         w1*/*) echo 200000 ;;
         w2/memprof-exact) echo 300 ;;
         w2/*) echo 2000 ;;
+        # w3's size is its measured window in ms, and ops the requests
+        # answered in it (about 800 a second under cachegrind). The 2n run
+        # must end before the history sampler's second tick (5 s), or that
+        # tick would count against requests.
+        w3/*) echo 1500 ;;
         *) echo "unknown workload $1" >&2; exit 2 ;;
     esac
 }
