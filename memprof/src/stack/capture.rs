@@ -482,8 +482,17 @@ mod tests {
                 let mut walked = [0usize; MAX_FRAMES];
                 let n = unwind(as_frame_buf(&mut unwound));
                 let (low, top) = stack_bounds();
-                let m = framehop_unwind::unwind(as_frame_buf(&mut walked), low, top)
-                    .expect("framehop runs");
+                // `None` while another test's thread makes the first module
+                // list (callers then use backtrace): try again.
+                let m = (0..100_000)
+                    .find_map(|_| {
+                        let m = framehop_unwind::unwind(as_frame_buf(&mut walked), low, top);
+                        if m.is_none() {
+                            std::thread::yield_now();
+                        }
+                        m
+                    })
+                    .expect("framehop runs once the module list is made");
                 assert!(
                     unwinders_agree(&unwound[..n], &walked[..m]),
                     "depth {depth}: backtrace {:x?}\nframehop {:x?}",
