@@ -28,6 +28,13 @@ fn sampled_among(blocks: &[(usize, usize)]) -> Vec<memprof::sample::LiveSample> 
         .collect()
 }
 
+/// Live samples not promoted to a page. Samples taken while another
+/// test's turn had the whole process exact may still be live (blocks the
+/// test harness allocated then), so tests compare with their start.
+fn unaligned_live() -> u64 {
+    memprof::snapshot().counters.unaligned_live_samples
+}
+
 fn vec_blocks(blocks: &[Vec<u8>]) -> Vec<(usize, usize)> {
     blocks
         .iter()
@@ -46,6 +53,7 @@ fn promotion_site(n: usize) -> Vec<Vec<u8>> {
 fn sampled_blocks_are_promoted_and_freed_with_their_real_layout() {
     let _turn = one_at_a_time();
     memprof::set_rate(256 << 10);
+    let unaligned_before = unaligned_live();
     let mut blocks = promotion_site(60_000); // ~50 MB: ~200 samples
     let addrs = vec_blocks(&blocks);
     let sampled = sampled_among(&addrs);
@@ -55,7 +63,11 @@ fn sampled_blocks_are_promoted_and_freed_with_their_real_layout() {
         assert_eq!(s.addr % SAMPLED_BLOCK_ALIGN, 0, "{s:?}");
     }
     let c = memprof::snapshot().counters;
-    assert_eq!(c.unaligned_live_samples, 0);
+    assert!(
+        c.unaligned_live_samples <= unaligned_before,
+        "{} unaligned, {unaligned_before} before",
+        c.unaligned_live_samples
+    );
     assert!(c.promotion_padding_bytes >= sampled.len() as u64 * (4096 - 1000));
 
     // Grow and shrink every block: the promoted ones move by hand, and
@@ -89,6 +101,7 @@ fn sampled_blocks_are_promoted_and_freed_with_their_real_layout() {
 fn over_aligned_samples_keep_their_layout_and_are_found_on_free() {
     let _turn = one_at_a_time();
     memprof::set_rate(256 << 10);
+    let unaligned_before = unaligned_live();
     // Blocks aligned past a page cannot be promoted (nor need to be: their
     // addresses pass the page gate anyway).
     let layout = Layout::from_size_align(64 << 10, 2 * SAMPLED_BLOCK_ALIGN).unwrap();
@@ -110,7 +123,7 @@ fn over_aligned_samples_keep_their_layout_and_are_found_on_free() {
         sampled.len()
     );
     assert!(sampled.iter().all(|s| !s.is_promoted()));
-    assert_eq!(memprof::snapshot().counters.unaligned_live_samples, 0);
+    assert!(unaligned_live() <= unaligned_before);
     for (i, p) in held.into_iter().enumerate() {
         // SAFETY: allocated above with `layout`, freed once.
         unsafe {
@@ -125,6 +138,7 @@ fn over_aligned_samples_keep_their_layout_and_are_found_on_free() {
 #[test]
 fn exact_mode_samples_keep_their_layout() {
     let _turn = one_at_a_time();
+    let unaligned_before = unaligned_live();
     memprof::set_thread_rate(Some(1));
     let blocks: Vec<Box<[u8; 24]>> = (0..1000).map(|i| Box::new([i as u8; 24])).collect();
     memprof::set_thread_rate(None);
@@ -132,13 +146,12 @@ fn exact_mode_samples_keep_their_layout() {
     let sampled = sampled_among(&addrs);
     assert_eq!(sampled.len(), 1000, "every block sampled");
     assert!(sampled.iter().all(|s| !s.is_promoted()));
-    assert!(memprof::snapshot().counters.unaligned_live_samples >= 900);
+    assert!(unaligned_live() >= unaligned_before + 900);
     drop(blocks);
     assert!(sampled_among(&addrs).is_empty());
-    assert_eq!(
-        memprof::snapshot().counters.unaligned_live_samples,
-        0,
-        "and the page gate may open again"
+    assert!(
+        unaligned_live() <= unaligned_before,
+        "every exact sample's free was counted"
     );
 }
 
