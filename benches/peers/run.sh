@@ -21,7 +21,10 @@
 # W3 is compared on requests/s and p99 latency instead (table.awk prints a
 # second table for it); its size is the measured window in ms.
 #
-# Env: PEERS_SCALE multiplies every op count (default 1); RESULTS=path also
+# Env: PEERS_SCALE multiplies every op count (default 1); VARIANTS="jemalloc
+# memprof" runs only those variants, in any order, memprof-off (sampling
+# off: the fast paths alone) included (a long run that settles one ratio:
+# `VARIANTS="jemalloc memprof" run.sh 200 w2`); RESULTS=path also
 # writes the table, the machine and the command to that file (RESULTS.md:
 # `RESULTS=RESULTS.md benches/peers/run.sh`).
 set -euo pipefail
@@ -46,11 +49,18 @@ declare -A cmd=(
     [system]="$bin/peer-system"
     [jemalloc]="$bin/peer-jemalloc"
     [memprof]="env -u MEMPROF_RATE $bin/peer-memprof"
+    [memprof-off]="env MEMPROF_RATE=0 $bin/peer-memprof"
     [memprof-exact]="env MEMPROF_RATE=1 $bin/peer-memprof"
     [dhat]="$bin/peer-dhat"
     [jeprof]="env _RJEM_MALLOC_CONF=prof:true,prof_active:true,lg_prof_sample:19 $jeprof_bin"
 )
 variants=(system jemalloc memprof memprof-exact jeprof dhat)
+if [ -n "${VARIANTS:-}" ]; then
+    read -r -a variants <<<"$VARIANTS"
+    for v in "${variants[@]}"; do
+        [ -n "${cmd[$v]:-}" ] || { echo "unknown variant $v (known: ${!cmd[*]})" >&2; exit 2; }
+    done
+fi
 
 # Ops per thread: full for the sampling variants, fewer for the
 # every-allocation ones (see header).

@@ -14,8 +14,16 @@
 //! next `size` milliseconds and records each one's latency (send to last
 //! byte of the response).
 //!
+//! It also reads the whole process's CPU time at the window's two ends (the
+//! sum of every thread's time on a CPU, from `/proc/self/task/*/schedstat`,
+//! in nanoseconds): CPU per request answered is what throughput measures on
+//! a saturated box, without the idle gaps that make requests/s swing
+//! between runs (a wakeup missed, both threads on one core), so a small
+//! overhead shows above the noise in far fewer rounds.
+//!
 //! Printed: `peers workload=w3 variant=.. ops=<requests> ns=<window>
-//! ns_per_op=<1e9/rps> rps=.. p50_us=.. p99_us=.. max_us=..`.
+//! ns_per_op=<1e9/rps> rps=.. p50_us=.. p99_us=.. max_us=.. cpu_us=<CPU
+//! time per request>` (`cpu_us=-` where schedstat is missing).
 
 use axum::extract::State;
 use axum::routing::post;
@@ -156,10 +164,28 @@ async fn connection(addr: SocketAddr, conn: usize, start: Instant, end: Instant)
     }
 }
 
+/// CPU time of every thread of this process so far: the sum of the first
+/// field (nanoseconds on a CPU) of each `/proc/self/task/*/schedstat`.
+/// `None` where the kernel has no schedstat.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may exit between the listing and the read: skip it.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
 /// Result of one `w3` run.
 pub struct Stats {
     pub requests: usize,
     pub window: Duration,
+    /// The whole process's CPU time over the window.
+    pub cpu: Option<Duration>,
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
@@ -183,7 +209,7 @@ pub fn run(millis: usize) -> Stats {
     server.spawn(async move { axum::serve(listener, app).await.expect("axum serve") });
 
     let window = Duration::from_millis(millis as u64);
-    let mut latencies: Vec<u64> = std::thread::spawn(move || {
+    let (mut latencies, cpu) = std::thread::spawn(move || {
         let client = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -194,11 +220,17 @@ pub fn run(millis: usize) -> Stats {
             let tasks: Vec<_> = (0..CONNECTIONS)
                 .map(|c| tokio::spawn(connection(addr, c, start, end)))
                 .collect();
+            let cpu = tokio::spawn(async move {
+                tokio::time::sleep_until(start.into()).await;
+                let before = process_cpu();
+                tokio::time::sleep_until(end.into()).await;
+                Some(process_cpu()?.saturating_sub(before?))
+            });
             let mut all = Vec::new();
             for t in tasks {
                 all.extend(t.await.expect("connection task panicked"));
             }
-            all
+            (all, cpu.await.expect("CPU reading task panicked"))
         })
     })
     .join()
@@ -213,6 +245,7 @@ pub fn run(millis: usize) -> Stats {
     Stats {
         requests: latencies.len(),
         window,
+        cpu,
         p50: at(0.50),
         p99: at(0.99),
         max: at(1.0),
@@ -223,8 +256,12 @@ pub fn run(millis: usize) -> Stats {
 pub fn report(variant: &str, s: &Stats) {
     let rps = s.requests as f64 / s.window.as_secs_f64();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let cpu_us = match s.cpu {
+        Some(cpu) if s.requests > 0 => format!("{:.2}", us(cpu) / s.requests as f64),
+        _ => "-".to_string(),
+    };
     println!(
-        "peers workload=w3 variant={variant} ops={} ns={} ns_per_op={:.2} rps={rps:.1} p50_us={:.1} p99_us={:.1} max_us={:.1} conns={CONNECTIONS}",
+        "peers workload=w3 variant={variant} ops={} ns={} ns_per_op={:.2} rps={rps:.1} p50_us={:.1} p99_us={:.1} max_us={:.1} cpu_us={cpu_us} conns={CONNECTIONS}",
         s.requests,
         s.window.as_nanos(),
         1e9 / rps,

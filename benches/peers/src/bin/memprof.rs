@@ -1,5 +1,7 @@
 //! The workloads under memprof (`MemProf::jemalloc()`); the rate comes from
-//! `MEMPROF_RATE` (unset: the default, 524288; `1`: exact mode).
+//! `MEMPROF_RATE` (unset: the default, 524288; `1`: exact mode; `0`: sampling
+//! off, the fast paths alone), which names the variant in the printed line
+//! (`memprof`, `memprof-exact`, `memprof-off`).
 //!
 //! In `w3` the memprof endpoint (`memprof::serve("127.0.0.1:0")`) runs
 //! alongside the service under load.
@@ -31,10 +33,10 @@ fn main() {
         memprof_peers::jemalloc_config()
     );
     let (workload, size) = memprof_peers::args();
-    let variant = if memprof::rate() == 1 {
-        "memprof-exact"
-    } else {
-        "memprof"
+    let variant = match memprof::rate() {
+        0 => "memprof-off",
+        1 => "memprof-exact",
+        _ => "memprof",
     };
     match workload.as_str() {
         "mem" => mem(variant, size),
