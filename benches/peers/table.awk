@@ -27,47 +27,40 @@
     if ("cpu_us" in f && f["cpu_us"] != "-") { cpu[k, n[k]] = f["cpu_us"]; hascpu[k] = 1 }
     delete f
 }
-# The same statistics over another per-run figure (`arr`: rps or p99).
+# Statistics over one per-run figure (`arr`: v, the ns/op, or rps, p99,
+# cpu) of the runs of key `k`; `b` is the bare-jemalloc key of the same
+# workload.
 function med_of(arr, k,   i, a) {
     for (i = 1; i <= n[k]; i++) a[i] = arr[k, i] + 0
     return median_of(a, n[k])
 }
-function paired_of(arr, k, b,   i, m, a) {
+# Fills `a` with the per-round ratios arr[k]/arr[b], sorted; returns their count.
+function ratios_of(arr, k, b, a,   i, m) {
     m = n[k] < n[b] ? n[k] : n[b]
     for (i = 1; i <= m; i++) a[i] = arr[k, i] / arr[b, i]
+    median_of(a, m)
+    return m
+}
+function paired_of(arr, k, b,   m, a) {
+    m = ratios_of(arr, k, b, a)
     return median_of(a, m)
+}
+# The 95% interval of the median paired ratio (see the header), as lo..hi.
+function paired_ci(arr, k, b,   m, a, lo) {
+    m = ratios_of(arr, k, b, a)
+    lo = int((m - 1.96 * sqrt(m)) / 2)
+    if (lo < 1) lo = 1
+    return sprintf("%.3f..%.3f", a[lo], a[m - lo + 1])
 }
 function spread_of(arr, k, fmt,   i, lo, hi) {
     lo = hi = arr[k, 1] + 0
     for (i = 2; i <= n[k]; i++) { if (arr[k, i] + 0 < lo) lo = arr[k, i] + 0; if (arr[k, i] + 0 > hi) hi = arr[k, i] + 0 }
     return sprintf(fmt ".." fmt, lo, hi)
 }
+# Sorts a[1..m] in place; returns its median.
 function median_of(a, m,   i, j, t) {
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}
-function median(k,   i, a) {
-    for (i = 1; i <= n[k]; i++) a[i] = v[k, i]
-    return median_of(a, n[k])
-}
-function paired(k, b,   i, m, a) {
-    m = n[k] < n[b] ? n[k] : n[b]
-    for (i = 1; i <= m; i++) a[i] = v[k, i] / v[b, i]
-    return median_of(a, m)
-}
-# The 95% interval of the median paired ratio (see the header), as lo..hi.
-function paired_ci(arr, k, b,   i, m, a, lo) {
-    m = n[k] < n[b] ? n[k] : n[b]
-    for (i = 1; i <= m; i++) a[i] = arr[k, i] / arr[b, i]
-    median_of(a, m)
-    lo = int((m - 1.96 * sqrt(m)) / 2)
-    if (lo < 1) lo = 1
-    return sprintf("%.3f..%.3f", a[lo], a[m - lo + 1])
-}
-function spread(k,   i, lo, hi) {
-    lo = hi = v[k, 1]
-    for (i = 2; i <= n[k]; i++) { if (v[k, i] < lo) lo = v[k, i]; if (v[k, i] > hi) hi = v[k, i] }
-    return sprintf("%.0f..%.0f", lo, hi)
 }
 END {
     nv = split(order, vs, " "); nw = split(worder, ws, " ")
@@ -80,15 +73,15 @@ END {
     for (i = 1; i <= nw; i++) {
         if (ws[i] in isw3) continue
         b = ws[i] SUBSEP "jemalloc"
-        base = b in n ? median(b) : 0
+        base = b in n ? med_of(v, b) : 0
         for (j = 1; j <= nv; j++) {
             k = ws[i] SUBSEP vs[j]
             if (!(k in n)) continue
-            med = median(k)
+            med = med_of(v, k)
             ratio = base > 0 ? sprintf("%.3f", med / base) : "-"
-            pr = base > 0 ? sprintf("%.3f", paired(k, b)) : "-"
+            pr = base > 0 ? sprintf("%.3f", paired_of(v, k, b)) : "-"
             ci = base > 0 ? paired_ci(v, k, b) : "-"
-            printf "| %s | %s | %d | %.1f | %s | %s | %s | %s |\n", ws[i], vs[j], n[k], med, spread(k), ratio, pr, ci
+            printf "| %s | %s | %d | %.1f | %s | %s | %s | %s |\n", ws[i], vs[j], n[k], med, spread_of(v, k, "%.0f"), ratio, pr, ci
         }
     }
     for (i = 1; i <= nw; i++) {

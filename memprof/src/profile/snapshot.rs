@@ -531,6 +531,8 @@ impl StackProfile {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn sites_leave_out_generic_arguments() {
         use super::without_generic_arguments as cut;
@@ -556,8 +558,6 @@ mod tests {
         // Unbalanced input (a name cut short) loses the open tail, no more.
         assert_eq!(cut("parse<Vec<u8"), "parse");
     }
-
-    use super::*;
 
     fn frame(function: &str) -> Arc<Frame> {
         Frame::named(function)

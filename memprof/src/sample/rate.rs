@@ -183,9 +183,10 @@ pub(crate) fn next_sample_distance(uniform: f64, rate: u64) -> i64 {
 /// (cachegrind, sampling on against off) the two calls cost about 15 of a
 /// sample's 175 L1 misses, and replacing both with inline arithmetic took
 /// a sample from 110 to 85 instruction-cache misses and 65 to 59 data-cache
-/// misses (libm's tables). Writes
-/// `u = m * 2^e` with `m` in [sqrt(1/2), sqrt(2)) and sums the series
-/// `ln m = 2 atanh(s)`, `s = (m - 1) / (m + 1)`, `|s| <= 0.1716`, to
+/// misses (libm's tables).
+///
+/// Writes `u = m * 2^e` with `m` in [sqrt(1/2), sqrt(2)) and sums the
+/// series `ln m = 2 atanh(s)`, `s = (m - 1) / (m + 1)`, `|s| <= 0.1716`, to
 /// `s^15`: the first term left out is under 2e-14.
 #[inline]
 fn neg_ln_unit(u: f64) -> f64 {
