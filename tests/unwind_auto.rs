@@ -1,6 +1,10 @@
 //! Under `MemProf`, the automatic choice settles on a fast walker (frame
 //! pointers if the build has them, else framehop) after verifying it
 //! against backtrace, and the sampled stacks still name their callers.
+//!
+//! `MEMPROF_EXPECT_UNWINDER=frame_pointers` (or `framehop`) asks for that
+//! walker exactly: CI runs this test once more in a build with
+//! `-C force-frame-pointers=yes`, where frame pointers must win.
 
 #![allow(clippy::vec_box)] // separate heap blocks are the point
 
@@ -33,7 +37,14 @@ fn auto_mode_settles_on_a_fast_walker() {
         unwind_auto_site(20, &mut kept);
     }
     let chosen = unwinder();
-    if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+    if let Some(expected) = std::env::var_os("MEMPROF_EXPECT_UNWINDER") {
+        let expected = match expected.to_str() {
+            Some("frame_pointers") => Unwinder::FramePointers,
+            Some("framehop") => Unwinder::Framehop,
+            other => panic!("MEMPROF_EXPECT_UNWINDER={other:?}: frame_pointers or framehop"),
+        };
+        assert_eq!(chosen, expected);
+    } else if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         assert!(
             matches!(chosen, Unwinder::Framehop | Unwinder::FramePointers),
             "{chosen:?} {:?}",

@@ -250,22 +250,41 @@ fn decide() {
 
 /// Whether a frame-pointer walk found the same frames as the unwinder.
 ///
-/// The walk starts one or two frames higher (memprof's own frames may have
-/// no frame record of their own) and may stop before the thread-start frames
-/// of libc, which lack frame pointers; in between, both must be identical.
+/// The leaf ends differ: each walker's first frame is the return address
+/// into the verifying function from its own call site, and where memprof's
+/// own frames have no frame record the walk starts a frame or two higher.
+/// So the comparison starts at the first of the walk's two leaf-most
+/// frames that the unwinder also has. The walk may stop before the
+/// thread-start frames of libc, which lack frame pointers; in between, both
+/// must be identical.
 fn frame_pointers_agree(unwound: &[usize], walked: &[usize]) -> bool {
+    let truncated = walked.len() == MAX_FRAMES;
+    let Some((unwound, walked)) = from_common_frame(unwound, walked) else {
+        return false;
+    };
     if walked.len() < 3 {
         return false;
     }
-    let Some(start) = unwound.iter().position(|&a| a == walked[0]) else {
-        return false;
-    };
-    let unwound = &unwound[start..];
     if unwound.len() < walked.len() || unwound[..walked.len()] != *walked {
         return false;
     }
     // Allow the few libc frames below `main` or the thread's start routine.
-    unwound.len() - walked.len() <= 3 || walked.len() == MAX_FRAMES
+    unwound.len() - walked.len() <= 3 || truncated
+}
+
+/// Both stacks from the first of `other`'s two leaf-most frames that
+/// `unwound` also has: the walkers' leaf ends differ (their own frames, and
+/// each was called from its own place in the verifying function).
+fn from_common_frame<'a>(
+    unwound: &'a [usize],
+    other: &'a [usize],
+) -> Option<(&'a [usize], &'a [usize])> {
+    let (skip, start) = other
+        .iter()
+        .take(2)
+        .enumerate()
+        .find_map(|(i, a)| Some((i, unwound.iter().position(|b| b == a)?)))?;
+    Some((&unwound[start..], &other[skip..]))
 }
 
 /// Whether another DWARF unwinder found the same frames as backtrace.
@@ -276,15 +295,9 @@ fn frame_pointers_agree(unwound: &[usize], walked: &[usize]) -> bool {
 /// there on both must be identical down to the root, unless one was cut
 /// short by [`MAX_FRAMES`], where the other must extend it.
 fn unwinders_agree(unwound: &[usize], other: &[usize]) -> bool {
-    let Some((skip, start)) = other
-        .iter()
-        .take(2)
-        .enumerate()
-        .find_map(|(i, a)| Some((i, unwound.iter().position(|b| b == a)?)))
-    else {
+    let Some((a, b)) = from_common_frame(unwound, other) else {
         return false;
     };
-    let (a, b) = (&unwound[start..], &other[skip..]);
     if a.len() < 3 || b.len() < 3 {
         return false;
     }
@@ -433,6 +446,22 @@ mod tests {
             "too many frames lost"
         );
         assert!(!frame_pointers_agree(&unwound, &[9, 10, 11]));
+    }
+
+    #[test]
+    fn agreement_skips_the_walks_own_call_site() {
+        // With frame pointers in every frame, both walks start at the
+        // verifying function, each at its own call site (0xa vs 1).
+        let unwound = [1, 2, 3, 4, 5, 6, 7, 8];
+        assert!(frame_pointers_agree(&unwound, &[0xa, 2, 3, 4, 5, 6, 7]));
+        assert!(
+            !frame_pointers_agree(&unwound, &[0xa, 0xb, 3, 4, 5, 6, 7]),
+            "only one leaf frame may differ"
+        );
+        assert!(
+            !frame_pointers_agree(&unwound, &[0xa, 2, 3, 0xc, 5, 6, 7]),
+            "a frame differing past the leaf"
+        );
     }
 
     #[test]
