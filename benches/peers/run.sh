@@ -26,7 +26,9 @@
 # off: the fast paths alone) included (a long run that settles one ratio:
 # `VARIANTS="jemalloc memprof" run.sh 200 w2`); RESULTS=path also
 # writes the table, the machine and the command to that file (RESULTS.md:
-# `RESULTS=RESULTS.md benches/peers/run.sh`).
+# `RESULTS=RESULTS.md benches/peers/run.sh`); CARGO_TARGET_DIR with
+# RUSTFLAGS measures another build (`RUSTFLAGS="-C force-frame-pointers=yes"
+# CARGO_TARGET_DIR=/tmp/peers-fp run.sh`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -37,12 +39,12 @@ workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(w1 w1-deep w2)
 scale=${PEERS_SCALE:-1}
 
-echo "building (release, line-tables-only)..." >&2
-cargo build --release --quiet --features system,jemalloc,memprof,dhat --bins
-# jemalloc's `profiling` feature unifies across a build: its own target dir.
-CARGO_TARGET_DIR="$here/target-jeprof" cargo build --release --quiet --features jeprof --bin peer-jeprof
-bin=$here/target/release
-jeprof_bin=$here/target-jeprof/release/peer-jeprof
+# CARGO_TARGET_DIR moves the main build (to compare builds with other
+# RUSTFLAGS side by side, e.g. -C force-frame-pointers=yes) and jeprof's
+# beside it.
+bin=${CARGO_TARGET_DIR:-$here/target}/release
+jeprof_target=${CARGO_TARGET_DIR:-$here/target}-jeprof
+jeprof_bin=$jeprof_target/release/peer-jeprof
 
 # variant -> command prefix (env + binary)
 declare -A cmd=(
@@ -60,6 +62,14 @@ if [ -n "${VARIANTS:-}" ]; then
     for v in "${variants[@]}"; do
         [ -n "${cmd[$v]:-}" ] || { echo "unknown variant $v (known: ${!cmd[*]})" >&2; exit 2; }
     done
+fi
+
+echo "building (release, line-tables-only)..." >&2
+cargo build --release --quiet --features system,jemalloc,memprof,dhat --bins
+# jemalloc's `profiling` feature unifies across a build: its own target dir,
+# built only when the jeprof variant runs.
+if [[ " ${variants[*]} " == *" jeprof "* ]]; then
+    CARGO_TARGET_DIR="$jeprof_target" cargo build --release --quiet --features jeprof --bin peer-jeprof
 fi
 
 # Ops per thread: full for the sampling variants, fewer for the

@@ -57,8 +57,9 @@ fn main() {
     }
     let c = memprof::sample::counters();
     eprintln!(
-        "memprof: samples_taken={} live_samples={} stacks={} samples_dropped={} stacks_dropped={} skipped_reentrant={} profiler_bytes={}",
-        c.samples_taken, c.live_samples, c.stacks, c.samples_dropped, c.stacks_dropped, c.skipped_reentrant, c.profiler_bytes
+        "memprof: samples_taken={} live_samples={} stacks={} samples_dropped={} stacks_dropped={} skipped_reentrant={} profiler_bytes={} unwinder={:?}",
+        c.samples_taken, c.live_samples, c.stacks, c.samples_dropped, c.stacks_dropped, c.skipped_reentrant, c.profiler_bytes,
+        memprof::stack::unwinder()
     );
 }
 
