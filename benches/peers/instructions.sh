@@ -37,7 +37,8 @@ command -v valgrind >/dev/null || {
 
 echo "building (release, line-tables-only)..." >&2
 cargo build --release --quiet --features jemalloc,memprof --bins
-bin=$here/target/release
+# CARGO_TARGET_DIR (with RUSTFLAGS) counts another build, as in run.sh.
+bin=${CARGO_TARGET_DIR:-$here/target}/release
 variants=(jemalloc memprof-off memprof memprof-exact)
 
 command_of() { # variant -> env + binary
