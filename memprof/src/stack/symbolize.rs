@@ -5,6 +5,11 @@
 //! Results are cached per address; the cache holds at most
 //! [`MAX_CACHED_ADDRESSES`] addresses and is emptied when full, so its memory
 //! stays bounded. Its size is reported in the profiler's own memory.
+//!
+//! A child forked while another thread was symbolizing names frames by
+//! address only (see `fork`).
+
+mod fork;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -48,6 +53,9 @@ static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 
 /// Bytes held by the symbol cache (an estimate: strings plus entry overhead).
 pub fn cache_bytes() -> usize {
+    if fork::unavailable() {
+        return 0;
+    }
     CACHE
         .lock()
         .map(|c| c.as_ref().map_or(0, |c| c.bytes))
@@ -90,21 +98,31 @@ impl Resolved {
 /// address of every stack under one lock instead of one lock each, and
 /// reads each address's profiler frames from the cache instead of scanning
 /// names and paths again.
+///
+/// `None` in a child forked while another thread held the cache: it
+/// resolves nothing and names each frame by its address.
 pub(crate) struct Symbolizer {
-    cache: MutexGuard<'static, Option<Cache>>,
+    cache: Option<MutexGuard<'static, Option<Cache>>>,
 }
 
 impl Symbolizer {
     /// Locks the cache until the symbolizer is dropped.
     pub(crate) fn lock() -> Symbolizer {
+        fork::register();
+        if fork::unavailable() {
+            return Symbolizer { cache: None };
+        }
         Symbolizer {
-            cache: CACHE.lock().unwrap_or_else(|e| e.into_inner()),
+            cache: Some(CACHE.lock().unwrap_or_else(|e| e.into_inner())),
         }
     }
 
     /// Symbolizes one return address, from the cache when it can.
     pub(crate) fn resolve(&mut self, address: usize) -> Resolved {
-        let cache = self.cache.get_or_insert_with(|| Cache {
+        let Some(cache) = self.cache.as_mut() else {
+            return Resolved::new(unresolved(address));
+        };
+        let cache = cache.get_or_insert_with(|| Cache {
             frames: HashMap::default(),
             bytes: 0,
         });
@@ -144,14 +162,19 @@ fn resolve_uncached(address: usize) -> Arc<[Arc<Frame>]> {
         }));
     });
     if frames.is_empty() {
-        frames.push(Arc::new(Frame {
-            function: format!("{address:#x}"),
-            file: None,
-            line: None,
-            address: address as u64,
-        }));
+        return unresolved(address);
     }
     frames.into()
+}
+
+/// The one frame of an address nothing could be found for, named `0x…`.
+fn unresolved(address: usize) -> Arc<[Arc<Frame>]> {
+    Arc::new([Arc::new(Frame {
+        function: format!("{address:#x}"),
+        file: None,
+        line: None,
+        address: address as u64,
+    })])
 }
 
 /// Whether a frame belongs to the allocation machinery rather than to the
@@ -239,6 +262,62 @@ mod tests {
         let again = symbolizer.resolve(addr);
         assert!(Arc::ptr_eq(&first.frames, &again.frames));
         assert_eq!(first.profiler, again.profiler);
+    }
+
+    /// The child's exit code, or `None` if it was still running after
+    /// `timeout` (it is killed then).
+    fn exit_code_within(pid: libc::pid_t, timeout: std::time::Duration) -> Option<i32> {
+        let start = std::time::Instant::now();
+        let mut status = 0;
+        loop {
+            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+            let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if done == pid {
+                return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            }
+            if start.elapsed() > timeout {
+                // SAFETY: as above; reap what we kill.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_child_forked_while_another_thread_symbolizes_does_not_block() {
+        let addr = a_named_function();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let symbolizer = Symbolizer::lock();
+            held_tx.send(()).unwrap();
+            let _ = done_rx.recv();
+            drop(symbolizer);
+        });
+        held_rx.recv().unwrap();
+        // SAFETY: the child only symbolizes and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let frames = resolve(addr);
+            let by_address = frames.len() == 1 && frames[0].function == format!("{addr:#x}");
+            // SAFETY: ends the child without running the test harness's exit.
+            unsafe { libc::_exit(if by_address { 0 } else { 3 }) };
+        }
+        let code = exit_code_within(pid, std::time::Duration::from_secs(20));
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            code,
+            Some(0),
+            "the child blocked (None) or resolved names (3)"
+        );
+        // The parent's cache is untouched and works on.
+        assert!(!fork::unavailable());
+        assert_ne!(resolve(addr)[0].function, format!("{addr:#x}"));
     }
 
     #[test]
