@@ -100,8 +100,8 @@ fn fork_child_allocates_and_exits_cleanly() {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             let v: Vec<Vec<u8>> = (0..1000).map(|i| vec![1u8; 8 + i]).collect();
-            // Lock-free counters only: a snapshot symbolizes, and another
-            // thread may have held the symbolizer's lock at the fork.
+            // Lock-free counters only: this test is about the allocation
+            // path's locks (the symbolizer's are tests/fork_symbolize.rs's).
             let ok = v.len() == 1000 && memprof::sample::counters().samples_taken > 0;
             // SAFETY: _exit ends the child without running the parent's
             // atexit handlers or test harness.

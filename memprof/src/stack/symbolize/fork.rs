@@ -23,10 +23,8 @@ use super::{Cache, CACHE};
 /// Set in a child forked while another thread held the cache.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
-/// Whether the cache was held by another thread when the fork began.
-static HELD_ELSEWHERE_AT_FORK: AtomicBool = AtomicBool::new(false);
-
-/// The cache's guard while the forking thread holds it across `fork()`.
+/// The cache's guard while the forking thread holds it across `fork()`;
+/// empty during a fork when another thread held the cache.
 struct HeldAcrossFork(UnsafeCell<Option<MutexGuard<'static, Option<Cache>>>>);
 
 // SAFETY: only the forking thread touches the slot, from its prepare
@@ -67,23 +65,22 @@ extern "C" fn before_fork() {
         Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
         Err(TryLockError::WouldBlock) => None,
     };
-    HELD_ELSEWHERE_AT_FORK.store(guard.is_none(), Ordering::Relaxed);
     // SAFETY: see `HeldAcrossFork`.
     unsafe { *HELD.0.get() = guard };
 }
 
 extern "C" fn after_fork_in_parent() {
-    release();
+    drop(take_held());
 }
 
 extern "C" fn after_fork_in_child() {
-    if HELD_ELSEWHERE_AT_FORK.load(Ordering::Relaxed) {
+    if take_held().is_none() {
         UNAVAILABLE.store(true, Ordering::Relaxed);
     }
-    release();
 }
 
-fn release() {
+/// Empties the slot; dropping what it held releases the cache.
+fn take_held() -> Option<MutexGuard<'static, Option<Cache>>> {
     // SAFETY: see `HeldAcrossFork`.
-    drop(unsafe { (*HELD.0.get()).take() });
+    unsafe { (*HELD.0.get()).take() }
 }
