@@ -33,7 +33,7 @@ use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
 use crate::sample::LiveSample;
 use crate::stack::symbolize::Symbolizer;
-use crate::stack::{Frame, STACKS};
+use crate::stack::{Frame, Trim, STACKS};
 
 /// One stack's share of what a body retained.
 #[derive(Clone, Debug)]
@@ -132,7 +132,8 @@ fn summarize(samples: &[LiveSample]) -> Retained {
                 .entry(s.stack)
                 .or_insert_with(|| {
                     let addresses = STACKS.frames(s.stack).unwrap_or(&[]);
-                    let (_, frames) = symbolized_frames(&mut symbolizer, s.stack, addresses);
+                    let (_, frames) =
+                        symbolized_frames(&mut symbolizer, s.stack, addresses, Trim::default());
                     (folded_key_of(&frames), frames)
                 })
                 .clone();

@@ -30,7 +30,7 @@ use super::trend::Trend;
 use super::usage::StackUsage;
 use crate::sample::{LiveSample, LIVE};
 use crate::stack::symbolize::Symbolizer;
-use crate::stack::{Frame, STACKS};
+use crate::stack::{Frame, Trim, STACKS};
 
 /// What to look for.
 #[derive(Clone, Debug)]
@@ -49,6 +49,9 @@ pub struct LeakOptions {
     /// mean in-use bytes over it (default 0.1). Sampling noise makes a flat
     /// stack wobble by a few percent; a leak grows by far more.
     pub min_relative_growth: f64,
+    /// How much of each stack's leaf end is left out (default: the
+    /// allocation machinery, so a candidate leads with the program's code).
+    pub trim: Trim,
 }
 
 impl Default for LeakOptions {
@@ -59,6 +62,7 @@ impl Default for LeakOptions {
             min_growth_bytes_per_second: 1024.0 / 60.0,
             min_r_squared: 0.6,
             min_relative_growth: 0.1,
+            trim: Trim::default(),
         }
     }
 }
@@ -73,6 +77,12 @@ impl LeakOptions {
     /// Sets `limit`.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// Sets `trim`.
+    pub fn trim(mut self, trim: Trim) -> Self {
+        self.trim = trim;
         self
     }
 }
@@ -234,7 +244,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let Some(addresses) = STACKS.frames(id) else {
             continue;
         };
-        let (_, frames) = symbolized_frames(&mut symbolizer, id, addresses);
+        let (_, frames) = symbolized_frames(&mut symbolizer, id, addresses, options.trim);
         let key = super::snapshot::folded_key_of(&frames);
         let alloc_objects = STACKS.counters(id).map_or(0.0, |c| c.alloc_objects);
         survivors.ages.sort_by(f64::total_cmp);

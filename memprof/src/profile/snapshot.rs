@@ -1,8 +1,8 @@
 //! `Snapshot`: an owned, symbolized picture of the heap profile.
 //!
 //! A snapshot reads every interned stack's counters (lock-free), symbolizes
-//! the stacks through the cache, trims the allocator's own frames from the
-//! leaf end, and merges stacks that become identical once trimmed (the same
+//! the stacks through the cache, trims the allocation machinery from the
+//! leaf end (see [`crate::stack::role`]), and merges stacks that become identical once trimmed (the same
 //! call site reached through `alloc` and `realloc`, say). It owns its data:
 //! keep it, serialise it, diff it against a later one.
 
@@ -17,8 +17,9 @@ pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
+use crate::stack::role::trimmed_leaf_frames;
 use crate::stack::symbolize::{Frame, Symbolizer};
-use crate::stack::{scope_of_marker, STACKS};
+use crate::stack::{frame_role, scope_of_marker, FrameRole, Trim, STACKS};
 
 /// Which of the four estimates a view shows, named as in Go's pprof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -175,19 +176,6 @@ impl StackProfile {
     }
 }
 
-/// Whether a frame is the standard library's (`alloc`, `core`, `std`).
-fn is_library_frame(frame: &Frame) -> bool {
-    frame
-        .file
-        .as_deref()
-        .is_some_and(|file| file.contains("/rustc/") || file.contains("/library/"))
-        || [
-            "alloc::", "core::", "std::", "<alloc::", "<core::", "<std::",
-        ]
-        .iter()
-        .any(|p| frame.function.starts_with(p))
-}
-
 /// Where leaf-first `frames` enter the program's own code: the first frame
 /// that is not the standard library's, with its file and line, and its two
 /// callers (`parse (parser.rs:42) <- handle <- main`), their generic
@@ -195,7 +183,7 @@ fn is_library_frame(frame: &Frame) -> bool {
 pub fn program_site(frames: &[Arc<Frame>]) -> String {
     let first = frames
         .iter()
-        .position(|f| !is_library_frame(f))
+        .position(|f| frame_role(f) == FrameRole::Program)
         .unwrap_or(0);
     let mut parts = Vec::new();
     for (i, frame) in frames.iter().skip(first).take(3).enumerate() {
@@ -269,15 +257,23 @@ pub struct Snapshot {
     pub stacks: Vec<StackProfile>,
 }
 
-/// Takes a snapshot of the heap profile.
+/// Takes a snapshot of the heap profile, its stacks led by the program's
+/// code ([`Trim::Allocation`]).
 ///
 /// Symbolizes stacks not seen before (slow the first time, cached after).
 /// Allocations made while taking it are not sampled.
 pub fn snapshot() -> Snapshot {
-    crate::alloc::unsampled(take)
+    snapshot_with(Trim::default())
 }
 
-fn take() -> Snapshot {
+/// Takes a snapshot of the heap profile with `trim` deciding how much of
+/// each stack's leaf end is left out: [`Trim::None`] keeps the allocator
+/// shim and the standard library's allocation frames.
+pub fn snapshot_with(trim: Trim) -> Snapshot {
+    crate::alloc::unsampled(|| take(trim))
+}
+
+fn take(trim: Trim) -> Snapshot {
     // Keys are addresses, not adversarial input: a fast hash, not SipHash
     // (which was a tenth of a 10,000-stack snapshot).
     let ids = STACKS.id_limit();
@@ -298,7 +294,7 @@ fn take() -> Snapshot {
             alloc_bytes: counters.alloc_bytes,
             alloc_objects: counters.alloc_objects,
         };
-        let (key, frames) = symbolized_frames(&mut symbolizer, id, addresses);
+        let (key, frames) = symbolized_frames(&mut symbolizer, id, addresses, trim);
         merged
             .entry(key)
             .or_insert_with(|| StackProfile {
@@ -320,19 +316,18 @@ fn take() -> Snapshot {
     }
 }
 
-/// Symbolizes a stack, trims allocator frames from the leaf end and turns
-/// scope markers into frames. Returns a merge key and the frames.
+/// Symbolizes a stack, trims its leaf end as `trim` says and turns scope
+/// markers into frames. Returns a merge key and the frames.
 pub(crate) fn symbolized_frames(
     symbolizer: &mut Symbolizer,
     id: u32,
     addresses: &[usize],
+    trim: Trim,
 ) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
     // Most addresses are one frame, some a few inlined ones.
     let mut key = Vec::with_capacity(addresses.len() * 2);
     let mut frames = Vec::with_capacity(addresses.len() * 2);
-    // The leaf end is memprof and the unwinder at work, then the allocator
-    // shims; the program starts at the first frame that is neither.
-    let mut trimming = true;
+    let mut roles = Vec::with_capacity(addresses.len() * 2);
     for &address in addresses {
         if let Some(scope) = scope_of_marker(address) {
             let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
@@ -340,19 +335,20 @@ pub(crate) fn symbolized_frames(
             for (depth, name) in path.rsplit('/').enumerate() {
                 key.push((address as u64, depth));
                 frames.push(Frame::named(format!("[scope {name}]")));
+                roles.push(FrameRole::Program);
             }
-            trimming = false;
             continue;
         }
         let resolved = symbolizer.resolve(address);
         for (depth, frame) in resolved.frames.iter().enumerate() {
-            trimming = trimming && resolved.is_profiler(depth);
-            if !trimming {
-                key.push((address as u64, depth));
-                frames.push(Arc::clone(frame));
-            }
+            key.push((address as u64, depth));
+            frames.push(Arc::clone(frame));
+            roles.push(resolved.role(depth));
         }
     }
+    let trimmed = trimmed_leaf_frames(trim, roles.iter().copied());
+    key.drain(..trimmed);
+    frames.drain(..trimmed);
     if frames.is_empty() {
         let name = if id == crate::stack::OVERFLOW_STACK {
             "[stack table full]"

@@ -2,10 +2,12 @@
 //! and symbolizing them lazily, off the allocation path.
 
 pub mod capture;
+pub mod role;
 pub mod symbolize;
 pub mod table;
 
 pub use capture::{unwinder, Unwinder};
+pub use role::{frame_role, FrameRole, Trim};
 pub use symbolize::Frame;
 pub use table::{StackCounters, StackTable, MAX_FRAMES, OVERFLOW_STACK};
 

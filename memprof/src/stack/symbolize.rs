@@ -11,6 +11,8 @@
 
 mod fork;
 
+use super::role::{frame_role, FrameRole};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -67,30 +69,46 @@ pub fn resolve(address: usize) -> Arc<[Arc<Frame>]> {
     Symbolizer::lock().resolve(address).frames
 }
 
-/// One address's frames, innermost first, and which of them are the
-/// profiler's own, worked out once when the address is first resolved.
+/// One address's frames, innermost first, and the part each plays (see
+/// [`FrameRole`]), worked out once when the address is first resolved.
 #[derive(Clone)]
 pub(crate) struct Resolved {
     pub(crate) frames: Arc<[Arc<Frame>]>,
-    /// Bit `i` is set when `frames[i]` is a profiler frame (see
-    /// [`is_profiler_frame`]); frames past the 64th count as the program's.
+    /// Bit `i` is set when `frames[i]` is a profiler frame; frames past the
+    /// 64th count as the program's.
     profiler: u64,
+    /// Bit `i` is set when `frames[i]` is a library frame.
+    library: u64,
 }
 
 impl Resolved {
     fn new(frames: Arc<[Arc<Frame>]>) -> Resolved {
-        let profiler = frames
-            .iter()
-            .take(64)
-            .enumerate()
-            .filter(|(_, f)| is_profiler_frame(f))
-            .fold(0, |mask, (i, _)| mask | 1 << i);
-        Resolved { frames, profiler }
+        let (mut profiler, mut library) = (0, 0);
+        for (i, frame) in frames.iter().take(64).enumerate() {
+            match frame_role(frame) {
+                FrameRole::Profiler => profiler |= 1 << i,
+                FrameRole::Library => library |= 1 << i,
+                FrameRole::Program => {}
+            }
+        }
+        Resolved {
+            frames,
+            profiler,
+            library,
+        }
     }
 
-    /// Whether `frames[i]` is a profiler frame.
-    pub(crate) fn is_profiler(&self, i: usize) -> bool {
-        i < 64 && self.profiler & 1 << i != 0
+    /// The part `frames[i]` plays.
+    pub(crate) fn role(&self, i: usize) -> FrameRole {
+        if i >= 64 {
+            FrameRole::Program
+        } else if self.profiler & 1 << i != 0 {
+            FrameRole::Profiler
+        } else if self.library & 1 << i != 0 {
+            FrameRole::Library
+        } else {
+            FrameRole::Program
+        }
     }
 }
 
@@ -177,49 +195,6 @@ fn unresolved(address: usize) -> Arc<[Arc<Frame>]> {
     })])
 }
 
-/// Whether a frame belongs to the allocation machinery rather than to the
-/// code that asked for memory: memprof's sampler, the unwinder, libgcc, and
-/// the global allocator shims. Such frames are trimmed from the leaf end.
-///
-/// Inlined frames often carry only a short name (`record`, `trace`), so the
-/// source file decides for them: memprof's `alloc`, `stack` and `sample`
-/// modules and the backtrace crate's sources.
-pub fn is_profiler_frame(frame: &Frame) -> bool {
-    const NAMES: &[&str] = &[
-        "memprof::alloc::",
-        "<memprof::alloc::",
-        "memprof::stack::",
-        "memprof::sample::",
-        "backtrace::",
-        "<backtrace::",
-        "_Unwind_",
-        "__rust_alloc",
-        "__rust_dealloc",
-        "__rust_realloc",
-        "__rust_alloc_zeroed",
-        "__rg_alloc",
-        "__rg_realloc",
-        "__rg_alloc_zeroed",
-        "__rdl_alloc",
-        "__rdl_realloc",
-        "__rdl_alloc_zeroed",
-    ];
-    if NAMES.iter().any(|p| frame.function.starts_with(p)) {
-        return true;
-    }
-    let Some(file) = frame.file.as_deref() else {
-        return false;
-    };
-    let file = file.replace('\\', "/");
-    let in_memprof = ["/memprof/src/", "/memprof-"]
-        .iter()
-        .any(|d| file.contains(d))
-        && ["/src/alloc/", "/src/stack/", "/src/sample/"]
-            .iter()
-            .any(|d| file.contains(d));
-    in_memprof || file.contains("/backtrace-0.") || file.contains("/backtrace/src/")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn resolved_addresses_remember_which_frames_are_the_profilers() {
+    fn resolved_addresses_remember_the_role_of_each_frame() {
         let frames: Arc<[Arc<Frame>]> = [
             frame("__rust_alloc", None),
             frame("grow", Some("/rustc/abc/library/alloc/src/raw_vec.rs")),
@@ -251,9 +226,11 @@ mod tests {
         .map(Arc::new)
         .collect();
         let resolved = Resolved::new(frames);
-        let flags: Vec<bool> = (0..4).map(|i| resolved.is_profiler(i)).collect();
-        assert_eq!(flags, [true, false, true, false]);
-        assert!(!resolved.is_profiler(64) && !resolved.is_profiler(usize::MAX));
+        let roles: Vec<FrameRole> = (0..4).map(|i| resolved.role(i)).collect();
+        use FrameRole::*;
+        assert_eq!(roles, [Library, Library, Profiler, Program]);
+        assert_eq!(resolved.role(64), Program);
+        assert_eq!(resolved.role(usize::MAX), Program);
 
         // A cached address answers from the cache, frames shared.
         let addr = a_named_function();
@@ -261,7 +238,10 @@ mod tests {
         let first = symbolizer.resolve(addr);
         let again = symbolizer.resolve(addr);
         assert!(Arc::ptr_eq(&first.frames, &again.frames));
-        assert_eq!(first.profiler, again.profiler);
+        assert_eq!(
+            (first.profiler, first.library),
+            (again.profiler, again.library)
+        );
     }
 
     /// The child's exit code, or `None` if it was still running after
@@ -321,36 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn resolves_names_and_recognises_profiler_frames() {
+    fn resolves_names() {
         let addr = a_named_function();
         assert_ne!(addr, 0);
         let frames = resolve(addr);
         assert!(!frames.is_empty());
         assert!(cache_bytes() > 0);
-        assert!(is_profiler_frame(&frame(
-            "memprof::alloc::record::sampled_alloc",
-            None
-        )));
-        assert!(is_profiler_frame(&frame("__rust_alloc", None)));
-        assert!(is_profiler_frame(&frame(
-            "record",
-            Some("/x/memprof/src/alloc/record.rs")
-        )));
-        assert!(is_profiler_frame(&frame(
-            "trace",
-            Some("/r/registry/src/backtrace-0.3.77/src/backtrace/mod.rs")
-        )));
-        assert!(!is_profiler_frame(&frame(
-            "alloc",
-            Some("/rustc/abc/library/alloc/src/alloc.rs")
-        )));
-        assert!(!is_profiler_frame(&frame(
-            "memprof::scope::scope",
-            Some("/x/memprof/src/scope.rs")
-        )));
-        assert!(!is_profiler_frame(&frame(
-            "alloc::raw_vec::RawVec<T>::grow",
-            None
-        )));
     }
 }

@@ -1,0 +1,127 @@
+//! Stacks lead with the program's code, not the allocator's plumbing, in
+//! every build profile: the allocator shim (`__rust_alloc`, whose debug
+//! info points at the `#[global_allocator]` line) and the standard library's
+//! allocation frames (`alloc::alloc`, `RawVec`, `Vec::with_capacity`,
+//! `String` growth, `Box::new`) are trimmed from the leaf end, as Go's pprof
+//! drops its runtime's allocation frames. `Trim::None` keeps them.
+//!
+//! CI runs this file in a debug build as well as in the release suite:
+//! debug builds keep every one of those frames un-inlined.
+
+use memprof::profile::snapshot::snapshot_with;
+use memprof::stack::Frame;
+use memprof::stack::Trim;
+use std::hint::black_box;
+use std::sync::Arc;
+
+#[global_allocator]
+static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+
+#[inline(never)]
+fn user_with_capacity() -> Vec<u64> {
+    Vec::with_capacity(black_box(1000))
+}
+
+#[inline(never)]
+fn user_vec_macro() -> Vec<u8> {
+    vec![7u8; black_box(3000)]
+}
+
+#[inline(never)]
+fn user_box_new() -> Box<[u64; 64]> {
+    Box::new(black_box([3u64; 64]))
+}
+
+#[inline(never)]
+fn user_string_growth() -> String {
+    let mut s = String::new();
+    for _ in 0..black_box(100) {
+        s.push_str("grow ");
+    }
+    s
+}
+
+#[inline(never)]
+fn user_collect() -> Vec<u32> {
+    (0..black_box(500u32)).map(|i| i * 3).collect()
+}
+
+const USER_FUNCTIONS: [&str; 5] = [
+    "user_with_capacity",
+    "user_vec_macro",
+    "user_box_new",
+    "user_string_growth",
+    "user_collect",
+];
+
+fn names(frames: &[Arc<Frame>]) -> Vec<&str> {
+    frames.iter().map(|f| f.function.as_str()).collect()
+}
+
+/// The leaf-most frame that names `user` and the frames before it.
+fn leaf_until<'a>(frames: &'a [Arc<Frame>], user: &str) -> Option<&'a [Arc<Frame>]> {
+    let at = frames.iter().position(|f| f.function.contains(user))?;
+    Some(&frames[..=at])
+}
+
+#[test]
+fn every_view_leads_with_the_function_that_allocated() {
+    let (kept, retained) = memprof::testing::track(|| {
+        (
+            user_with_capacity(),
+            user_vec_macro(),
+            user_box_new(),
+            user_string_growth(),
+            user_collect(),
+        )
+    });
+    for user in USER_FUNCTIONS {
+        let stack = retained
+            .stacks
+            .iter()
+            .find(|s| s.frames.iter().any(|f| f.function.contains(user)))
+            .unwrap_or_else(|| panic!("no retained stack names {user}: {retained:#?}"));
+        assert!(
+            stack.frames[0].function.contains(user),
+            "the first frame of {user}'s stack must be {user}, not the allocator's: {:?}",
+            names(&stack.frames)
+        );
+        let site = memprof::profile::program_site(&stack.frames);
+        let first = site.split(" <- ").next().unwrap_or_default();
+        assert!(first.contains(user), "{user}'s site reads {site}");
+    }
+
+    // The snapshot (every view and pprof are drawn from it) trims the same
+    // way; untrimmed, the plumbing is there to see.
+    let trimmed = snapshot_with(Trim::Allocation);
+    let full = snapshot_with(Trim::None);
+    for user in USER_FUNCTIONS {
+        let in_trimmed = trimmed
+            .stacks
+            .iter()
+            .filter_map(|s| leaf_until(&s.frames, user))
+            .next()
+            .unwrap_or_else(|| panic!("no stack names {user} in the snapshot"));
+        assert_eq!(
+            in_trimmed.len(),
+            1,
+            "{user} must be the leaf: {:?}",
+            names(in_trimmed)
+        );
+        let in_full = full
+            .stacks
+            .iter()
+            .filter_map(|s| leaf_until(&s.frames, user))
+            .max_by_key(|frames| frames.len())
+            .unwrap_or_else(|| panic!("no stack names {user} in the untrimmed snapshot"));
+        assert!(
+            in_full.len() > 1
+                && in_full[..in_full.len() - 1]
+                    .iter()
+                    .any(|f| f.function.contains("alloc")),
+            "untrimmed, {user}'s stack shows the allocation frames: {:?}",
+            names(in_full)
+        );
+    }
+    drop(kept);
+}
