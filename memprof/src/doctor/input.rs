@@ -8,6 +8,7 @@ use crate::jemalloc::JemallocStats;
 use crate::host::{
     CgroupView, HostView, Meminfo, Overview, ProcStatus, ProcessView, Reading, Vmstat,
 };
+use crate::profile::LeakReport;
 
 /// Everything the doctor looks at: the latest readings of the process, the
 /// host and the cgroup, jemalloc's statistics when jemalloc serves the
@@ -35,6 +36,10 @@ pub struct DoctorInput {
     /// the readings above. Rules over rates compare the first with the last
     /// and need two readings at least a moment apart.
     pub series: Vec<TimedReading>,
+    /// Leak candidates of the process looked at, when it is this one and
+    /// memprof profiles it. `None` leaves the heap-growth rule to the
+    /// series alone.
+    pub leaks: Option<LeakReport>,
 }
 
 impl DoctorInput {
@@ -82,6 +87,12 @@ impl DoctorInput {
     /// Sets the series of earlier readings (oldest first).
     pub fn with_series(mut self, series: Vec<TimedReading>) -> DoctorInput {
         self.series = series;
+        self
+    }
+
+    /// Sets the leak candidates.
+    pub fn with_leaks(mut self, leaks: Option<LeakReport>) -> DoctorInput {
+        self.leaks = leaks;
         self
     }
 

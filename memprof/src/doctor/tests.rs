@@ -265,7 +265,7 @@ fn rule_ids_are_unique() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), n);
-    assert_eq!(n, 15);
+    assert_eq!(n, 16);
 }
 
 #[cfg(feature = "jemalloc")]
@@ -646,4 +646,143 @@ fn live_readings_of_this_process_do_not_panic() {
     let host_only = read_live_with(&LiveOptions::default().pid(None).interval(Duration::ZERO));
     assert!(host_only.process.is_none());
     assert_eq!(host_only.series.len(), 1);
+}
+
+/// `healthy()` with its series replaced by readings every 5 s for a
+/// minute whose jemalloc `allocated` is `heap(seconds)`.
+fn with_heap(heap: impl Fn(f64) -> f64) -> DoctorInput {
+    let mut input = healthy();
+    let first = input.series[0].clone();
+    input.series = (0..13)
+        .map(|i| {
+            let at = 5.0 * i as f64;
+            first
+                .clone()
+                .shifted(Duration::from_secs_f64(at))
+                .with_allocator(Some(heap(at) as u64), Some(170 * MIB))
+        })
+        .collect();
+    input
+}
+
+fn leak_report(site: &str, growth_bytes_per_second: f64) -> crate::profile::LeakReport {
+    crate::profile::LeakReport {
+        generated_at_unix_ms: 0,
+        min_age_seconds: 10.0,
+        history_points: 12,
+        live_samples: 100,
+        candidates: vec![crate::profile::LeakCandidate {
+            rank: 1,
+            key: format!("main;{site}"),
+            site: format!("{site} (svc.rs:148) <- handle"),
+            frames: Vec::new(),
+            inuse_bytes: 24.0 * MIB as f64,
+            inuse_objects: 6000.0,
+            old_bytes: 20.0 * MIB as f64,
+            old_objects: 5000.0,
+            survival_ratio: 1.0,
+            oldest_age_seconds: 120.0,
+            median_age_seconds: 60.0,
+            growth_bytes_per_second,
+            growth_r_squared: 0.97,
+            growth_span_seconds: 60.0,
+            growth_source: crate::profile::leaks::GrowthSource::History,
+            summary: String::new(),
+        }],
+        outside_heap: None,
+    }
+}
+
+#[test]
+fn a_steadily_growing_heap_is_a_warning_with_its_rate() {
+    // 9.4 MiB a minute, with a little load noise on top.
+    let rate = 9.4 * MIB as f64 / 60.0;
+    let input = with_heap(|t| {
+        150.0 * MIB as f64
+            + rate * t
+            + if (t as u64 / 5).is_multiple_of(2) {
+                0.0
+            } else {
+                64.0 * 1024.0
+            }
+    });
+    let f = only(&input, "heap-growth");
+    assert_eq!(f.severity, Severity::Warning);
+    let seen = f.evidence("growth_rate").unwrap().as_number().unwrap();
+    assert!(
+        (seen / (rate * 60.0) - 1.0).abs() < 0.02,
+        "{seen} B/min for {} B/min",
+        rate * 60.0
+    );
+    assert!(f.evidence("r_squared").unwrap().as_number().unwrap() > 0.99);
+    assert!(f.title.contains("grows 9.40 MiB/min"), "{}", f.title);
+    assert!(f.advice.contains("/leaks"), "{}", f.advice);
+
+    // With candidates, the finding names the fastest-growing site.
+    let input = input.with_leaks(Some(leak_report("remember_session", rate)));
+    let f = only(&input, "heap-growth");
+    assert!(
+        f.meaning.contains("remember_session (svc.rs:148)"),
+        "{}",
+        f.meaning
+    );
+    assert_eq!(
+        f.evidence("top_site").unwrap().value,
+        Value::Text("remember_session (svc.rs:148) <- handle".to_owned())
+    );
+}
+
+#[test]
+fn a_bounded_cache_and_a_warm_up_are_not_growth() {
+    // A cache that fills and evicts: a sawtooth of 3 MiB.
+    let input = with_heap(|t| (150.0 + (t % 20.0) / 20.0 * 3.0) * MIB as f64);
+    assert!(!rules_found(&input).contains(&"heap-growth"));
+    // Warm-up: 10 MiB in the first 20 s, then flat (r² 0.62).
+    let input = with_heap(|t| (150.0 + t.min(20.0) / 2.0) * MIB as f64);
+    assert!(!rules_found(&input).contains(&"heap-growth"));
+    // Growth too small to act on: 256 KiB a minute.
+    let input = with_heap(|t| 150.0 * MIB as f64 + t * 256.0 * 1024.0 / 60.0);
+    assert!(!rules_found(&input).contains(&"heap-growth"));
+}
+
+#[test]
+fn growing_stacks_warn_while_the_heap_is_flat() {
+    let input = healthy().with_leaks(Some(leak_report(
+        "remember_session",
+        2.0 * MIB as f64 / 60.0,
+    )));
+    let f = only(&input, "heap-growth");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.title.contains("1 stack(s) keep growing"), "{}", f.title);
+    // A candidate growing slower than 1 MiB/min alone is left to /leaks.
+    let input = healthy().with_leaks(Some(leak_report("remember_session", 1024.0)));
+    assert!(!rules_found(&input).contains(&"heap-growth"));
+}
+
+#[test]
+fn two_readings_a_minute_apart_judge_growth_by_their_slope() {
+    let mut input = healthy();
+    last_reading(&mut input, |r| {
+        r.with_allocator(Some(170 * MIB), Some(190 * MIB))
+    });
+    let f = only(&input, "heap-growth");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.evidence("r_squared").is_none(), "no fit from two points");
+}
+
+#[test]
+fn a_short_window_says_growth_was_not_judged() {
+    // The CLI's default: two readings a few seconds apart, of another
+    // process (no jemalloc figures; its RssAnon is the heap figure).
+    let t0 = Instant::now();
+    let a = TimedReading::new(t0).with_status(Some(status(180 * 1024, 200 * 1024, 160 * 1024, 0)));
+    let b = TimedReading::new(t0)
+        .with_status(Some(status(181 * 1024, 200 * 1024, 161 * 1024, 0)))
+        .shifted(Duration::from_secs(3));
+    let input = DoctorInput::new().with_series(vec![a, b]);
+    let f = only(&input, "heap-growth");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(f.title.contains("not judged"), "{}", f.title);
+    assert!(f.advice.contains("--interval 60"), "{}", f.advice);
+    assert!(f.evidence("RssAnon_first").is_some());
 }

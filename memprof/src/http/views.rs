@@ -204,8 +204,9 @@ fn timed(r: &RecentReading) -> TimedReading {
         .with_allocator(r.allocated_bytes, r.resident_bytes)
 }
 
-/// Reads the process, host and cgroup now, jemalloc's statistics, and takes
-/// the history's recent readings as the series for the rules over rates.
+/// Reads the process, host and cgroup now, jemalloc's statistics, takes
+/// the history's recent readings as the series for the rules over rates,
+/// and finds the leak candidates the heap-growth rule names.
 fn doctor_input(history: &History) -> DoctorInput {
     let now = Instant::now();
     let overview = read_all_with("/", &ReadOptions::default().top_limit(0));
@@ -217,6 +218,12 @@ fn doctor_input(history: &History) -> DoctorInput {
             .with_allocator(allocated, resident),
     );
     input.series = series;
+    let (usage, process) = leak_inputs(&history.points(None));
+    input.leaks = Some(crate::profile::find_leaks(
+        &LeakOptions::default(),
+        &usage,
+        &process,
+    ));
     input
 }
 

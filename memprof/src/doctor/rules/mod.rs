@@ -8,6 +8,7 @@ use crate::host::VmstatRates;
 
 mod allocator;
 mod cgroup;
+mod heap;
 mod process;
 mod reclaim;
 mod settings;
@@ -17,6 +18,7 @@ pub use self::allocator::{
     RssOutsideAllocator,
 };
 pub use self::cgroup::{CgroupNearLimit, OomKills};
+pub use self::heap::HeapGrowth;
 pub use self::process::{PostPeakRetention, SwapActivity};
 pub use self::reclaim::{HighOrderDepletion, KernelSlabGrowth, ReclaimPressure};
 #[cfg(test)]
@@ -44,6 +46,7 @@ pub fn all() -> &'static [&'static dyn Rule] {
         &OomKills,
         &ReclaimPressure,
         &SwapActivity,
+        &HeapGrowth,
         &AllocatorFragmentation,
         &AllocatorRssOverhead,
         &RssOutsideAllocator,
