@@ -78,6 +78,8 @@ keys! {
 
     /// uint64_t, r-: bytes this thread has allocated through jemalloc.
     THREAD_ALLOCATED: u64 = "thread.allocated";
+    /// uint64_t, r-: bytes this thread has freed through jemalloc.
+    THREAD_DEALLOCATED: u64 = "thread.deallocated";
 }
 
 /// `arena.<i>.purge` (void) for all arenas; called through

@@ -55,6 +55,7 @@ mod unavailable;
 
 pub use self::bins::{small_bin_waste_bytes, BinStats, LargeStats};
 pub use self::probe::serves_global_allocator;
+pub(crate) use self::probe::thread_net_allocated;
 pub use self::purge::{purge, PurgeReport};
 pub use self::reading::{stats, stats_with_rss, JemallocStats};
 pub use self::settings::Settings;

@@ -40,3 +40,19 @@ pub(crate) fn require_global_allocator() -> Result<(), Unavailable> {
         Err(Unavailable::NotGlobalAllocator)
     }
 }
+
+/// Bytes this thread has allocated less the bytes it has freed, through
+/// jemalloc, when jemalloc serves the global allocator; a difference of two
+/// readings is what the code between them kept (or, negative, released).
+///
+/// `None` when jemalloc does not serve the process (its counters would not
+/// move) or cannot be asked. Whether it serves is probed once.
+pub(crate) fn thread_net_allocated() -> Option<i64> {
+    static SERVES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*SERVES.get_or_init(|| serves_global_allocator().unwrap_or(false)) {
+        return None;
+    }
+    let allocated = keys::THREAD_ALLOCATED.read().ok()?;
+    let deallocated = keys::THREAD_DEALLOCATED.read().ok()?;
+    Some(allocated.wrapping_sub(deallocated) as i64)
+}

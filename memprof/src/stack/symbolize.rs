@@ -3,8 +3,17 @@
 //! Symbolization is slow (it parses DWARF) and allocates freely, so it never
 //! runs on the allocation path: snapshots call it, on the thread that asked.
 //! Results are cached per address; the cache holds at most
-//! [`MAX_CACHED_ADDRESSES`] addresses and is emptied when full, so its memory
-//! stays bounded. Its size is reported in the profiler's own memory.
+//! [`MAX_CACHED_ADDRESSES`] addresses and is emptied when full.
+//!
+//! The `backtrace` crate keeps every library's parsed debug info for as long
+//! as the process runs: tens of MiB for a mid-sized service, far more than
+//! the per-address results, and invisible to a profiler that only counts its
+//! own tables. So a run of lookups that had to parse ends by dropping that
+//! parsed state ([`backtrace::clear_symbol_cache`]): a later run that meets
+//! new addresses parses again (tens of milliseconds for a 26 MB binary),
+//! and between runs only the per-address results stay. What the symbolizer
+//! holds is measured, not estimated, where jemalloc serves the process: the
+//! net bytes its lookups allocated on their thread (see [`cache_bytes`]).
 //!
 //! A child forked while another thread was symbolizing names frames by
 //! address only (see `fork`).
@@ -48,20 +57,57 @@ pub const MAX_CACHED_ADDRESSES: usize = 1 << 17;
 
 struct Cache {
     frames: HashMap<usize, Resolved, crate::hash::AddressHash>,
+    /// An estimate of the results' bytes: strings plus entry overhead.
     bytes: usize,
+    /// Net bytes allocated by lookups and released by clearing, measured
+    /// through the allocator's per-thread counters; `None` where they
+    /// cannot be read (jemalloc does not serve the process).
+    measured_bytes: Option<i64>,
 }
 
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 
-/// Bytes held by the symbol cache (an estimate: strings plus entry overhead).
+/// Bytes the symbolizer holds between lookups: measured where jemalloc
+/// serves the process (its per-address results and whatever the debug-info
+/// parser left), else an estimate of the per-address results.
 pub fn cache_bytes() -> usize {
     if fork::unavailable() {
         return 0;
     }
     CACHE
         .lock()
-        .map(|c| c.as_ref().map_or(0, |c| c.bytes))
+        .map(|c| c.as_ref().map_or(0, Cache::held_bytes))
         .unwrap_or(0)
+}
+
+impl Cache {
+    fn held_bytes(&self) -> usize {
+        match self.measured_bytes {
+            Some(bytes) => usize::try_from(bytes).unwrap_or(0),
+            None => self.bytes,
+        }
+    }
+
+    /// Adds what the code between two readings of [`net_allocated`] kept.
+    fn account(&mut self, before: Option<i64>, after: Option<i64>) {
+        if let (Some(before), Some(after)) = (before, after) {
+            let held = self.measured_bytes.get_or_insert(0);
+            *held = held.saturating_add(after.wrapping_sub(before));
+        }
+    }
+}
+
+/// This thread's bytes allocated less freed, where the allocator counts
+/// them per thread.
+fn net_allocated() -> Option<i64> {
+    #[cfg(feature = "jemalloc")]
+    {
+        crate::jemalloc::thread_net_allocated()
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    {
+        None
+    }
 }
 
 /// Symbolizes one return address (innermost frame first).
@@ -121,6 +167,9 @@ impl Resolved {
 /// resolves nothing and names each frame by its address.
 pub(crate) struct Symbolizer {
     cache: Option<MutexGuard<'static, Option<Cache>>>,
+    /// Whether this run resolved an address the cache did not have, so the
+    /// debug-info parser holds state to drop at the end.
+    parsed: bool,
 }
 
 impl Symbolizer {
@@ -128,10 +177,14 @@ impl Symbolizer {
     pub(crate) fn lock() -> Symbolizer {
         fork::register();
         if fork::unavailable() {
-            return Symbolizer { cache: None };
+            return Symbolizer {
+                cache: None,
+                parsed: false,
+            };
         }
         Symbolizer {
             cache: Some(CACHE.lock().unwrap_or_else(|e| e.into_inner())),
+            parsed: false,
         }
     }
 
@@ -143,14 +196,22 @@ impl Symbolizer {
         let cache = cache.get_or_insert_with(|| Cache {
             frames: HashMap::default(),
             bytes: 0,
+            measured_bytes: None,
         });
         if let Some(resolved) = cache.frames.get(&address) {
             return resolved.clone();
         }
         if cache.frames.len() >= MAX_CACHED_ADDRESSES {
-            cache.frames.clear();
+            // Both caches empty: what the symbolizer holds starts again
+            // from nothing (results still shared with a snapshot are that
+            // snapshot's memory now).
+            cache.frames = HashMap::default();
+            backtrace::clear_symbol_cache();
             cache.bytes = 0;
+            cache.measured_bytes = cache.measured_bytes.map(|_| 0);
         }
+        self.parsed = true;
+        let before = net_allocated();
         let resolved = Resolved::new(resolve_uncached(address));
         cache.bytes += 64
             + resolved
@@ -159,7 +220,23 @@ impl Symbolizer {
                 .map(|f| 64 + f.function.len() + f.file.as_ref().map_or(0, String::len))
                 .sum::<usize>();
         cache.frames.insert(address, resolved.clone());
+        cache.account(before, net_allocated());
         resolved
+    }
+}
+
+impl Drop for Symbolizer {
+    /// Drops the debug-info parser's state if this run made any, while the
+    /// cache is still locked (no other run is parsing).
+    fn drop(&mut self) {
+        if !self.parsed {
+            return;
+        }
+        if let Some(Some(cache)) = self.cache.as_deref_mut() {
+            let before = net_allocated();
+            backtrace::clear_symbol_cache();
+            cache.account(before, net_allocated());
+        }
     }
 }
 
