@@ -20,6 +20,7 @@ pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
         .map(|e| StackProfile {
             frames: e.frames.clone(),
             estimates: e.after - e.before,
+            inuse_error: Default::default(),
         })
         .filter(|s| Kind::ALL.iter().any(|&k| s.value(k) != 0.0))
         .collect();
@@ -53,6 +54,7 @@ mod tests {
                     alloc_bytes: alloc,
                     alloc_objects: alloc / 8.0,
                 },
+                inuse_error: Default::default(),
             })
             .collect();
         Snapshot {

@@ -441,6 +441,7 @@ mod tests {
                         alloc_bytes: 3000.6,
                         alloc_objects: 6.0,
                     },
+                    inuse_error: Default::default(),
                 },
                 StackProfile {
                     frames: vec![frame("other", 0x3000, 1), main],
@@ -450,6 +451,7 @@ mod tests {
                         alloc_bytes: 0.0,
                         alloc_objects: 0.0,
                     },
+                    inuse_error: Default::default(),
                 },
             ],
         };

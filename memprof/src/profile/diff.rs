@@ -135,6 +135,7 @@ mod tests {
                 alloc_bytes: alloc,
                 alloc_objects: alloc / 8.0,
             },
+            inuse_error: Default::default(),
         }
     }
 

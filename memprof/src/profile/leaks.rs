@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::snapshot::{symbolized_frames, unix_ms};
 use super::trend::Trend;
+use super::uncertainty::Uncertainty;
 use super::usage::StackUsage;
 use crate::sample::{LiveSample, LIVE};
 use crate::stack::symbolize::Symbolizer;
@@ -133,8 +134,15 @@ pub struct LeakCandidate {
     pub oldest_age_seconds: f64,
     /// Median age of the live samples, seconds.
     pub median_age_seconds: f64,
+    /// How far `inuse_bytes` may be from the truth (samples, variance).
+    #[serde(default)]
+    pub inuse_error: Uncertainty,
     /// Growth in bytes per second.
     pub growth_bytes_per_second: f64,
+    /// Half the width of the growth's 95% confidence interval, bytes per
+    /// second.
+    #[serde(default)]
+    pub growth_bytes_per_second_ci95: f64,
     /// Fit quality of the growth line.
     pub growth_r_squared: f64,
     /// Seconds of data the growth line covers.
@@ -180,6 +188,7 @@ struct Survivors {
     live_objects: f64,
     old_bytes: f64,
     old_objects: f64,
+    error: Uncertainty,
     /// (allocation time in seconds before now, weighted bytes) of old survivors.
     old: Vec<(f64, f64)>,
     ages: Vec<f64>,
@@ -208,6 +217,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let entry = by_stack.entry(s.stack).or_default();
         entry.live_bytes += bytes;
         entry.live_objects += s.weight;
+        entry.error.add_sample(s.size, s.weight);
         entry.ages.push(age);
         if age >= min_age {
             entry.old_bytes += bytes;
@@ -260,7 +270,9 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
             survival_ratio: 0.0,
             oldest_age_seconds: 0.0,
             median_age_seconds: 0.0,
+            inuse_error: Uncertainty::default(),
             growth_bytes_per_second: 0.0,
+            growth_bytes_per_second_ci95: 0.0,
             growth_r_squared: trend.r_squared,
             growth_span_seconds: trend.span_seconds,
             growth_source: source,
@@ -282,7 +294,12 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
                 .copied()
                 .unwrap_or(0.0),
         );
+        candidate.inuse_error += survivors.error;
         candidate.growth_bytes_per_second += trend.per_second;
+        // Independent fits: their intervals add in quadrature.
+        candidate.growth_bytes_per_second_ci95 = candidate
+            .growth_bytes_per_second_ci95
+            .hypot(trend.per_second_ci95);
         candidate.growth_r_squared = candidate.growth_r_squared.min(trend.r_squared);
     }
     drop(symbolizer);
@@ -295,14 +312,17 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
             0.0
         };
         c.summary = format!(
-            "growing {}/min (r² {:.2} over {:.0} s, from {}); {} in {:.0} objects older than {:.0} s; {:.0}% of its allocations survive",
+            "growing {}/min ± {} (95%; r² {:.2} over {:.0} s, from {}); {} in use ({}); {} in {:.0} objects older than {:.0} s; {:.0}% of its allocations survive",
             human_bytes(c.growth_bytes_per_second * 60.0),
+            human_bytes(c.growth_bytes_per_second_ci95 * 60.0),
             c.growth_r_squared,
             c.growth_span_seconds,
             match c.growth_source {
                 GrowthSource::History => "history",
                 GrowthSource::Survivors => "survivor ages",
             },
+            human_bytes(c.inuse_bytes),
+            c.inuse_error.describe(),
             human_bytes(c.old_bytes),
             c.old_objects,
             min_age,

@@ -6,10 +6,12 @@ mod folded;
 pub mod leaks;
 pub mod snapshot;
 pub mod trend;
+mod uncertainty;
 pub mod usage;
 
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
 pub use snapshot::{program_site, snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
 pub use trend::Trend;
+pub use uncertainty::Uncertainty;
 pub use usage::{stack_usage, StackUsage};

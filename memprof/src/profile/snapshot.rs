@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
+use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
 use crate::stack::role::trimmed_leaf_frames;
@@ -151,6 +152,10 @@ pub struct StackProfile {
     /// The estimates for this stack.
     #[serde(flatten)]
     pub estimates: Estimates,
+    /// How far `inuse_bytes` may be from the truth: the live samples it
+    /// was estimated from and their variance.
+    #[serde(default)]
+    pub inuse_error: Uncertainty,
 }
 
 impl StackProfile {
@@ -280,6 +285,7 @@ fn take(trim: Trim) -> Snapshot {
     // Sized for every stack: rehashing as it grew was a tenth of the time.
     let mut merged: HashMap<Vec<(u64, usize)>, StackProfile, AddressHash> =
         HashMap::with_capacity_and_hasher(ids as usize, AddressHash::default());
+    let errors = inuse_errors();
     let mut symbolizer = Symbolizer::lock();
     for id in 0..ids {
         let (Some(counters), Some(addresses)) = (STACKS.counters(id), STACKS.frames(id)) else {
@@ -295,13 +301,15 @@ fn take(trim: Trim) -> Snapshot {
             alloc_objects: counters.alloc_objects,
         };
         let (key, frames) = symbolized_frames(&mut symbolizer, id, addresses, trim);
-        merged
-            .entry(key)
-            .or_insert_with(|| StackProfile {
-                frames,
-                estimates: Estimates::default(),
-            })
-            .estimates += estimates;
+        let stack = merged.entry(key).or_insert_with(|| StackProfile {
+            frames,
+            estimates: Estimates::default(),
+            inuse_error: Uncertainty::default(),
+        });
+        stack.estimates += estimates;
+        if let Some(&error) = errors.get(&id) {
+            stack.inuse_error += error;
+        }
     }
     drop(symbolizer);
     let mut stacks: Vec<StackProfile> = merged.into_values().collect();
@@ -314,6 +322,25 @@ fn take(trim: Trim) -> Snapshot {
         counters: crate::sample::counters(),
         stacks,
     }
+}
+
+/// The uncertainty of each stack's in-use bytes, from the live samples.
+/// Empty in exact mode, where every weight is 1 and nothing is estimated
+/// (and the live table may hold millions of samples).
+fn inuse_errors() -> HashMap<u32, Uncertainty, AddressHash> {
+    let mut errors: HashMap<u32, Uncertainty, AddressHash> = HashMap::default();
+    if crate::sample::rate::rate() <= 1 {
+        return errors;
+    }
+    let mut live = Vec::new();
+    crate::sample::LIVE.copy_into(&mut live);
+    for sample in &live {
+        errors
+            .entry(sample.stack)
+            .or_default()
+            .add_sample(sample.size, sample.weight);
+    }
+    errors
 }
 
 /// Symbolizes a stack, trims its leaf end as `trim` says and turns scope
@@ -521,6 +548,7 @@ impl StackProfile {
                 alloc_objects,
                 ..Estimates::default()
             },
+            inuse_error: Default::default(),
         }
     }
 }
