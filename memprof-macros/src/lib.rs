@@ -16,13 +16,14 @@ mod size;
 /// fn parser_does_not_leak() { ... }
 ///
 /// #[memprof::test(iterations = 1000, warmup = 50, max_growth_per_iter = "16 B")]
-/// fn cache_is_bounded() { ... }          // fails when retained bytes grow faster than the limit per iteration
+/// fn cache_is_bounded() { ... }          // fails when its live bytes grow (net of frees) faster than the limit per iteration
 /// ```
 ///
 /// Sizes accept `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`. The function runs
-/// as a normal `#[test]`; its thread records every allocation (rate 1) for
-/// the duration. On failure the test writes a flamegraph of what leaked to
-/// `<target dir>/memprof/<test name>.svg`.
+/// as a normal `#[test]`; its thread, and every thread started from it, record
+/// every allocation (rate 1) for the duration, while tests running in
+/// parallel are not counted (see `memprof::testing`). On failure the test
+/// writes a flamegraph of what leaked to `<target dir>/memprof/<test name>.svg`.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     match expand_test(args, item) {

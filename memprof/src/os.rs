@@ -116,3 +116,67 @@ pub(crate) fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
         }
     }
 }
+
+/// The calling thread's timer slack in nanoseconds (`PR_GET_TIMERSLACK`), or
+/// `None` where it cannot be read. A new thread starts with its creator's
+/// value; tracking contexts use that (see `alloc::context`).
+#[cfg(target_os = "linux")]
+pub(crate) fn timer_slack_nanos() -> Option<u64> {
+    // SAFETY: PR_GET_TIMERSLACK takes no pointer arguments and only returns
+    // the calling thread's setting.
+    let slack = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+    u64::try_from(slack).ok()
+}
+
+/// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`; 0 restores
+/// the thread's default); false if the system refused.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_timer_slack_nanos(nanos: u64) -> bool {
+    // Slacks memprof sets are below 2^31 ns (a mark, or a value read back
+    // as a C int), so the cast keeps them on every target.
+    let nanos = nanos as libc::c_ulong;
+    // SAFETY: PR_SET_TIMERSLACK takes the value by value and only changes
+    // the calling thread's setting.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, nanos, 0, 0, 0) == 0 }
+}
+
+/// The timer slack cannot be read on this system.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn timer_slack_nanos() -> Option<u64> {
+    None
+}
+
+/// The timer slack cannot be set on this system.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_timer_slack_nanos(_nanos: u64) -> bool {
+    false
+}
+
+/// The calling thread's id in the kernel (`gettid`).
+#[cfg(target_os = "linux")]
+pub(crate) fn os_thread_id() -> u32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    tid as u32
+}
+
+/// Whether thread `tid` of this process has not exited yet (a thread id
+/// may be reused once its thread is gone, so "true" may be a newer thread).
+#[cfg(target_os = "linux")]
+pub(crate) fn os_thread_running(tid: u32) -> bool {
+    // SAFETY: signal 0 delivers nothing; tgkill only checks that the thread
+    // exists in this process.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, 0) == 0 }
+}
+
+/// Kernel thread ids are not known on this system.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn os_thread_id() -> u32 {
+    0
+}
+
+/// Threads cannot be looked up on this system: none is known to run.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn os_thread_running(_tid: u32) -> bool {
+    false
+}

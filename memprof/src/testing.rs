@@ -1,11 +1,43 @@
 //! Leak and soak tests: the harness behind `#[memprof::test]`.
 //!
-//! A tracked body runs with its thread switched to rate 1, so every block it
-//! allocates is recorded exactly. A block counts as retained if it was
-//! allocated in the body and is still live at the end, wherever it was or was
-//! not freed; blocks allocated by other threads (other tests running in
-//! parallel, threads the body spawns) do not count. Many such tests can run in
-//! one binary, in parallel, under plain `cargo test`.
+//! # What a test owns
+//!
+//! A tracked body ([`track`], [`soak`], `#[memprof::test]`) owns every block
+//! allocated while it runs by its own thread, and by every thread started
+//! while it runs by its thread or by a thread it started, at any depth:
+//! `std::thread::spawn`, `std::thread::scope`, `thread::Builder`, a pool or
+//! runtime built inside the body. These threads record every allocation
+//! (rate 1) from their first, so the figures are exact. A block counts as
+//! retained if the body owns it and it is still live at the end, whichever
+//! thread keeps it.
+//!
+//! No other thread's blocks count, so tests run in parallel in one binary,
+//! under plain `cargo test`, without seeing each other: libtest starts each
+//! test's thread from its main thread, and a thread belongs to a body only
+//! if a thread of that body created it. Linux hands that down from a thread
+//! to the threads it creates through their timer slack (see
+//! `memprof::alloc::context` in the source): a tracked body's threads run
+//! with a slack 1 to 4,096 ns above the kernel's 50 µs default while it
+//! runs. Left out:
+//!
+//! - work done for the body by threads that existed before it began (a
+//!   global pool such as rayon's, a runtime kept in a `static`): build the
+//!   pool or runtime inside the test to count it;
+//! - what a thread the body started allocates after the body's end;
+//! - on systems other than Linux, or where a thread's timer slack cannot be
+//!   set (a seccomp filter that refuses `prctl`, a real-time thread), the
+//!   threads a body starts: only its own thread is followed, and a failing
+//!   test says so;
+//! - threads past the first 1,048,576 that one test starts: the test then
+//!   fails, saying it could not follow them.
+//!
+//! A soak ([`soak`]) measures net growth: what the body's blocks hold live
+//! after each measured iteration minus what they held at the end of warmup,
+//! blocks allocated during warmup included, so a bounded structure (a cache
+//! that evicts entries it made in warmup) is flat from the first measured
+//! iteration, and a leak grows by exactly what it keeps per iteration.
+//! Blocks allocated before the soak began are not seen: build the structure
+//! under test in the body, or let warmup fill it.
 //!
 //! ```no_run
 //! #[global_allocator]
@@ -14,6 +46,13 @@
 //! let (value, retained) = memprof::testing::track(|| vec![0u8; 100]);
 //! assert_eq!(retained.bytes, 100);
 //! drop(value);
+//!
+//! let (kept, retained) = memprof::testing::track(|| {
+//!     std::thread::spawn(|| vec![0u8; 100]).join().unwrap()
+//! });
+//! assert_eq!(retained.bytes, 100); // allocated by the thread it started
+//! assert_eq!(retained.threads, 2);
+//! drop(kept);
 //! ```
 //!
 //! Sizes in `#[memprof::test]` are checked when the test compiles:
@@ -23,11 +62,13 @@
 //! fn parser_does_not_leak() {}
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::alloc::context::{Context, MAX_MEMBERS};
 use crate::profile::leaks::human_bytes;
 use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
@@ -48,7 +89,8 @@ pub struct RetainedStack {
     pub blocks: u64,
 }
 
-/// What a tracked body allocated and left live.
+/// What a tracked body allocated and left live (for [`soak`]: what its
+/// live blocks grew by).
 #[derive(Clone, Debug, Default)]
 pub struct Retained {
     /// Bytes still live.
@@ -57,6 +99,19 @@ pub struct Retained {
     pub blocks: u64,
     /// By stack, most bytes first.
     pub stacks: Vec<RetainedStack>,
+    /// Threads whose blocks were counted: the body's own and those it
+    /// started that allocated.
+    pub threads: u64,
+    /// Threads the body started past the 1,048,576 one body can follow:
+    /// their blocks are not counted, so the figures may be short.
+    pub threads_not_followed: u64,
+    /// Whether the threads the body started were followed at all (see the
+    /// module docs): false where the mark cannot be set.
+    pub followed_new_threads: bool,
+    /// Threads the body started that were still running at its end (after
+    /// a short wait for those finishing): what they allocate later is not
+    /// counted.
+    pub threads_running: u64,
 }
 
 impl Retained {
@@ -76,6 +131,33 @@ impl Retained {
                 human_bytes(s.bytes as f64),
                 s.blocks,
                 program_site(&s.frames)
+            ));
+        }
+        text
+    }
+
+    /// Whose blocks were counted, and what could not be followed.
+    fn threads_counted(&self) -> String {
+        let mut text = match self.threads.saturating_sub(1) {
+            0 => "on the test's thread".to_string(),
+            started => format!("on the test's thread and {started} it started"),
+        };
+        if self.threads_running > 0 {
+            text.push_str(&format!(
+                ", {} of them still running at the end",
+                self.threads_running
+            ));
+        }
+        if !self.followed_new_threads {
+            text.push_str(
+                " (threads the test starts are not followed here: their timer slack \
+                 cannot carry the mark, so what they keep is not counted)",
+            );
+        }
+        if self.threads_not_followed > 0 {
+            text.push_str(&format!(
+                " ({} more threads it started were not followed: what they keep is not counted)",
+                self.threads_not_followed
             ));
         }
         text
@@ -114,37 +196,110 @@ fn require_memprof() {
     }
 }
 
-/// Live samples of this thread allocated at or after `since` (monotonic ns).
-fn retained_since(since: u64) -> Vec<LiveSample> {
-    let thread = crate::alloc::thread::thread_id();
-    let mut live = crate::sample::live_samples();
-    live.retain(|s| s.thread == thread && s.allocated_at_nanos >= since);
-    live
+/// A body being tracked on the calling thread: the thread is exact and its
+/// tracking context open (so the threads it starts join) until this drops.
+struct Tracking {
+    context: Context,
+    since: u64,
+    _exact: ExactThread,
 }
 
-fn summarize(samples: &[LiveSample]) -> Retained {
+impl Tracking {
+    fn start() -> Tracking {
+        let exact = ExactThread::start();
+        require_memprof();
+        let context = Context::open();
+        let since = crate::os::monotonic_nanos();
+        crate::alloc::thread::restart_sample_time();
+        Tracking {
+            context,
+            since,
+            _exact: exact,
+        }
+    }
+
+    /// The body's blocks live now.
+    fn live(&self) -> Vec<LiveSample> {
+        crate::alloc::unsampled(|| {
+            let members: HashSet<u32> = self.context.members().into_iter().collect();
+            let mut live = crate::sample::live_samples();
+            live.retain(|s| s.allocated_at_nanos >= self.since && members.contains(&s.thread));
+            live
+        })
+    }
+
+    /// Bytes of the body's blocks live now.
+    fn live_bytes(&self) -> i64 {
+        self.live().iter().map(|s| s.size as i64).sum()
+    }
+
+    /// Waits, up to [`EXIT_GRACE`], for the threads the body started to
+    /// exit, and returns how many still run. A thread that has handed its
+    /// result back may still be freeing: std frees a scoped thread's packet
+    /// and closure on that thread after `thread::scope` has returned.
+    fn wait_for_started_threads(&self) -> u64 {
+        let deadline = Instant::now() + EXIT_GRACE;
+        loop {
+            let running = self.context.members_running();
+            if running == 0 || Instant::now() >= deadline {
+                return running;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Fills in whose blocks `retained` counted.
+    fn count_threads(&self, retained: &mut Retained, running: u64) {
+        retained.threads = self.context.members().len() as u64;
+        retained.threads_running = running;
+        retained.threads_not_followed = self.context.not_followed();
+        retained.followed_new_threads = self.context.follows_new_threads();
+    }
+}
+
+/// How long a measurement waits for the threads a body started to exit.
+const EXIT_GRACE: Duration = Duration::from_millis(100);
+
+/// Live bytes and blocks of one stack.
+#[derive(Clone, Copy, Default)]
+struct StackLive {
+    bytes: i64,
+    blocks: i64,
+}
+
+fn by_stack(samples: &[LiveSample]) -> HashMap<u32, StackLive> {
+    crate::alloc::unsampled(|| {
+        let mut stacks: HashMap<u32, StackLive> = HashMap::new();
+        for s in samples {
+            let entry = stacks.entry(s.stack).or_default();
+            entry.bytes += s.size as i64;
+            entry.blocks += 1;
+        }
+        stacks
+    })
+}
+
+/// Symbolizes stacks with positive bytes and merges those that read the
+/// same; blocks below zero count as none.
+fn summarize(stacks: &HashMap<u32, StackLive>) -> Retained {
     crate::alloc::unsampled(|| {
         let mut by_key: HashMap<String, RetainedStack> = HashMap::new();
-        let mut frames_of: HashMap<u32, (String, Vec<Arc<Frame>>)> = HashMap::new();
         let mut symbolizer = Symbolizer::lock();
-        for s in samples {
-            let (key, frames) = frames_of
-                .entry(s.stack)
-                .or_insert_with(|| {
-                    let addresses = STACKS.frames(s.stack).unwrap_or(&[]);
-                    let (_, frames) =
-                        symbolized_frames(&mut symbolizer, s.stack, addresses, Trim::default());
-                    (folded_key_of(&frames), frames)
-                })
-                .clone();
+        for (&stack, live) in stacks {
+            if live.bytes <= 0 {
+                continue;
+            }
+            let addresses = STACKS.frames(stack).unwrap_or(&[]);
+            let (_, frames) = symbolized_frames(&mut symbolizer, stack, addresses, Trim::default());
+            let key = folded_key_of(&frames);
             let entry = by_key.entry(key.clone()).or_insert(RetainedStack {
                 key,
                 frames,
                 bytes: 0,
                 blocks: 0,
             });
-            entry.bytes += s.size as u64;
-            entry.blocks += 1;
+            entry.bytes += live.bytes as u64;
+            entry.blocks += live.blocks.max(0) as u64;
         }
         let mut stacks: Vec<RetainedStack> = by_key.into_values().collect();
         stacks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.key.cmp(&b.key)));
@@ -152,20 +307,21 @@ fn summarize(samples: &[LiveSample]) -> Retained {
             bytes: stacks.iter().map(|s| s.bytes).sum(),
             blocks: stacks.iter().map(|s| s.blocks).sum(),
             stacks,
+            ..Retained::default()
         }
     })
 }
 
-/// Runs `body` on this thread with every allocation recorded, and returns
-/// its result with what it left live (its result included).
+/// Runs `body` on this thread with every allocation recorded, its own and
+/// those of the threads it starts (see the module docs), and returns its
+/// result with what it left live (its result included).
 pub fn track<R>(body: impl FnOnce() -> R) -> (R, Retained) {
-    let exact = ExactThread::start();
-    require_memprof();
-    let since = crate::os::monotonic_nanos();
-    crate::alloc::thread::restart_sample_time();
+    let tracking = Tracking::start();
     let result = body();
-    let retained = summarize(&retained_since(since));
-    drop(exact);
+    let running = tracking.wait_for_started_threads();
+    let mut retained = summarize(&by_stack(&tracking.live()));
+    tracking.count_threads(&mut retained, running);
+    drop(tracking);
     (result, retained)
 }
 
@@ -176,45 +332,62 @@ pub struct SoakReport {
     pub iterations: u64,
     /// Iterations run first and not measured.
     pub warmup: u64,
-    /// Retained bytes growth per iteration (least-squares slope).
+    /// Net growth of the body's live bytes per iteration (least-squares
+    /// slope of the checkpoints).
     pub growth_per_iteration: f64,
     /// Fit quality of that slope.
     pub r_squared: f64,
-    /// `(iteration, bytes retained since warmup)` checkpoints.
-    pub checkpoints: Vec<(u64, u64)>,
-    /// What the measured iterations left live at the end.
-    pub retained: Retained,
+    /// `(iteration, net bytes)` checkpoints: the body's live bytes after
+    /// that iteration minus at the end of warmup.
+    pub checkpoints: Vec<(u64, i64)>,
+    /// Where the body's live bytes grew from the end of warmup to the end:
+    /// per stack, live at the end minus live at the end of warmup, for the
+    /// stacks that grew.
+    pub growth: Retained,
 }
 
-/// Runs `body` `warmup` times, then `iterations` times, measuring how the
-/// bytes it retains grow per iteration.
+/// Runs `body` `warmup` times, then `iterations` times, measuring how much
+/// the bytes its blocks hold live grow per iteration, net of what it frees
+/// (see the module docs).
 pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport {
-    let exact = ExactThread::start();
-    require_memprof();
+    let every = (iterations / 50).max(1);
+    // Made before tracking starts: its buffer is not the body's.
+    let mut checkpoints = Vec::with_capacity((iterations / every) as usize + 1);
+    let tracking = Tracking::start();
     for _ in 0..warmup {
         body();
     }
-    let since = crate::os::monotonic_nanos();
-    crate::alloc::thread::restart_sample_time();
-    let every = (iterations / 50).max(1);
-    let mut checkpoints = Vec::new();
+    tracking.wait_for_started_threads();
+    let at_warmup = by_stack(&tracking.live());
+    let baseline: i64 = at_warmup.values().map(|s| s.bytes).sum();
     for i in 1..=iterations {
         body();
         if i % every == 0 || i == iterations {
-            let bytes: u64 = retained_since(since).iter().map(|s| s.size as u64).sum();
-            checkpoints.push((i, bytes));
+            tracking.wait_for_started_threads();
+            checkpoints.push((i, tracking.live_bytes() - baseline));
         }
     }
-    let retained = summarize(&retained_since(since));
-    drop(exact);
+    let running = tracking.wait_for_started_threads();
+    let mut at_end = by_stack(&tracking.live());
+    for (stack, before) in &at_warmup {
+        let now = at_end.entry(*stack).or_default();
+        now.bytes -= before.bytes;
+        now.blocks -= before.blocks;
+    }
+    let mut growth = summarize(&at_end);
+    tracking.count_threads(&mut growth, running);
+    drop(tracking);
     let line: Vec<(f64, f64)> = checkpoints
         .iter()
         .map(|&(i, b)| (i as f64, b as f64))
         .collect();
     let (growth_per_iteration, r_squared) = match Trend::fit(&line) {
         Some(t) => (t.per_second, t.r_squared),
-        // Too few checkpoints for a line: total growth over the iterations.
-        None => (retained.bytes as f64 / iterations.max(1) as f64, 1.0),
+        // Too few checkpoints for a line: net growth over the iterations.
+        None => {
+            let net = checkpoints.last().map_or(0, |&(_, b)| b);
+            (net as f64 / iterations.max(1) as f64, 1.0)
+        }
     };
     SoakReport {
         iterations,
@@ -222,7 +395,7 @@ pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport 
         growth_per_iteration,
         r_squared,
         checkpoints,
-        retained,
+        growth,
     }
 }
 
@@ -277,6 +450,12 @@ pub fn write_report(retained: &Retained, name: &str) -> io::Result<Vec<PathBuf>>
     Ok(paths)
 }
 
+/// `up 1.0 KiB` or `down 1.0 KiB`.
+fn signed_bytes(bytes: i64) -> String {
+    let direction = if bytes < 0 { "down" } else { "up" };
+    format!("{direction} {}", human_bytes(bytes.unsigned_abs() as f64))
+}
+
 fn report_paths(retained: &Retained, name: &str) -> String {
     match write_report(retained, name) {
         Ok(paths) => paths
@@ -290,12 +469,23 @@ fn report_paths(retained: &Retained, name: &str) -> String {
 #[doc(hidden)]
 pub fn __run_leak_test(name: &str, max_leak_bytes: u64, body: fn()) {
     let ((), retained) = track(body);
+    if retained.threads_not_followed > 0 {
+        panic!(
+            "memprof: {name} started more threads than memprof can follow ({MAX_MEMBERS}): {} were not followed, \
+             so what it leaves live is not known; {} counted so far:{}{}",
+            retained.threads_not_followed,
+            human_bytes(retained.bytes as f64),
+            retained.describe(5),
+            report_paths(&retained, name),
+        );
+    }
     if retained.bytes > max_leak_bytes {
         panic!(
-            "memprof: {name} leaked {} in {} blocks (limit {}); still live at the end of the test:{}{}",
+            "memprof: {name} leaked {} in {} blocks (limit {}) {}; still live at the end of the test:{}{}",
             human_bytes(retained.bytes as f64),
             retained.blocks,
             human_bytes(max_leak_bytes as f64),
+            retained.threads_counted(),
             retained.describe(5),
             report_paths(&retained, name),
         );
@@ -311,17 +501,27 @@ pub fn __run_soak_test(
     body: fn(),
 ) {
     let report = soak(iterations, warmup, body);
+    let growth = &report.growth;
+    if growth.threads_not_followed > 0 {
+        panic!(
+            "memprof: {name} started more threads than memprof can follow ({MAX_MEMBERS}): {} were not followed, \
+             so how much it retains is not known{}",
+            growth.threads_not_followed,
+            report_paths(growth, name),
+        );
+    }
     if report.growth_per_iteration > max_growth_per_iter as f64 {
         panic!(
-            "memprof: {name} retains {:.1} B more per iteration (limit {max_growth_per_iter} B; r² {:.2} over {} iterations after {} warmup); \
-             {} still live from the measured iterations:{}{}",
+            "memprof: {name} retains {:.1} B more per iteration (limit {max_growth_per_iter} B; r² {:.2} over {} iterations after {} warmup, {}); \
+             its live bytes went {} from the end of warmup; where they grew:{}{}",
             report.growth_per_iteration,
             report.r_squared,
             report.iterations,
             report.warmup,
-            human_bytes(report.retained.bytes as f64),
-            report.retained.describe(5),
-            report_paths(&report.retained, name),
+            growth.threads_counted(),
+            signed_bytes(report.checkpoints.last().map_or(0, |&(_, net)| net)),
+            growth.describe(5),
+            report_paths(growth, name),
         );
     }
 }

@@ -16,6 +16,7 @@
 //! allocates through itself, or panics; anything that goes wrong while
 //! recording is dropped and counted.
 
+pub(crate) mod context;
 mod record;
 pub(crate) mod thread;
 

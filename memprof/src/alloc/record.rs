@@ -96,6 +96,7 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     thread::set_countdown(i64::MAX);
     once_per_process();
     crate::stripe::lease();
+    super::context::settle_thread();
 
     let rate = thread::effective_rate();
     if rate == 0 {

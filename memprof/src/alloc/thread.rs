@@ -27,6 +27,10 @@ thread_local! {
     static RATE_OVERRIDE: Cell<u64> = const { Cell::new(NO_OVERRIDE) };
     /// Innermost active scope (0: none).
     static SCOPE: Cell<u32> = const { Cell::new(0) };
+    /// The tracking context this thread belongs to (see
+    /// [`super::context`]): [`UNDECIDED_CONTEXT`] until its first slow
+    /// path settles it, then [`NO_CONTEXT`] or a context id.
+    static CONTEXT: Cell<u32> = const { Cell::new(UNDECIDED_CONTEXT) };
     /// `(coarse tick, fine time)` of this thread's last fine clock read, for
     /// [`sample_time`]; `NO_TICK` forces the next read.
     static SAMPLE_TIME: Cell<(u64, u64)> = const { Cell::new((NO_TICK, 0)) };
@@ -62,6 +66,11 @@ pub(crate) fn restart_sample_time() {
 }
 
 const NO_OVERRIDE: u64 = u64::MAX;
+
+/// [`context`] of a thread in no tracking context.
+pub(crate) const NO_CONTEXT: u32 = 0;
+/// [`context`] of a thread whose membership is not settled yet.
+pub(crate) const UNDECIDED_CONTEXT: u32 = u32::MAX;
 
 /// Subtracts `size` from the countdown; true when it crosses zero.
 ///
@@ -176,10 +185,14 @@ pub(crate) fn thread_id() -> u32 {
         .unwrap_or(0)
 }
 
-/// The rate this thread samples at: its override, else the global rate.
+/// The rate this thread samples at: its override, else 1 (every
+/// allocation) while it belongs to a tracking context, else the global rate.
 pub(crate) fn effective_rate() -> u64 {
     match RATE_OVERRIDE.try_with(Cell::get).unwrap_or(NO_OVERRIDE) {
-        NO_OVERRIDE => crate::sample::rate::rate(),
+        NO_OVERRIDE => match context() {
+            NO_CONTEXT | UNDECIDED_CONTEXT => crate::sample::rate::rate(),
+            _ => 1,
+        },
         rate => rate,
     }
 }
@@ -190,10 +203,28 @@ pub(crate) fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
     let previous = RATE_OVERRIDE
         .try_with(|c| c.replace(rate.unwrap_or(NO_OVERRIDE)))
         .unwrap_or(NO_OVERRIDE);
-    // Force a redraw at the next allocation.
+    force_redraw();
+    (previous != NO_OVERRIDE).then_some(previous)
+}
+
+/// Makes this thread's next allocation take the slow path and place its
+/// next sample point afresh, at the rate it has then.
+pub(crate) fn force_redraw() {
     set_generation(u64::MAX);
     set_countdown(0);
-    (previous != NO_OVERRIDE).then_some(previous)
+}
+
+/// This thread's tracking context, [`NO_CONTEXT`] or [`UNDECIDED_CONTEXT`].
+pub(crate) fn context() -> u32 {
+    CONTEXT.try_with(Cell::get).unwrap_or(NO_CONTEXT)
+}
+
+/// Sets this thread's tracking context; returns the previous one. The
+/// caller forces a redraw if the thread's rate changes with it.
+pub(crate) fn set_context(context: u32) -> u32 {
+    CONTEXT
+        .try_with(|c| c.replace(context))
+        .unwrap_or(NO_CONTEXT)
 }
 
 pub(crate) fn scope() -> u32 {
