@@ -24,14 +24,39 @@
 //!
 //! # Environment
 //!
+//! Read once, before or at the first sample; a bad value keeps the default,
+//! is said once on stderr and shows in `/stats`, and never fails the program:
+//!
 //! * `MEMPROF_RATE`: mean bytes between samples (`0` off, `1` every
-//!   allocation). Read once; a bad value keeps the default and says so on
-//!   stderr.
-//! * `MEMPROF_UNWIND`: `fp` or `dwarf` to force the stack walker.
+//!   allocation).
+//! * `MEMPROF_UNWIND`: `fp` (frame pointers), `framehop` (DWARF unwind
+//!   tables, cached) or `dwarf` (the `backtrace` crate) to force the stack
+//!   walker; by default the first samples verify frame pointers and then
+//!   framehop against a full unwind, and the cheapest that agrees is kept.
+//! * `MEMPROF_ADDR` and `MEMPROF_TOKEN`: the endpoint's address and bearer
+//!   token, for `http::serve_from_env()` (feature `http`).
+//!
+//! # Configuration in code
+//!
+//! ```
+//! // Sample one allocation per 64 KiB on average instead of 512 KiB.
+//! memprof::set_rate(64 * 1024);
+//! assert_eq!(memprof::rate(), 64 * 1024);
+//! // Record every allocation of this thread, exactly (tests do this).
+//! let previous = memprof::set_thread_rate(Some(1));
+//! memprof::set_thread_rate(previous);
+//! memprof::set_rate(memprof::DEFAULT_RATE);
+//! ```
 //!
 //! # Feature flags
 //!
 //! * `jemalloc` (default): `MemProf::jemalloc()` and jemalloc statistics.
+//! * `http` (default): the embedded endpoint, [`serve`] and
+//!   `http::router()`; turns on `export`.
+//! * `export`: SVG flamegraphs (inferno) and gzipped pprof; folded stacks
+//!   and Prometheus text need no feature.
+//! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
+//!   `doctor` for any process).
 
 #![warn(missing_docs, unreachable_pub, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

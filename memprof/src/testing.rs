@@ -349,6 +349,28 @@ pub struct SoakReport {
 /// Runs `body` `warmup` times, then `iterations` times, measuring how much
 /// the bytes its blocks hold live grow per iteration, net of what it frees
 /// (see the module docs).
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     // A bounded FIFO cache: it fills during warmup, then stays flat.
+///     let mut cache = std::collections::VecDeque::new();
+///     let report = memprof::testing::soak(2000, 200, || {
+///         cache.push_back(vec![0u8; 100]);
+///         if cache.len() > 100 {
+///             cache.pop_front();
+///         }
+///     });
+///     assert!(report.growth_per_iteration.abs() < 1.0, "{report:?}");
+///
+///     // A leak of 64 bytes an iteration reads as exactly that.
+///     let mut kept = Vec::new();
+///     let report = memprof::testing::soak(1000, 10, || kept.push(Box::new([0u8; 64])));
+///     assert!(report.growth_per_iteration >= 64.0, "{report:?}");
+/// }
+/// ```
 pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport {
     let every = (iterations / 50).max(1);
     // Made before tracking starts: its buffer is not the body's.

@@ -267,6 +267,28 @@ pub struct Snapshot {
 ///
 /// Symbolizes stacks not seen before (slow the first time, cached after).
 /// Allocations made while taking it are not sampled.
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// #[inline(never)]
+/// fn make_buffer() -> Vec<u8> {
+///     vec![0; 1 << 20]
+/// }
+///
+/// fn main() {
+///     let previous = memprof::set_thread_rate(Some(1)); // record exactly
+///     let buffer = make_buffer();
+///     memprof::set_thread_rate(previous);
+///
+///     let snapshot = memprof::snapshot();
+///     let top = snapshot.top(1, memprof::Kind::InuseSpace)[0];
+///     assert!(top.estimates.inuse_bytes >= (1 << 20) as f64);
+///     println!("{} bytes at {}", top.estimates.inuse_bytes, top.site());
+///     drop(buffer);
+/// }
+/// ```
 pub fn snapshot() -> Snapshot {
     snapshot_with(Trim::default())
 }
