@@ -4,6 +4,7 @@
 pub mod diff;
 mod folded;
 pub mod leaks;
+mod site;
 pub mod snapshot;
 pub mod trend;
 mod uncertainty;
@@ -11,7 +12,8 @@ pub mod usage;
 
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
-pub use snapshot::{program_site, snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
+pub use site::{distinct_sites, program_site};
+pub use snapshot::{snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
 pub use trend::Trend;
 pub use uncertainty::Uncertainty;
 pub use usage::{stack_usage, StackUsage};

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
+pub use super::site::program_site;
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
 use crate::stack::role::trimmed_leaf_frames;
 use crate::stack::symbolize::{Frame, Symbolizer};
-use crate::stack::{frame_role, scope_of_marker, FrameRole, Trim, STACKS};
+use crate::stack::{scope_of_marker, FrameRole, Trim, STACKS};
 
 /// Which of the four estimates a view shows, named as in Go's pprof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -179,72 +180,6 @@ impl StackProfile {
     pub fn mentions(&self, pattern: &str) -> bool {
         self.frames.iter().any(|f| f.function.contains(pattern))
     }
-}
-
-/// Where leaf-first `frames` enter the program's own code: the first frame
-/// that is not the standard library's, with its file and line, and its two
-/// callers (`parse (parser.rs:42) <- handle <- main`), their generic
-/// arguments left out (`{closure#0}<F, T>` reads `{closure#0}`).
-pub fn program_site(frames: &[Arc<Frame>]) -> String {
-    let first = frames
-        .iter()
-        .position(|f| frame_role(f) == FrameRole::Program)
-        .unwrap_or(0);
-    let mut parts = Vec::new();
-    for (i, frame) in frames.iter().skip(first).take(3).enumerate() {
-        let mut part = without_generic_arguments(&frame.function);
-        if i == 0 {
-            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
-                let short = file.rsplit('/').next().unwrap_or(file);
-                part.push_str(&format!(" ({short}:{line})"));
-            }
-        }
-        parts.push(part);
-    }
-    parts.join(" <- ")
-}
-
-/// `name` without the generic arguments that follow its path segments:
-/// `{async_block#0}<fn(State<Arc<AppState>>) -> ..>` reads `{async_block#0}`,
-/// `call_once<F, ()>` reads `call_once`. A one-line site is for a person to
-/// read at a glance, and an async handler's frame names spell out every
-/// type of the closure they came from, often hundreds of characters; the
-/// folded stacks and pprof keep the full names. A qualified path's own
-/// angle brackets (`<Vec<u8> as Clone>::clone`, a `<` that does not follow
-/// a segment) stay, with the arguments inside them cut the same way
-/// (`<Vec as Clone>::clone`); the `>` of a `->` is not a bracket.
-fn without_generic_arguments(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    // Depth inside generic arguments being left out (0: copying).
-    let mut skipping = 0usize;
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '-' && chars.peek() == Some(&'>') {
-            chars.next();
-            if skipping == 0 {
-                out.push_str("->");
-            }
-            continue;
-        }
-        if skipping > 0 {
-            match c {
-                '<' => skipping += 1,
-                '>' => skipping -= 1,
-                _ => {}
-            }
-            continue;
-        }
-        let follows_segment = out
-            .chars()
-            .next_back()
-            .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '}' || p == '>');
-        if c == '<' && follows_segment {
-            skipping = 1;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// An owned picture of the heap profile at one moment.
@@ -578,32 +513,6 @@ impl StackProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sites_leave_out_generic_arguments() {
-        use super::without_generic_arguments as cut;
-        assert_eq!(cut("remember_session"), "remember_session");
-        assert_eq!(
-            cut("{async_block#0}<fn(axum::extract::state::State<alloc::sync::Arc<demo::AppState>>) -> demo::session::{async_fn_env#0}, ()>"),
-            "{async_block#0}"
-        );
-        assert_eq!(
-            cut("call_once<std::thread::{closure_env#1}<F, ()>, ()>"),
-            "call_once"
-        );
-        assert_eq!(
-            cut("<alloc::vec::Vec<u8> as core::clone::Clone>::clone"),
-            "<alloc::vec::Vec as core::clone::Clone>::clone"
-        );
-        assert_eq!(
-            cut("<std::sys::thread::unix::Thread>::new::thread_start"),
-            "<std::sys::thread::unix::Thread>::new::thread_start"
-        );
-        assert_eq!(cut("<<A as B>::C as D>::f"), "<<A as B>::C as D>::f");
-        assert_eq!(cut("map<i32, fn() -> u8>::next"), "map::next");
-        // Unbalanced input (a name cut short) loses the open tail, no more.
-        assert_eq!(cut("parse<Vec<u8"), "parse");
-    }
 
     fn frame(function: &str) -> Arc<Frame> {
         Frame::named(function)
