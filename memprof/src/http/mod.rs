@@ -28,7 +28,7 @@
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
 //! | `/snapshots` | the kept snapshots |
 //! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind` |
-//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta); `kind` |
+//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind` |
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
 //! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
 //! | `/history` | the series the page plots: `since=UNIX_MS` (points after it), `stacks=true` (per-stack in-use bytes), `format=json` (default) \| `text` |
@@ -39,7 +39,7 @@
 //! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
 //! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
 //!
-//! A bad parameter (unknown name, bad value) gets 400 with
+//! A bad parameter (unknown name, bad value, given twice) gets 400 with
 //! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
 //! a wrong method 405; an action the process cannot do (a purge without
 //! jemalloc) 503.
@@ -52,9 +52,9 @@
 //!
 //! # Adding a route
 //!
-//! Write an `async fn` in `routes.rs` taking `Result<Query<HashMap<String,
-//! String>>, QueryRejection>`, parse it with `Params::parse(query, &[names])`
-//! so unknown parameters are refused, do the heavy work in `blocking(..)`,
+//! Write an `async fn` in `routes.rs` taking a `params::QueryPairs`, parse it
+//! with `Params::parse(query, &[names])` so unknown and repeated parameters
+//! are refused, do the heavy work in `blocking(..)`,
 //! return `Result<Response, ApiError>`, and add one `.route(..)` line in
 //! [`router_with`].
 

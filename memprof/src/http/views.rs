@@ -4,11 +4,8 @@
 //! [`crate::profile`] on the blocking pool and answers JSON, or plain text
 //! for a terminal with `format=text` (see [`super::text`]).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -22,7 +19,7 @@ use crate::history::{History, Point, RecentReading, Status};
 use crate::host::{read_all_with, Overview, ReadOptions, VmstatRates};
 use crate::profile::{Kind, LeakOptions, LeakReport, ProcessPoint, StackUsage};
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryMap = super::params::QueryPairs;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
