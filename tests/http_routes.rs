@@ -359,6 +359,12 @@ fn stats_metrics_and_page() {
     assert_eq!(slash.location.as_deref(), Some("/debug/memprof"));
     let root = get(&url.replace("/debug/memprof", "/"));
     assert_eq!(root.status, 307);
+    assert_eq!(root.location.as_deref(), Some("/debug/memprof"));
+    // A client that does not follow redirects still learns where to go.
+    for r in [slash, root] {
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.json()["location"], "/debug/memprof", "{}", r.text());
+    }
 }
 
 #[test]
@@ -450,10 +456,15 @@ fn unknown_routes_404_and_wrong_methods_405() {
         assert_eq!(r.status, 404, "{path}");
         assert!(r.json()["error"].is_string());
     }
-    assert_eq!(
-        get(&url.replace("/debug/memprof", "/elsewhere")).status,
-        404
-    );
+    for outside in ["/elsewhere", "/debug", "/debug/memprofx"] {
+        let r = get(&url.replace("/debug/memprof", outside));
+        assert_eq!(r.status, 404, "{outside}");
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains(outside) && error.contains("/debug/memprof"),
+            "{error}"
+        );
+    }
 
     let a = agent();
     let cases = [

@@ -187,7 +187,7 @@ pub(crate) fn host(body: &HostBody) -> String {
     if let Some(top) = o.top_processes.value() {
         let _ = writeln!(
             out,
-            "top processes by PSS\n  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  command",
+            "top processes by PSS\n  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  program",
             "pid", "user", "swap", "uss", "pss", "rss"
         );
         for p in &top.processes {
@@ -200,7 +200,7 @@ pub(crate) fn host(body: &HostBody) -> String {
                 format_bytes(p.uss_bytes),
                 format_bytes(p.pss_bytes),
                 format_bytes(p.rss_bytes),
-                p.command
+                p.command.as_deref().unwrap_or(&p.name)
             );
         }
     }
