@@ -362,9 +362,9 @@ const DIFF_ROWS: usize = 100;
 
 /// A value of `kind`: bytes in binary units, counts as numbers.
 fn amount(kind: Kind, value: f64) -> String {
-    match kind.unit() {
-        "bytes" => bytes_f(value.abs()),
-        _ => format!("{:.0}", value.abs()),
+    match kind {
+        Kind::InuseSpace | Kind::AllocSpace => bytes_f(value.abs()),
+        Kind::InuseObjects | Kind::AllocObjects => format!("{:.0}", value.abs()),
     }
 }
 
