@@ -255,6 +255,33 @@ fn diff_between_snapshots_and_to_now() {
         - entry["before"]["inuse_bytes"].as_f64().unwrap();
     assert!(grew >= (8 << 20) as f64, "{entry}");
 
+    let text = get(&format!("{url}/diff?base={base}&to={to}&format=text"));
+    assert_eq!(text.status, 200, "{}", text.text());
+    assert!(text.content_type.starts_with("text/plain"));
+    let text = text.text();
+    assert!(
+        text.starts_with(&format!("snapshot {base} to snapshot {to}: inuse_space")),
+        "{text}"
+    );
+    // Sites name functions without their paths: the blocks' site is a
+    // closure in this file.
+    let row = text
+        .lines()
+        .position(|l| l.starts_with("  at ") && l.contains("(http_routes.rs:"))
+        .unwrap_or_else(|| panic!("no grown stack in\n{text}"));
+    // At least the 8 MiB this test kept (tests running alongside may add to
+    // the same stack).
+    let change = text.lines().nth(row - 1).unwrap();
+    assert!(
+        change.starts_with('+') && change.contains(" MiB ("),
+        "{change}\n{text}"
+    );
+    let alloc = get(&format!(
+        "{url}/diff?base={base}&to={to}&format=text&kind=alloc_objects"
+    ))
+    .text();
+    assert!(alloc.contains(": alloc_objects"), "{alloc}");
+
     let folded = get(&format!("{url}/diff?base={base}&to={to}&format=folded")).text();
     let line = folded
         .lines()
@@ -332,6 +359,12 @@ fn stats_metrics_and_page() {
     assert_eq!(slash.location.as_deref(), Some("/debug/memprof"));
     let root = get(&url.replace("/debug/memprof", "/"));
     assert_eq!(root.status, 307);
+    assert_eq!(root.location.as_deref(), Some("/debug/memprof"));
+    // A client that does not follow redirects still learns where to go.
+    for r in [slash, root] {
+        assert_eq!(r.content_type, "application/json");
+        assert_eq!(r.json()["location"], "/debug/memprof", "{}", r.text());
+    }
 }
 
 #[test]
@@ -365,6 +398,9 @@ fn bad_parameters_get_400_naming_them() {
         ("diff?base=1&format=gif", "format"),
         ("stats?verbose=1", "verbose"),
         ("metrics?name[]=x", "name[]"),
+        ("heap?kind=inuse_space&kind=alloc_space", "kind"),
+        ("heap?format=folded&format=folded", "format"),
+        ("diff?base=1&base=2", "base"),
     ];
     for (path, parameter) in cases {
         let r = get(&format!("{url}/{path}"));
@@ -383,6 +419,27 @@ fn bad_parameters_get_400_naming_them() {
         (r.status, r.json()["parameter"].as_str()),
         (400, Some("kind"))
     );
+
+    let repeated = get(&format!("{url}/heap?kind=inuse_space&kind=alloc_space")).json();
+    assert!(
+        repeated["error"].as_str().unwrap().contains("2 times"),
+        "{repeated}"
+    );
+    assert!(
+        repeated["expected"].as_str().unwrap().contains("once"),
+        "{repeated}"
+    );
+    // A route without parameters says so; others list what they take.
+    let none = get(&format!("{url}/stats?x=1")).json();
+    assert_eq!(
+        none["expected"], "no parameters (this route takes none)",
+        "{none}"
+    );
+    let some = get(&format!("{url}/heap?bogus=1")).json();
+    assert_eq!(
+        some["expected"], "one of the parameters format, kind, seconds",
+        "{some}"
+    );
 }
 
 #[test]
@@ -399,10 +456,15 @@ fn unknown_routes_404_and_wrong_methods_405() {
         assert_eq!(r.status, 404, "{path}");
         assert!(r.json()["error"].is_string());
     }
-    assert_eq!(
-        get(&url.replace("/debug/memprof", "/elsewhere")).status,
-        404
-    );
+    for outside in ["/elsewhere", "/debug", "/debug/memprofx"] {
+        let r = get(&url.replace("/debug/memprof", outside));
+        assert_eq!(r.status, 404, "{outside}");
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains(outside) && error.contains("/debug/memprof"),
+            "{error}"
+        );
+    }
 
     let a = agent();
     let cases = [

@@ -67,6 +67,47 @@ fn top_lists_processes_by_pss() {
     );
 }
 
+/// Whether this test runs as root (real uid 0).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(|uid| uid == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn top_shows_whole_program_names_and_true_hints() {
+    // A program with a long path and a long name (the kernel's `comm`
+    // keeps only its first 15 bytes): the name must show whole.
+    let dir = std::env::temp_dir().join(format!(
+        "memprof-cli-test-{}/a-directory-with-a-rather-long-name",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("memprof-cli-named-sleeper");
+    let _ = std::fs::remove_file(&program);
+    std::os::unix::fs::symlink("/bin/sleep", &program).unwrap();
+    let mut child = Command::new(&program).arg("30").spawn().unwrap();
+    let pid = child.id().to_string();
+    let text = ok(&["top", "-n", "100000"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(pid.as_str()))
+        .unwrap_or_else(|| panic!("pid {pid} not listed:\n{text}"));
+    assert!(row.contains("memprof-cli-named-sleeper"), "{row}");
+    // The operator's own terminal: whole command lines are shown.
+    assert!(row.contains("a-directory-with-a-rather-long-name"), "{row}");
+    assert!(row.trim_end().ends_with(" 30"), "{row}");
+    if running_as_root() {
+        assert!(!text.contains("run as root"), "{text}");
+    }
+}
+
 #[test]
 fn watch_own_pid() {
     let pid = std::process::id().to_string();

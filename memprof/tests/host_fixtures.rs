@@ -383,25 +383,43 @@ fn cgroup_location_variants() {
 
 #[test]
 fn top_processes_by_pss() {
+    // Program names only: no argument leaves the reader unless asked for.
     let top = TopProcesses::read(tree("v1"), 10).unwrap();
-    let rows: Vec<(u32, &str, &str, u64)> = top
+    let rows: Vec<(u32, &str, &str, Option<&str>, u64)> = top
         .processes
         .iter()
-        .map(|p| (p.pid, p.user.as_str(), p.command.as_str(), p.pss_bytes))
+        .map(|p| {
+            (
+                p.pid,
+                p.user.as_str(),
+                p.name.as_str(),
+                p.command.as_deref(),
+                p.pss_bytes,
+            )
+        })
         .collect();
     assert_eq!(
         rows,
         vec![
             // uid 2000 is not in etc/passwd: shown as the number.
-            (555, "2000", "python3 batch.py", 290_000 * KIB),
-            (
-                4242,
-                "alice",
-                "/usr/bin/soak-svc --port 6060",
-                110_500 * KIB
-            ),
-            // An empty cmdline falls back to the command name.
-            (1, "root", "systemd", 6_000 * KIB),
+            (555, "2000", "batch", None, 290_000 * KIB),
+            (4242, "alice", "soak-svc", None, 110_500 * KIB),
+            (1, "root", "systemd", None, 6_000 * KIB),
+        ]
+    );
+    let with_lines = TopProcesses::read_with_command_lines(tree("v1"), 10).unwrap();
+    let lines: Vec<Option<&str>> = with_lines
+        .processes
+        .iter()
+        .map(|p| p.command.as_deref())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            Some("python3 batch.py"),
+            Some("/usr/bin/soak-svc --port 6060"),
+            // An empty cmdline falls back to the program's name.
+            Some("systemd"),
         ]
     );
     let p = &top.processes[0];

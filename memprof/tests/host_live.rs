@@ -68,7 +68,14 @@ fn top_processes_include_this_one() {
     let row = all.processes.iter().find(|p| p.pid == me);
     let row = row.unwrap_or_else(|| panic!("pid {me} not listed; skipped {:?}", all.skipped));
     assert!(row.pss_bytes > 0 && row.pss_bytes <= row.rss_bytes);
-    assert!(row.command.contains("host_live"), "{}", row.command);
+    let exe = std::env::current_exe().unwrap();
+    let program = exe.file_name().unwrap().to_str().unwrap();
+    assert_eq!(row.name, program, "the whole name, beyond comm's 15 bytes");
+    assert_eq!(row.command, None);
+    let all = host::TopProcesses::read_with_command_lines("/", usize::MAX).unwrap();
+    let row = all.processes.iter().find(|p| p.pid == me).unwrap();
+    let command = row.command.as_deref().unwrap_or_default();
+    assert!(command.contains("host_live"), "{command}");
     // Kernel threads count as having no mappings, not as failures.
     assert_eq!(all.skipped.failed, 0, "{:?}", all.skipped);
 }

@@ -442,43 +442,49 @@ fn write_cgroup(out: &mut String, view: &CgroupView) {
 // ---------------------------------------------------------------- top
 
 fn top_command(limit: usize, json: bool) -> Result<ExitCode> {
-    let top = TopProcesses::read("/", limit)
+    // The operator's own terminal: whole command lines, as ps shows them.
+    let top = TopProcesses::read_with_command_lines("/", limit)
         .map_err(|err| UsageError(format!("cannot list processes: {err}")))?;
     if json {
         return print_json(&top);
     }
     let mut out = String::new();
+    // The program's name is never cut; the command line comes last, whole.
+    let name_width = top
+        .processes
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(7, 32);
     let _ = writeln!(
         out,
-        "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
-        "PID", "User", "Command", "Swap", "USS", "PSS", "RSS"
+        "{:>8} {:<10} {:>10} {:>10} {:>10} {:>10}  {:<name_width$}  Command",
+        "PID", "User", "Swap", "USS", "PSS", "RSS", "Program"
     );
     for p in &top.processes {
-        let mut command: String = p.command.chars().take(40).collect();
-        if command.is_empty() {
-            command.push('-');
-        }
         let user: String = p.user.chars().take(10).collect();
+        let name = if p.name.is_empty() { "-" } else { &p.name };
         let _ = writeln!(
             out,
-            "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
+            "{:>8} {:<10} {:>10} {:>10} {:>10} {:>10}  {:<name_width$}  {}",
             p.pid,
             user,
-            command,
             format_bytes(p.swap_bytes),
             format_bytes(p.uss_bytes),
             format_bytes(p.pss_bytes),
-            format_bytes(p.rss_bytes)
+            format_bytes(p.rss_bytes),
+            name,
+            p.command.as_deref().unwrap_or(name)
         );
     }
     let t = &top.totals;
-    let _ = writeln!(out, "{}", "-".repeat(103));
+    let _ = writeln!(out, "{}", "-".repeat(64 + name_width));
     let _ = writeln!(
         out,
-        "{:>8} {:<10} {:<40} {:>10} {:>10} {:>10} {:>10}",
+        "{:>8} {:<10} {:>10} {:>10} {:>10} {:>10}  processes (totals over all read)",
         t.processes,
         "",
-        "processes (totals over all read)",
         format_bytes(t.swap_bytes),
         format_bytes(t.uss_bytes),
         format_bytes(t.pss_bytes),
@@ -486,11 +492,16 @@ fn top_command(limit: usize, json: bool) -> Result<ExitCode> {
     );
     let s = &top.skipped;
     if s.denied > 0 {
-        let _ = writeln!(
-            out,
-            "({} processes of other users not readable; run as root to include them)",
-            s.denied
-        );
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let hint = if root {
+            "even as root: reading another process's memory map needs ptrace access, which \
+             this process lacks (a container without CAP_SYS_PTRACE, or a process of \
+             another user namespace)"
+        } else {
+            "processes of other users; run as root to include them"
+        };
+        let _ = writeln!(out, "({} processes not readable: {hint})", s.denied);
     }
     print(&out)
 }

@@ -6,6 +6,11 @@
 //! process; processes that exit mid-scan or that belong to another user
 //! (reading another user's smaps needs ptrace access) are skipped and
 //! counted, never errors.
+//!
+//! Rows name each process's program, not its arguments: command lines
+//! often carry secrets (`--db-password=...`, a token in `curl -H ...`), and
+//! the rows go out over HTTP. [`TopProcesses::read_with_command_lines`]
+//! adds the whole lines for the operator's own terminal.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,9 +31,15 @@ pub struct ProcessMemory {
     pub user: String,
     /// The real uid, when `status` showed it.
     pub uid: Option<u32>,
-    /// The command line, arguments joined by spaces; the command name
-    /// (`comm`) when the command line is empty.
-    pub command: String,
+    /// The program's name: `comm`, the name the kernel keeps (at most 15
+    /// bytes), or the base name of the program path (`argv[0]`) when
+    /// `comm` is that name cut short. Never an argument.
+    pub name: String,
+    /// The whole command line, arguments joined by spaces, when asked for
+    /// ([`TopProcesses::read_with_command_lines`]); `None` otherwise, and
+    /// left out of JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     /// `Swap` from smaps_rollup.
     pub swap_bytes: u64,
     /// USS: `Private_Clean + Private_Dirty`.
@@ -86,10 +97,23 @@ pub struct TopProcesses {
 
 impl TopProcesses {
     /// Scans `<root>/proc/<pid>/smaps_rollup` for every process and keeps
-    /// the `limit` largest by PSS. Fails only when `<root>/proc` cannot be
-    /// listed.
+    /// the `limit` largest by PSS, named by program ([`ProcessMemory::name`],
+    /// no command lines). Fails only when `<root>/proc` cannot be listed.
     pub fn read(root: impl AsRef<Path>, limit: usize) -> Result<TopProcesses, ReadError> {
-        let root = root.as_ref();
+        TopProcesses::scan(root.as_ref(), limit, false)
+    }
+
+    /// [`TopProcesses::read`], with each process's whole command line in
+    /// [`ProcessMemory::command`]. For the operator's own eyes: arguments
+    /// can carry secrets.
+    pub fn read_with_command_lines(
+        root: impl AsRef<Path>,
+        limit: usize,
+    ) -> Result<TopProcesses, ReadError> {
+        TopProcesses::scan(root.as_ref(), limit, true)
+    }
+
+    fn scan(root: &Path, limit: usize, command_lines: bool) -> Result<TopProcesses, ReadError> {
         let proc_dir = util::join(root, "/proc");
         let listing = std::fs::read_dir(&proc_dir).map_err(|err| ReadError::io(&proc_dir, &err))?;
         let users = std::fs::read(util::join(root, "/etc/passwd"))
@@ -106,7 +130,7 @@ impl TopProcesses {
             else {
                 continue;
             };
-            match read_process(root, pid, &users) {
+            match read_process(root, pid, &users, command_lines) {
                 Ok(row) => {
                     totals.processes = totals.processes.saturating_add(1);
                     totals.swap_bytes = totals.swap_bytes.saturating_add(row.swap_bytes);
@@ -145,11 +169,14 @@ fn read_process(
     root: &Path,
     pid: u32,
     users: &HashMap<u32, String>,
+    command_lines: bool,
 ) -> Result<ProcessMemory, ReadError> {
     let rollup = SmapsRollup::read(root, Pid::Id(pid))?;
     let status = ProcStatus::read(root, Pid::Id(pid))?;
     let cmdline = std::fs::read(Pid::Id(pid).path(root, "cmdline")).unwrap_or_default();
-    let command = command_line(&cmdline).unwrap_or_else(|| status.name.clone().unwrap_or_default());
+    let comm = status.name.as_deref().unwrap_or_default();
+    let name = program_name(comm, &cmdline);
+    let command = command_lines.then(|| command_line(&cmdline).unwrap_or_else(|| name.clone()));
     let user = match status.uid {
         Some(uid) => users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
         None => String::from("?"),
@@ -158,12 +185,34 @@ fn read_process(
         pid,
         user,
         uid: status.uid,
+        name,
         command,
         swap_bytes: rollup.swap_bytes.unwrap_or(0),
         uss_bytes: rollup.uss_bytes(),
         pss_bytes: rollup.pss_bytes.unwrap_or(0),
         rss_bytes: rollup.rss_bytes.unwrap_or(0),
     })
+}
+
+/// The kernel's `comm` holds at most this many bytes of a program's name.
+const COMM_MAX: usize = 15;
+
+/// The program's name from `comm` and the command line: `comm`, unless it
+/// is the first [`COMM_MAX`] bytes of `argv[0]`'s base name, which is then
+/// the whole name. A process may rewrite its `argv[0]` into a status line
+/// (`nginx: worker process`, `postgres: user db ...`): only its first word
+/// is looked at, and only when it extends `comm`, so no argument can show.
+fn program_name(comm: &str, cmdline: &[u8]) -> String {
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    let argv0 = String::from_utf8_lossy(argv0);
+    let first_word = argv0.split_whitespace().next().unwrap_or_default();
+    let base = first_word.rsplit('/').next().unwrap_or_default();
+    let extends_comm = comm.len() == COMM_MAX && base.len() > COMM_MAX && base.starts_with(comm);
+    if extends_comm || comm.is_empty() {
+        base.to_string()
+    } else {
+        comm.to_string()
+    }
 }
 
 /// `/proc/<pid>/cmdline` (arguments separated and ended by NUL) joined by
@@ -211,11 +260,52 @@ mod tests {
         assert_eq!(command_line(b"\0\0"), None);
     }
 
+    #[test]
+    fn program_names_never_carry_arguments() {
+        let cases: [(&str, &[u8], &str); 8] = [
+            ("sh", b"sh\0-c\0sleep 30\0secret\0", "sh"),
+            (
+                "postgres",
+                b"/usr/bin/postgres\0--password=secret\0",
+                "postgres",
+            ),
+            // comm cut at 15 bytes: argv[0]'s base name is the whole name.
+            (
+                "memprof-cli-nam",
+                b"/tmp/dir/memprof-cli-named-sleeper\x0030\0",
+                "memprof-cli-named-sleeper",
+            ),
+            // A rewritten argv[0] that does not extend comm is ignored.
+            ("sleep", b"--db-password=secret\0", "sleep"),
+            (
+                "nginx",
+                b"nginx: master process /usr/sbin/nginx -c /etc/x\0",
+                "nginx",
+            ),
+            (
+                "a-long-program-",
+                b"a-long-program-name --token secret\0",
+                "a-long-program-name",
+            ),
+            (
+                "a-long-program-",
+                b"/bin/other-program\0",
+                "a-long-program-",
+            ),
+            ("", b"/usr/bin/app\0--flag\0", "app"),
+        ];
+        for (comm, cmdline, name) in cases {
+            assert_eq!(program_name(comm, cmdline), name, "{comm:?} {cmdline:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_passwd(&String::from_utf8_lossy(&bytes));
             let _ = command_line(&bytes);
+            let name = program_name("a-long-program-", &bytes);
+            prop_assert!(!name.contains(char::is_whitespace), "{name:?}");
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct ReadOptions {
     /// How many processes to list by PSS (default 10); 0 skips the scan of
     /// every process.
     pub top_limit: usize,
+    /// Whether the listed processes carry their whole command lines
+    /// (default: program names only; arguments can carry secrets).
+    pub command_lines: bool,
 }
 
 impl Default for ReadOptions {
@@ -33,6 +36,7 @@ impl Default for ReadOptions {
         ReadOptions {
             pid: Pid::Current,
             top_limit: 10,
+            command_lines: false,
         }
     }
 }
@@ -47,6 +51,12 @@ impl ReadOptions {
     /// Lists `limit` processes by PSS.
     pub fn top_limit(mut self, limit: usize) -> ReadOptions {
         self.top_limit = limit;
+        self
+    }
+
+    /// Lists the processes with their whole command lines.
+    pub fn command_lines(mut self, show: bool) -> ReadOptions {
+        self.command_lines = show;
         self
     }
 }
@@ -145,6 +155,8 @@ pub fn read_all_with(root: impl AsRef<Path>, options: &ReadOptions) -> Overview 
         cgroup: CgroupView::read(root, options.pid).into(),
         top_processes: if options.top_limit == 0 {
             Reading::unavailable("not asked for (top_limit = 0)")
+        } else if options.command_lines {
+            TopProcesses::read_with_command_lines(root, options.top_limit).into()
         } else {
             TopProcesses::read(root, options.top_limit).into()
         },

@@ -22,10 +22,15 @@ pub enum ApiError {
     },
     /// 401: the endpoint has a token and the request did not carry it.
     Unauthorized,
+    /// 403: a browser asked for a state change from another origin.
+    Forbidden(String),
     /// 404: no such route, or no such snapshot.
     NotFound(String),
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
+    /// 421: the request names a host this endpoint does not answer to
+    /// (see [`super::Config::allow_host`]).
+    MisdirectedRequest(String),
     /// 503: what was asked needs something this process does not have
     /// (jemalloc statistics when jemalloc is not the allocator).
     Unavailable(String),
@@ -52,7 +57,9 @@ impl ApiError {
         match self {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,7 +76,9 @@ impl std::fmt::Display for ApiError {
                 expected,
             } => write!(f, "parameter {parameter}: {error} (expected {expected})"),
             ApiError::Unauthorized => f.write_str("missing or wrong bearer token"),
+            ApiError::Forbidden(why) => write!(f, "forbidden: {why}"),
             ApiError::NotFound(what) => write!(f, "not found: {what}"),
+            ApiError::MisdirectedRequest(why) => write!(f, "misdirected request: {why}"),
             ApiError::MethodNotAllowed => f.write_str("method not allowed"),
             ApiError::Unavailable(why) => write!(f, "unavailable: {why}"),
             ApiError::Internal(detail) => write!(f, "internal error: {detail}"),
@@ -113,7 +122,9 @@ impl IntoResponse for ApiError {
                 parameter: None,
                 expected: None,
             },
-            ApiError::NotFound(what) => Body {
+            ApiError::Forbidden(what)
+            | ApiError::NotFound(what)
+            | ApiError::MisdirectedRequest(what) => Body {
                 error: what,
                 parameter: None,
                 expected: None,

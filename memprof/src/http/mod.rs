@@ -28,18 +28,18 @@
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
 //! | `/snapshots` | the kept snapshots |
 //! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind` |
-//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta); `kind` |
+//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind` |
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
 //! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
 //! | `/history` | the series the page plots: `since=UNIX_MS` (points after it), `stacks=true` (per-stack in-use bytes), `format=json` (default) \| `text` |
-//! | `/host` | process, host, cgroup and top processes by PSS: `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
+//! | `/host` | process, host, cgroup and top processes by PSS, named by program (command lines only with [`Config::command_lines`]): `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
 //! | `/allocator` | jemalloc statistics; 200 `{"available": false, "reason"}` when jemalloc does not serve the process; `format=json` \| `text` |
 //! | `POST /allocator/purge` | purges dirty pages, answers resident before and after; 503 without jemalloc; `format=json` \| `text` |
 //! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
 //! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
 //! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
 //!
-//! A bad parameter (unknown name, bad value) gets 400 with
+//! A bad parameter (unknown name, bad value, given twice) gets 400 with
 //! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
 //! a wrong method 405; an action the process cannot do (a purge without
 //! jemalloc) 503.
@@ -50,16 +50,30 @@
 //! ([`Config::token`] or `MEMPROF_TOKEN`); then every request must carry
 //! `Authorization: Bearer <token>` or gets 401.
 //!
+//! Against web pages in an operator's browser: on a loopback bind, a request
+//! whose `Host` is not a loopback address, `localhost`, the bound address or
+//! a name given to [`Config::allow_host`] gets 421 (DNS rebinding); a
+//! request that changes state (`POST`) whose `Origin` or `Sec-Fetch-Site`
+//! shows another origin gets 403, wherever the router runs. Nested in an
+//! app, the router checks `Host` only when [`Config::allow_host`] names the
+//! app's hosts. Every response carries `X-Content-Type-Options: nosniff`,
+//! and the page a Content-Security-Policy that allows its own inline script
+//! and style and nothing else. `/host` lists other processes by program
+//! name only: their command lines often carry secrets
+//! ([`Config::command_lines`] shows them).
+//!
 //! # Adding a route
 //!
-//! Write an `async fn` in `routes.rs` taking `Result<Query<HashMap<String,
-//! String>>, QueryRejection>`, parse it with `Params::parse(query, &[names])`
-//! so unknown parameters are refused, do the heavy work in `blocking(..)`,
+//! Write an `async fn` in `routes.rs` taking a `params::QueryPairs`, parse it
+//! with `Params::parse(query, &[names])` so unknown and repeated parameters
+//! are refused, do the heavy work in `blocking(..)`,
 //! return `Result<Response, ApiError>`, and add one `.route(..)` line in
 //! [`router_with`].
 
 mod auth;
 mod error;
+mod guard;
+mod mount;
 mod page;
 mod params;
 mod routes;
@@ -78,12 +92,16 @@ pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, P
 
 /// The endpoint's settings.
 ///
-/// [`Config::default`] has no token and keeps 16 snapshots;
+/// [`Config::default`] has no token, keeps 16 snapshots, checks `Host` on a
+/// loopback bind and lists other processes by name only;
 /// [`Config::from_env`] also reads `MEMPROF_TOKEN`.
 #[derive(Clone)]
 pub struct Config {
     token: Option<Arc<str>>,
     max_snapshots: usize,
+    hosts: guard::Hosts,
+    command_lines: bool,
+    bound: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -91,6 +109,9 @@ impl Default for Config {
         Config {
             token: None,
             max_snapshots: 16,
+            hosts: guard::Hosts::default(),
+            command_lines: false,
+            bound: None,
         }
     }
 }
@@ -100,6 +121,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("max_snapshots", &self.max_snapshots)
+            .field("hosts", &self.hosts)
+            .field("command_lines", &self.command_lines)
             .finish()
     }
 }
@@ -138,6 +161,50 @@ impl Config {
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }
+
+    /// Also answers requests whose `Host` is `name` (a name or address; a
+    /// port is ignored), and takes state changes from that origin: for an
+    /// endpoint reached through a proxy or by a name other than loopback.
+    /// Once a name is allowed, `Host` is checked wherever the router runs,
+    /// nested in an app too (loopback names stay accepted); call it once per
+    /// name.
+    ///
+    /// ```
+    /// let config = memprof::http::Config::from_env().allow_host("memprof.internal.example");
+    /// ```
+    pub fn allow_host(mut self, name: impl AsRef<str>) -> Config {
+        let name = guard::allowed_name(name.as_ref());
+        let mut names = match self.hosts {
+            guard::Hosts::Allowed(names) => names,
+            _ => Vec::new(),
+        };
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+        self.hosts = guard::Hosts::Allowed(names);
+        self
+    }
+
+    /// Answers whatever `Host` a request names: turns the DNS-rebinding
+    /// check off, for a proxy that checks names itself.
+    pub fn any_host(mut self) -> Config {
+        self.hosts = guard::Hosts::Any;
+        self
+    }
+
+    /// Whether `/host` shows the whole command lines of the host's
+    /// processes. Off by default: arguments often carry secrets (passwords,
+    /// tokens in `curl -H ...`), and `/host` shows only program names.
+    pub fn command_lines(mut self, show: bool) -> Config {
+        self.command_lines = show;
+        self
+    }
+
+    /// The address [`serve`] bound: on loopback, `Host` is checked.
+    pub(crate) fn bound_to(mut self, addr: std::net::SocketAddr) -> Config {
+        self.bound = Some(addr);
+        self
+    }
 }
 
 /// What every handler can reach.
@@ -147,6 +214,8 @@ struct AppState(Arc<Inner>);
 struct Inner {
     token: Option<Arc<str>>,
     store: store::Store,
+    /// Whether `/host` shows other processes' command lines.
+    command_lines: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -179,9 +248,11 @@ pub fn router_with(config: Config) -> Router {
     if let Err(e) = crate::history::ensure_started() {
         eprintln!("memprof: history sampler: {e}");
     }
+    let guard = guard::Guard::new(&config.hosts, config.bound);
     let state = AppState(Arc::new(Inner {
         token: config.token,
         store: store::Store::new(config.max_snapshots),
+        command_lines: config.command_lines,
     }));
     Router::new()
         .route("/", get(page::index))
@@ -211,5 +282,6 @@ pub fn router_with(config: Config) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)
 }

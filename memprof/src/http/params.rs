@@ -10,6 +10,10 @@ use axum::extract::Query;
 use super::error::ApiError;
 use crate::profile::Kind;
 
+/// A request's query as its extractor gives it: every `name=value` pair in
+/// order, so a repeated parameter can be told from a single one.
+pub(crate) type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
 /// The query of one request, checked against the parameters its route takes.
 pub(crate) struct Params(HashMap<String, String>);
 
@@ -19,22 +23,34 @@ pub(crate) const MAX_SECONDS: u64 = 300;
 const KINDS: &str = "one of inuse_space, inuse_objects, alloc_space, alloc_objects";
 
 impl Params {
-    /// Parses the query; a parameter not in `allowed` is a 400.
-    pub(crate) fn parse(
-        query: Result<Query<HashMap<String, String>>, QueryRejection>,
-        allowed: &[&str],
-    ) -> Result<Params, ApiError> {
-        let Query(map) = query.map_err(|e| {
+    /// Parses the query; a parameter not in `allowed`, or given more than
+    /// once, is a 400.
+    pub(crate) fn parse(query: QueryPairs, allowed: &[&str]) -> Result<Params, ApiError> {
+        let Query(pairs) = query.map_err(|e| {
             ApiError::bad_parameter("query", e.body_text(), "a URL-encoded query string")
         })?;
-        let mut names: Vec<&String> = map.keys().collect();
-        names.sort();
-        if let Some(unknown) = names.into_iter().find(|k| !allowed.contains(&k.as_str())) {
+        if let Some((unknown, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            let expected = if allowed.is_empty() {
+                "no parameters (this route takes none)".to_string()
+            } else {
+                format!("one of the parameters {}", allowed.join(", "))
+            };
             return Err(ApiError::bad_parameter(
                 unknown.as_str(),
                 format!("unknown parameter {unknown:?}"),
-                format!("only {}", allowed.join(", ")),
+                expected,
             ));
+        }
+        let mut map = HashMap::with_capacity(pairs.len());
+        for (name, value) in &pairs {
+            if map.insert(name.clone(), value.clone()).is_some() {
+                let times = pairs.iter().filter(|(n, _)| n == name).count();
+                return Err(ApiError::bad_parameter(
+                    name.as_str(),
+                    format!("{name} given {times} times"),
+                    format!("{name} once"),
+                ));
+            }
         }
         Ok(Params(map))
     }

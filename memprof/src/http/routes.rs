@@ -1,13 +1,12 @@
 //! The route handlers. Each parses its parameters, takes snapshots and
 //! renders through [`crate::export`] on the blocking pool, and answers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -23,7 +22,7 @@ use crate::export::stats::Stats;
 use crate::host::{CgroupView, Meminfo, Pid, Pressure};
 use crate::profile::{Kind, Snapshot};
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryMap = super::params::QueryPairs;
 
 /// Runs `f` on the blocking pool: snapshots symbolize, and rendering and
 /// encoding are CPU work that must not hold up the runtime's I/O.
@@ -63,6 +62,7 @@ pub(super) fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
 
 const SVG: &str = "image/svg+xml";
 const FOLDED: &str = "text/plain; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
 /// Renders one profile in `format`.
@@ -272,7 +272,13 @@ pub(crate) async fn diff(
     query: QueryMap,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query, &["base", "to", "format", "kind"])?;
-    let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
+    let format = p.format(&[
+        Format::Json,
+        Format::Folded,
+        Format::Svg,
+        Format::Pprof,
+        Format::Text,
+    ])?;
     let kind = p.kind()?;
     let base_id = p.snapshot_id("base")?.ok_or_else(|| {
         ApiError::bad_parameter(
@@ -310,7 +316,11 @@ pub(crate) async fn diff(
                 pprof::write_pprof(&delta, &options, &mut out)?;
                 pprof::CONTENT_TYPE
             }
-            Format::Json | Format::Svg | Format::Text => {
+            Format::Text => {
+                out = super::text::diff(&diff, kind, &what).into_bytes();
+                TEXT
+            }
+            Format::Json | Format::Svg => {
                 serde_json::to_writer(&mut out, &diff)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 JSON

@@ -5,12 +5,9 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::response::Redirect;
-use axum::routing::get;
-use axum::Router;
 use tokio::sync::watch;
 
-use super::{router_with, Config};
+use super::Config;
 
 /// Where [`serve`] mounts the routes.
 pub const PREFIX: &str = "/debug/memprof";
@@ -174,13 +171,7 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
         })
         .build()
         .map_err(ServeError::Runtime)?;
-    let app = Router::new()
-        .route("/", get(|| async { Redirect::temporary(PREFIX) }))
-        .route(
-            &format!("{PREFIX}/"),
-            get(|| async { Redirect::permanent(PREFIX) }),
-        )
-        .nest(PREFIX, router_with(config));
+    let app = super::mount::served_app(config, local);
     let (stop, mut stopped) = watch::channel(false);
 
     let thread = std::thread::Builder::new()

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::views::{AllocatorBody, DoctorBody, HistoryBody, HostBody, TopBody};
 use crate::doctor::format_bytes;
 use crate::host::Reading;
-use crate::profile::LeakReport;
+use crate::profile::{Diff, Kind, LeakReport};
 
 fn bytes(value: Option<u64>) -> String {
     value.map_or_else(|| "-".to_string(), format_bytes)
@@ -187,7 +187,7 @@ pub(crate) fn host(body: &HostBody) -> String {
     if let Some(top) = o.top_processes.value() {
         let _ = writeln!(
             out,
-            "top processes by PSS\n  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  command",
+            "top processes by PSS\n  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  program",
             "pid", "user", "swap", "uss", "pss", "rss"
         );
         for p in &top.processes {
@@ -200,7 +200,7 @@ pub(crate) fn host(body: &HostBody) -> String {
                 format_bytes(p.uss_bytes),
                 format_bytes(p.pss_bytes),
                 format_bytes(p.rss_bytes),
-                p.command
+                p.command.as_deref().unwrap_or(&p.name)
             );
         }
     }
@@ -352,6 +352,63 @@ pub(crate) fn top(body: &TopBody) -> String {
             bytes_f(s.inuse_bytes),
             s.inuse_objects,
             s.site
+        );
+    }
+    out
+}
+
+/// The most stacks [`diff`] lists; `format=json` has them all.
+const DIFF_ROWS: usize = 100;
+
+/// A value of `kind`: bytes in binary units, counts as numbers.
+fn amount(kind: Kind, value: f64) -> String {
+    match kind {
+        Kind::InuseSpace | Kind::AllocSpace => bytes_f(value.abs()),
+        Kind::InuseObjects | Kind::AllocObjects => format!("{:.0}", value.abs()),
+    }
+}
+
+/// A change of `kind`, with its sign.
+fn change(kind: Kind, value: f64) -> String {
+    let sign = if value < 0.0 { '-' } else { '+' };
+    format!("{sign}{}", amount(kind, value))
+}
+
+/// The stacks whose `kind` changed between two snapshots, largest change
+/// first: the change, both sides, and where the stack enters the program.
+pub(crate) fn diff(diff: &Diff, kind: Kind, what: &str) -> String {
+    let mut entries: Vec<_> = diff
+        .entries
+        .iter()
+        .filter(|e| e.change(kind).abs() >= 0.5)
+        .collect();
+    entries.sort_by(|a, b| b.change(kind).abs().total_cmp(&a.change(kind).abs()));
+    let mut out = String::new();
+    let seconds = diff.after_unix_ms.saturating_sub(diff.before_unix_ms) as f64 / 1000.0;
+    let _ = writeln!(
+        out,
+        "{what}: {} {} ({} -> {}) over {seconds:.1} s; {} stacks changed",
+        kind.name(),
+        change(kind, diff.total_change(kind)),
+        amount(kind, diff.before_totals.get(kind)),
+        amount(kind, diff.after_totals.get(kind)),
+        entries.len()
+    );
+    for e in entries.iter().take(DIFF_ROWS) {
+        let _ = writeln!(
+            out,
+            "\n{} ({} -> {})\n  at {}",
+            change(kind, e.change(kind)),
+            amount(kind, e.before.get(kind)),
+            amount(kind, e.after.get(kind)),
+            crate::profile::program_site(&e.frames)
+        );
+    }
+    if entries.len() > DIFF_ROWS {
+        let _ = writeln!(
+            out,
+            "\n... and {} more (format=json lists them all)",
+            entries.len() - DIFF_ROWS
         );
     }
     out

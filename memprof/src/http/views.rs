@@ -4,11 +4,9 @@
 //! [`crate::profile`] on the blocking pool and answers JSON, or plain text
 //! for a terminal with `format=text` (see [`super::text`]).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
@@ -17,12 +15,13 @@ use super::error::ApiError;
 use super::params::{Format, Params};
 use super::routes::{blocking, json, with_type};
 use super::text;
+use super::AppState;
 use crate::doctor::{DoctorInput, Finding, TimedReading};
 use crate::history::{History, Point, RecentReading, Status};
 use crate::host::{read_all_with, Overview, ReadOptions, VmstatRates};
 use crate::profile::{Kind, LeakOptions, LeakReport, ProcessPoint, StackUsage};
 
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryMap = super::params::QueryPairs;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -90,14 +89,21 @@ pub(crate) struct HostBody {
     pub(crate) vmstat_rates: Option<VmstatRates>,
 }
 
-/// `GET /host?top=&format=`
-pub(crate) async fn host_view(query: QueryMap) -> Result<Response, ApiError> {
+/// `GET /host?top=&format=`: other processes by program name, with whole
+/// command lines only where [`super::Config::command_lines`] says so.
+pub(crate) async fn host_view(
+    State(state): State<AppState>,
+    query: QueryMap,
+) -> Result<Response, ApiError> {
     let p = Params::parse(query, &["top", "format"])?;
     let format = p.format(&[Format::Json, Format::Text])?;
     let top = p.number("top", 0, MAX_TOP_PROCESSES, 5)?;
     let history = history()?;
+    let command_lines = state.command_lines;
     blocking(move || {
-        let options = ReadOptions::default().top_limit(usize::try_from(top).unwrap_or(0));
+        let options = ReadOptions::default()
+            .top_limit(usize::try_from(top).unwrap_or(0))
+            .command_lines(command_lines);
         let body = HostBody {
             overview: read_all_with("/", &options),
             vmstat_rates: history.vmstat_rates(),

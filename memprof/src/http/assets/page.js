@@ -109,7 +109,9 @@ function plot(container, legend, series, data) {
     title.textContent = s.label;
     path.appendChild(title);
     root.appendChild(path);
-    var item = el("span", { style: "--c:" + s.color, "data-series": s.name }, s.label + ": " + (last === null ? "n/a" : fmtBytes(last)));
+    var item = el("span", { "data-series": s.name }, s.label + ": " + (last === null ? "n/a" : fmtBytes(last)));
+    // Through the CSSOM: the page's policy refuses style attributes.
+    item.style.setProperty("--c", s.color);
     legend.appendChild(item);
   });
   container.textContent = "";
