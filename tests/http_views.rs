@@ -50,6 +50,46 @@ fn views_test_allocation() -> Vec<Vec<u8>> {
     blocks
 }
 
+#[inline(never)]
+fn twin_leaf(n: usize) -> Vec<u8> {
+    black_box(vec![2u8; n])
+}
+
+#[inline(never)]
+fn twin_middle(n: usize) -> Vec<u8> {
+    black_box(twin_leaf(black_box(n)))
+}
+
+#[inline(never)]
+fn twin_upper(n: usize) -> Vec<u8> {
+    black_box(twin_middle(black_box(n)))
+}
+
+#[inline(never)]
+fn twin_caller_one() -> Vec<u8> {
+    black_box(twin_upper(black_box(300_000)))
+}
+
+// Its own body, so that the compiler does not fold it into the first.
+#[inline(never)]
+fn twin_caller_two() -> Vec<u8> {
+    let mut v = black_box(twin_upper(black_box(310_000)));
+    v[0] = 3;
+    v
+}
+
+/// Two stacks whose sites (the leaf and its two callers) read the same:
+/// they differ in the third caller.
+fn keep_twins() -> &'static Vec<Vec<u8>> {
+    static TWINS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    TWINS.get_or_init(|| {
+        let previous = memprof::set_thread_rate(Some(1));
+        let twins = vec![twin_caller_one(), twin_caller_two()];
+        memprof::set_thread_rate(previous);
+        twins
+    })
+}
+
 /// Asserts a 400 with a JSON body naming `parameter`.
 fn assert_bad(path: &str, parameter: &str) {
     let r = get(path);
@@ -259,6 +299,51 @@ fn top_stacks_name_the_allocation() {
     );
     let text = get("/top?format=text&kind=alloc_space").text();
     assert!(text.starts_with("top stacks by alloc_space"), "{text}");
+
+    // Stacks lead with the program's code (this file's function or its
+    // closure); trim=none shows the allocator shim (`__rust_alloc`, whose
+    // line is this file's #[global_allocator]) and std's frames first.
+    let first_frames = |path: &str| -> Vec<String> {
+        get(path).json()["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["frames"].to_string().contains("views_test_allocation"))
+            .map(|s| s["frames"][0].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let trimmed = first_frames("/top?n=100");
+    assert!(
+        !trimmed.is_empty() && trimmed.iter().all(|f| f.contains("http_views.rs")),
+        "{trimmed:?}"
+    );
+    let untrimmed = first_frames("/top?n=100&trim=none");
+    assert!(
+        !untrimmed.is_empty() && untrimmed.iter().all(|f| f.contains("alloc")),
+        "{untrimmed:?}"
+    );
+    assert_bad("/top?trim=some", "trim");
+    assert_bad("/leaks?trim=some", "trim");
+    assert_bad("/heap?trim=all", "trim");
+
+    // Two stacks through one leaf read differently, each with its margin.
+    keep_twins();
+    let t = get("/top?n=100").json();
+    let twins: Vec<&serde_json::Value> = t["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["site"].as_str().unwrap().starts_with("twin_leaf"))
+        .collect();
+    assert_eq!(twins.len(), 2, "{t}");
+    assert_ne!(twins[0]["site"], twins[1]["site"]);
+    for twin in twins {
+        let site = twin["site"].as_str().unwrap();
+        assert!(site.contains(" via "), "{site}");
+        assert!(twin["inuse_samples"].as_u64().unwrap() >= 1, "{twin}");
+        // Recorded at rate 1: exact.
+        assert_eq!(twin["inuse_bytes_margin_95"], 0.0, "{twin}");
+    }
     assert_bad("/top?n=0", "n");
     assert_bad("/top?n=101", "n");
     assert_bad("/top?kind=bogus", "kind");

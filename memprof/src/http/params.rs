@@ -9,6 +9,7 @@ use axum::extract::Query;
 
 use super::error::ApiError;
 use crate::profile::Kind;
+use crate::stack::Trim;
 
 /// A request's query as its extractor gives it: every `name=value` pair in
 /// order, so a repeated parameter can be told from a single one.
@@ -65,6 +66,21 @@ impl Params {
             None => Ok(Kind::default()),
             Some(value) => value.parse().map_err(|_| {
                 ApiError::bad_parameter("kind", format!("unknown kind {value:?}"), KINDS)
+            }),
+        }
+    }
+
+    /// `trim`: how much of each stack's leaf end is left out, default
+    /// `allocation` (the allocator shim and std's allocation frames).
+    pub(crate) fn trim(&self) -> Result<Trim, ApiError> {
+        match self.get("trim") {
+            None => Ok(Trim::default()),
+            Some(value) => Trim::from_name(value).ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "trim",
+                    format!("unknown trim {value:?}"),
+                    "allocation (default) or none",
+                )
             }),
         }
     }

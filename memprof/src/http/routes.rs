@@ -21,6 +21,7 @@ use crate::export::prometheus::{self, MetricsWriter};
 use crate::export::stats::Stats;
 use crate::host::{CgroupView, Meminfo, Pid, Pressure};
 use crate::profile::{Kind, Snapshot};
+use crate::stack::Trim;
 
 type QueryMap = super::params::QueryPairs;
 
@@ -36,19 +37,19 @@ where
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
 }
 
-async fn take_snapshot() -> Result<Snapshot, ApiError> {
-    blocking(|| Ok(crate::profile::snapshot())).await
+async fn take_snapshot(trim: Trim) -> Result<Snapshot, ApiError> {
+    blocking(move || Ok(crate::profile::snapshot::snapshot_with(trim))).await
 }
 
 /// The profile now, or the delta over the next `seconds` (taken by sleeping
 /// on the runtime, not on a worker).
-async fn profile_over(seconds: Option<Duration>) -> Result<Snapshot, ApiError> {
+async fn profile_over(seconds: Option<Duration>, trim: Trim) -> Result<Snapshot, ApiError> {
     let Some(duration) = seconds else {
-        return take_snapshot().await;
+        return take_snapshot(trim).await;
     };
-    let before = take_snapshot().await?;
+    let before = take_snapshot(trim).await?;
     tokio::time::sleep(duration).await;
-    let after = take_snapshot().await?;
+    let after = take_snapshot(trim).await?;
     blocking(move || Ok(delta_snapshot(&after.diff(&before), &after))).await
 }
 
@@ -116,13 +117,13 @@ fn title(kind: Kind, seconds: Option<Duration>) -> String {
     }
 }
 
-/// `GET /heap?format=&kind=&seconds=`
+/// `GET /heap?format=&kind=&seconds=&trim=`
 pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["format", "kind", "seconds"])?;
+    let p = Params::parse(query, &["format", "kind", "seconds", "trim"])?;
     let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
-    let snapshot = profile_over(seconds).await?;
+    let snapshot = profile_over(seconds, p.trim()?).await?;
     render(
         Arc::new(snapshot),
         format,
@@ -133,16 +134,17 @@ pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
     .await
 }
 
-/// `GET /flamegraph?kind=&seconds=&base=`
+/// `GET /flamegraph?kind=&seconds=&base=&trim=`
 pub(crate) async fn flamegraph(
     State(state): State<AppState>,
     query: QueryMap,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["kind", "seconds", "base"])?;
+    let p = Params::parse(query, &["kind", "seconds", "base", "trim"])?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
+    let trim = p.trim()?;
     let Some(base_id) = p.snapshot_id("base")? else {
-        let snapshot = profile_over(seconds).await?;
+        let snapshot = profile_over(seconds, trim).await?;
         return render(
             Arc::new(snapshot),
             Format::Svg,
@@ -159,8 +161,15 @@ pub(crate) async fn flamegraph(
             "either seconds (a delta from now) or base (a diff against a snapshot)",
         ));
     }
+    if trim != Trim::default() {
+        return Err(ApiError::bad_parameter(
+            "trim",
+            "a differential flamegraph compares with a kept snapshot, which is trimmed",
+            "trim left out with base",
+        ));
+    }
     let base = state.snapshot(base_id)?;
-    let now = take_snapshot().await?;
+    let now = take_snapshot(trim).await?;
     differential(
         base,
         Arc::new(now),
@@ -221,7 +230,7 @@ pub(crate) async fn create_snapshot(
     query: QueryMap,
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
-    let snapshot = Arc::new(take_snapshot().await?);
+    let snapshot = Arc::new(take_snapshot(Trim::default()).await?);
     let id = state.store.insert(Arc::clone(&snapshot));
     let mut response = json(StatusCode::CREATED, &SnapshotInfo::of(id, &snapshot))?;
     if let Ok(location) = HeaderValue::from_str(&format!("snapshots/{id}")) {
@@ -291,7 +300,10 @@ pub(crate) async fn diff(
     let before = state.snapshot(base_id)?;
     let (after, to_name) = match to_id {
         Some(id) => (state.snapshot(id)?, format!("snapshot {id}")),
-        None => (Arc::new(take_snapshot().await?), "now".to_string()),
+        None => (
+            Arc::new(take_snapshot(Trim::default()).await?),
+            "now".to_string(),
+        ),
     };
     let what = format!("snapshot {base_id} to {to_name}");
     if format == Format::Svg {

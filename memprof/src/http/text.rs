@@ -344,9 +344,18 @@ pub(crate) fn top(body: &TopBody) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "top stacks by {} (total {:.0})", body.kind, body.total);
     for s in &body.stacks {
+        let error = if s.inuse_bytes_margin_95 > 0.0 {
+            format!(
+                " ± {} (95%, {} samples)",
+                bytes_f(s.inuse_bytes_margin_95),
+                s.inuse_samples
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\n#{} {:.0} ({} in use, {:.0} objects)\n  at {}",
+            "\n#{} {:.0} ({} in use{error}, {:.0} objects)\n  at {}",
             s.rank,
             s.value,
             bytes_f(s.inuse_bytes),

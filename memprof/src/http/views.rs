@@ -4,6 +4,7 @@
 //! [`crate::profile`] on the blocking pool and answers JSON, or plain text
 //! for a terminal with `format=text` (see [`super::text`]).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -312,16 +313,18 @@ fn leak_inputs(points: &[Point]) -> (Vec<StackUsage>, Vec<ProcessPoint>) {
 
 /// `GET /leaks?min_age=&limit=&format=`
 pub(crate) async fn leaks_view(query: QueryMap) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["min_age", "limit", "format"])?;
+    let p = Params::parse(query, &["min_age", "limit", "format", "trim"])?;
     let format = p.format(&[Format::Json, Format::Text])?;
     let min_age = p.number("min_age", 0, MAX_MIN_AGE_SECONDS, 10)?;
     let limit = p.number("limit", 1, MAX_LEAKS, 20)?;
+    let trim = p.trim()?;
     let history = history()?;
     blocking(move || {
         let (usage, process) = leak_inputs(&history.points(None));
         let options = LeakOptions::default()
             .min_age(Duration::from_secs(min_age))
-            .limit(usize::try_from(limit).unwrap_or(20));
+            .limit(usize::try_from(limit).unwrap_or(20))
+            .trim(trim);
         let report: LeakReport = crate::profile::find_leaks(&options, &usage, &process);
         match format {
             Format::Text => Ok(text_response(text::leaks(&report))),
@@ -341,8 +344,14 @@ pub(crate) struct TopStack {
     pub(crate) inuse_objects: f64,
     pub(crate) alloc_bytes: f64,
     pub(crate) alloc_objects: f64,
-    /// Where the stack enters the program's own code.
+    /// Where the stack enters the program's own code; where rows share
+    /// that, ` via ` the first frame where this one differs.
     pub(crate) site: String,
+    /// Half the width of the 95% confidence interval of `inuse_bytes`
+    /// (0 when exact).
+    pub(crate) inuse_bytes_margin_95: f64,
+    /// Live samples `inuse_bytes` was estimated from.
+    pub(crate) inuse_samples: u64,
     /// Frames, leaf first, as `function (file:line)`.
     pub(crate) frames: Vec<String>,
 }
@@ -357,12 +366,13 @@ pub(crate) struct TopBody {
 
 /// `GET /top?n=&kind=&format=`
 pub(crate) async fn top_view(query: QueryMap) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["n", "kind", "format"])?;
+    let p = Params::parse(query, &["n", "kind", "format", "trim"])?;
     let format = p.format(&[Format::Json, Format::Text])?;
     let kind = p.kind()?;
     let n = p.number("n", 1, MAX_TOP_STACKS, 10)?;
+    let trim = p.trim()?;
     blocking(move || {
-        let snapshot = crate::profile::snapshot();
+        let snapshot = crate::profile::snapshot::snapshot_with(trim);
         let body = top_body(&snapshot, kind, usize::try_from(n).unwrap_or(10));
         match format {
             Format::Text => Ok(text_response(text::top(&body))),
@@ -372,27 +382,53 @@ pub(crate) async fn top_view(query: QueryMap) -> Result<Response, ApiError> {
     .await
 }
 
+/// The largest `n` stacks by `kind`, stacks that read the same (every
+/// frame's function, file and line; they differ only in addresses, calls
+/// from one line) merged into one row, and each row's site told apart
+/// from the others' (see [`crate::profile::distinct_sites`]).
 fn top_body(snapshot: &crate::Snapshot, kind: Kind, n: usize) -> TopBody {
-    let stacks = snapshot
-        .top(n, kind)
-        .into_iter()
+    let mut rows: Vec<(Vec<String>, crate::profile::StackProfile)> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    for s in &snapshot.stacks {
+        let frames: Vec<String> = s
+            .frames
+            .iter()
+            .map(|f| match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
+                _ => f.function.clone(),
+            })
+            .collect();
+        match index.get(&frames) {
+            Some(&i) => {
+                rows[i].1.estimates += s.estimates;
+                rows[i].1.inuse_error += s.inuse_error;
+            }
+            None => {
+                index.insert(frames.clone(), rows.len());
+                rows.push((frames, s.clone()));
+            }
+        }
+    }
+    rows.sort_by(|a, b| b.1.value(kind).total_cmp(&a.1.value(kind)));
+    rows.truncate(n);
+    let stack_frames: Vec<&[std::sync::Arc<crate::stack::Frame>]> =
+        rows.iter().map(|(_, s)| s.frames.as_slice()).collect();
+    let sites = crate::profile::distinct_sites(&stack_frames);
+    let stacks = rows
+        .iter()
+        .zip(sites)
         .enumerate()
-        .map(|(i, s)| TopStack {
+        .map(|(i, ((frames, s), site))| TopStack {
             rank: i + 1,
             value: s.value(kind),
             inuse_bytes: s.estimates.inuse_bytes,
             inuse_objects: s.estimates.inuse_objects,
             alloc_bytes: s.estimates.alloc_bytes,
             alloc_objects: s.estimates.alloc_objects,
-            site: s.site(),
-            frames: s
-                .frames
-                .iter()
-                .map(|f| match (&f.file, f.line) {
-                    (Some(file), Some(line)) => format!("{} ({file}:{line})", f.function),
-                    _ => f.function.clone(),
-                })
-                .collect(),
+            site,
+            inuse_bytes_margin_95: s.inuse_error.margin_95(),
+            inuse_samples: s.inuse_error.samples,
+            frames: frames.clone(),
         })
         .collect();
     TopBody {
