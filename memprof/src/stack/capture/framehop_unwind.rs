@@ -9,13 +9,16 @@
 //!
 //! * **Modules.** `dl_iterate_phdr` lists every loaded object; each becomes a
 //!   framehop `Module` reading its `.eh_frame_hdr` and `.eh_frame` *in place*
-//!   (the loaded memory, no copy). The list is immutable and published
-//!   through an atomic pointer; readers never lock. A new list replaces it
-//!   when a return address falls outside every known module (a `dlopen`),
-//!   rate-limited, and when the loader's load/unload counters moved (checked
-//!   every 4096 stacks per thread). Replaced lists are never
-//!   freed (a thread may still be reading one), and at most
-//!   64 are ever built, which bounds the leak.
+//!   (the loaded memory, no copy). `dlclose` unmaps that memory, so the list
+//!   is used only inside a `dl_iterate_phdr` callback, with the loader's lock
+//!   held (`dlclose` waits for it), after checking that the loader's
+//!   load/unload counters (`dlpi_adds`, `dlpi_subs`) still match the list's;
+//!   if they do not, the list is rebuilt there and the old one freed. A walk
+//!   takes the lock only for frames that need framehop (the hot loop over
+//!   learned rules reads no table), and every 64th walk of a thread once at
+//!   its start, to keep the rules current. See the
+//!   `modules` and `loader` modules. In a forked child the lock is never
+//!   taken (it may be held by a thread that is not there; see `loader`).
 //! * **Rules.** framehop turns an address's CFI into a rule and caches it
 //!   per thread; running a cached rule still costs about 8 ns a frame, and
 //!   every new thread starts with an empty cache. memprof learns each rule
@@ -36,20 +39,26 @@
 //!   finds none free beyond that falls back to `backtrace`.
 //! * **Stack reads** stay inside `[sp, stack top)` of the current thread.
 //!
-//! Nothing here allocates, locks, or panics once a thread's state exists and
-//! the module list is current. Any framehop error ends the stack there.
+//! Nothing here allocates or panics once a thread's state exists and the
+//! module list is current; the only lock is the loader's, held briefly (the
+//! hot loop runs outside it). Any framehop error ends the stack there.
 //!
-//! Residual risk, as with any in-place unwinder: between a `dlclose` and the
-//! next re-check, a stale module list still points at the unloaded object's
-//! unwind tables; it is only consulted for return addresses inside that
-//! object's old range, which a live stack cannot hold unless a new object
-//! was mapped there meanwhile.
+//! What is guaranteed: no unwind table is read after its object is unloaded,
+//! whatever other threads load or unload; rules learned from an object's
+//! tables are forgotten when any object is loaded or unloaded. What is not:
+//! a walk that races a `dlopen` or `dlclose` on another thread may step a
+//! frame with a rule learned just before (reads stay inside this thread's
+//! stack, so at worst the stack is wrong), and a return address into an
+//! object another thread is unloading (which the program could not return
+//! to either) ends the walk or is stepped with the next list.
 //!
 //! x86_64 Linux only; elsewhere [`supported`] is false and callers use
 //! `backtrace`.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod loader;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod modules;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -63,7 +72,8 @@ pub(crate) use imp::{supported, unwind};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct FramehopCounters {
-    /// Module lists built; each replaced one stays allocated (at most 64).
+    /// Module lists built: one, and one more each time a walk finds that
+    /// objects were loaded or unloaded since; a replaced list is freed.
     pub module_lists: u32,
     /// Per-thread states allocated, about 11 KiB each; a state is reused by
     /// a new thread once its thread exits, so this follows the peak number

@@ -15,16 +15,16 @@ use crate::stack::MAX_FRAMES;
 /// At most this many per-thread states exist at once (each about 11 KiB);
 /// a thread that finds none beyond that uses `backtrace`.
 const MAX_STATES: u32 = 1024;
-/// Every this many stacks, a thread checks whether objects were loaded or
-/// unloaded since its module list was built.
-const RECHECK_EVERY: u32 = 4096;
+/// Every this many stacks, a thread brings the module list and the rule
+/// table up to date even if no frame needed framehop (see [`unwind`]).
+const RECHECK_EVERY: u32 = 64;
 
 /// One thread's unwinding state.
 struct ThreadState {
     /// framehop's cache, for frames the rule table cannot unwind.
     cache: Cache,
-    /// The module list `cache` was filled with.
-    modules: *const Modules,
+    /// The generation of the module list `cache` was filled with (0: none).
+    generation: u32,
     /// Link in the free list.
     next_free: *mut ThreadState,
 }
@@ -37,8 +37,7 @@ thread_local! {
     static STATE: Cell<*mut ThreadState> = const { Cell::new(core::ptr::null_mut()) };
     /// Returns `STATE` to the free list when the thread exits.
     static RELEASE: Release = const { Release };
-    /// Stacks this thread walked, for the check for loaded or unloaded
-    /// objects every `RECHECK_EVERY`.
+    /// Stacks this thread walked, for the recheck every `RECHECK_EVERY`.
     static WALKS: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -130,7 +129,7 @@ fn new_state() -> *mut ThreadState {
     }
     Box::into_raw(Box::new(ThreadState {
         cache: Cache::new_in(),
-        modules: core::ptr::null(),
+        generation: 0,
         next_free: core::ptr::null_mut(),
     }))
 }
@@ -175,7 +174,8 @@ fn registers() -> (u64, u64, u64) {
 /// cannot use framehop now (then the caller uses another unwinder).
 ///
 /// `[lo, hi)` are the bounds of this thread's stack; only memory between the
-/// current stack pointer and `hi` is read.
+/// current stack pointer and `hi` is read, and the loaded objects' unwind
+/// tables only with the loader's lock held (see `modules`).
 #[inline(never)]
 pub(crate) fn unwind(buf: &mut FrameBuf, lo: usize, hi: usize) -> Option<usize> {
     let (ip, sp, bp) = registers();
@@ -183,148 +183,149 @@ pub(crate) fn unwind(buf: &mut FrameBuf, lo: usize, hi: usize) -> Option<usize> 
     if sp < lo || sp >= hi {
         return None;
     }
-    let modules = modules::current()?;
-    RULES.use_modules(modules);
+    // The hot loop below reads no table, only rules and the stack, so it
+    // needs no lock. A rule outlives its code only if an object was
+    // unloaded and another loaded at the same addresses, and until some
+    // walk meets a frame without a rule (which takes the lock below, and
+    // finds the list stale): then it steps a frame wrongly (reading only
+    // the stack). The recheck every `RECHECK_EVERY` walks bounds even that,
+    // at a small share of a lock round trip's cost (about 500 instructions).
+    let walks = WALKS.try_with(|w| {
+        let walks = w.get().wrapping_add(1);
+        w.set(walks);
+        walks
+    });
+    if walks.is_ok_and(|w| w.is_multiple_of(RECHECK_EVERY)) {
+        modules::with_current(|_| ())?;
+    }
     let stack = Stack::new(sp, hi);
     // This function's own frame is walked like the others, with a rule from
     // the table. `ip + 1` stands in for a return address: the walk looks up
     // the CFI of the byte before a return address, here `ip`, whose row
     // holds where the registers were read; and as `ip + 1` lies inside an
     // instruction, no real return address shares its table entry.
-    let mut frame = Caller {
-        return_address: ip + 1,
-        sp,
-        bp,
-    };
-    let mut slow = SlowFrames::new(modules);
-    let mut n = 0;
-    'walk: loop {
-        // The hot loop: frames with compact rules, no calls.
-        let rule = loop {
-            if n == MAX_FRAMES {
-                break 'walk;
-            }
-            let rule = RULES.rule(frame.return_address);
-            if !rule.is_compact() {
-                break rule;
-            }
-            let Some(caller) = rule.step(frame.sp, frame.bp, &stack) else {
-                break 'walk;
-            };
-            buf[n].write(caller.return_address as usize);
-            n += 1;
-            frame = caller;
-        };
-        let caller = if rule == Rule::END_OF_STACK {
-            None
-        } else {
-            let Caller {
-                return_address,
-                sp,
-                bp,
-            } = frame;
-            slow.step(return_address, sp, bp, &stack, rule == Rule::UNKNOWN)?
-        };
-        let Some(caller) = caller else {
-            break;
-        };
-        buf[n].write(caller.return_address as usize);
-        n += 1;
-        frame = caller;
-    }
-    slow.finish();
-    Some(n)
-}
-
-/// The walk's frames that the rule table cannot step: unwound by framehop,
-/// with this thread's state, taken on the first such frame and kept until
-/// the walk ends.
-struct SlowFrames {
-    modules: &'static Modules,
-    state: *mut ThreadState,
-    /// Frames framehop worked out (their rule was not in the table).
-    misses: u64,
-    /// A return address outside every known module: the list needs a rescan.
-    unknown: bool,
-}
-
-impl SlowFrames {
-    #[inline(always)]
-    fn new(modules: &'static Modules) -> SlowFrames {
-        SlowFrames {
-            modules,
-            state: core::ptr::null_mut(),
-            misses: 0,
-            unknown: false,
-        }
-    }
-
-    /// framehop's step for `frame`, learning its rule if `learn`; `None` if
-    /// this thread has no state to unwind with (the walk is then abandoned).
-    #[inline(never)]
-    fn step(
-        &mut self,
-        return_address: u64,
-        sp: u64,
-        bp: u64,
-        stack: &Stack,
-        learn: bool,
-    ) -> Option<Option<Caller>> {
-        if self.state.is_null() {
-            let state = take_state();
-            if state.is_null() {
-                return None;
-            }
-            self.state = state;
-        }
-        // SAFETY: `take_state` handed us exclusive use of the live state
-        // (`STATE` reads `IN_USE` until `finish` puts it back, so no nested
-        // call on this thread touches it, and no other thread knows it).
-        let state = unsafe { &mut *self.state };
-        if !core::ptr::eq(state.modules, self.modules) {
-            // framehop keys its cache by a generation that a new unwinder may
-            // repeat, so a cache filled with another module list is dropped.
-            state.modules = self.modules;
-            state.cache = Cache::new_in();
-        }
-        // Return addresses are never zero: the rules and framehop both stop
-        // at a zero one.
-        let address = FrameAddress::from_return_address(return_address)?;
-        let frame = Caller {
-            return_address,
+    let mut walk = Walk {
+        frame: Caller {
+            return_address: ip + 1,
             sp,
             bp,
-        };
-        let (caller, learning) = by_framehop(state, self.modules, address, frame, stack, learn);
-        self.misses += u64::from(learning != Learning::NotAsked);
-        self.unknown |= learning == Learning::OutsideModules;
-        Some(caller)
+        },
+        n: 0,
+    };
+    let rule = match walk.by_rules(buf, &stack) {
+        Some(rule) if rule != Rule::END_OF_STACK => rule,
+        _ => return Some(walk.n),
+    };
+    // A frame the rule table cannot step. framehop needs this thread's
+    // state, taken before the loader's lock: its first use registers a
+    // thread-exit hook, which takes the loader's other lock (`dl_load_lock`),
+    // and `dlopen` takes the two the other way round (this deadlocked).
+    // Nothing run with the lock held may take `dl_load_lock` (no first use
+    // of a thread-local with a destructor, no `dlsym` or `dlopen`).
+    let mut state = TakenState::take()?;
+    // framehop reads the tables, so the rest of the walk runs with the
+    // loader's lock held.
+    modules::with_current(|modules| walk.by_framehop(modules, state.get(), rule, buf, &stack))
+}
+
+/// This thread's state, taken for one walk; given back when dropped.
+struct TakenState(*mut ThreadState);
+
+impl TakenState {
+    fn take() -> Option<TakenState> {
+        let state = take_state();
+        (!state.is_null()).then_some(TakenState(state))
     }
 
-    /// Ends the walk: counts what it learned, and now and then checks
-    /// whether objects were loaded or unloaded.
-    #[inline(always)]
-    fn finish(&self) {
-        if self.misses != 0 {
-            MISSES.fetch_add(self.misses, Ordering::Relaxed);
-        }
-        let walked = WALKS.try_with(|w| {
-            let walked = w.get().wrapping_add(1);
-            w.set(walked);
-            walked
-        });
-        if self.unknown || walked.is_ok_and(|w| w.is_multiple_of(RECHECK_EVERY)) {
-            modules::refresh(self.modules, self.unknown);
-        }
+    fn get(&mut self) -> &mut ThreadState {
+        // SAFETY: `take_state` handed us exclusive use of the live state
+        // (`STATE` reads `IN_USE` until `drop` puts it back, so no nested
+        // call on this thread touches it, and no other thread knows it).
+        unsafe { &mut *self.0 }
     }
 }
 
-impl Drop for SlowFrames {
-    /// Returns the thread's state, also from a walk abandoned part way.
+impl Drop for TakenState {
     fn drop(&mut self) {
-        if !self.state.is_null() {
-            let _ = STATE.try_with(|s| s.set(self.state));
+        let _ = STATE.try_with(|s| s.set(self.0));
+    }
+}
+
+/// A walk in progress: the frame to step next and how many were written.
+struct Walk {
+    frame: Caller,
+    n: usize,
+}
+
+impl Walk {
+    /// The hot loop: steps frames with compact rules from the table, no
+    /// calls and no table reads. Returns the first frame's rule that is not
+    /// compact, or `None` once the walk is over.
+    #[inline(always)]
+    fn by_rules(&mut self, buf: &mut FrameBuf, stack: &Stack) -> Option<Rule> {
+        loop {
+            if self.n == MAX_FRAMES {
+                return None;
+            }
+            let rule = RULES.rule(self.frame.return_address);
+            if !rule.is_compact() {
+                return Some(rule);
+            }
+            let caller = rule.step(self.frame.sp, self.frame.bp, stack)?;
+            buf[self.n].write(caller.return_address as usize);
+            self.n += 1;
+            self.frame = caller;
         }
+    }
+
+    /// The rest of the walk from a frame whose rule is `rule` (not
+    /// compact): framehop for such frames, with this thread's `state`, and
+    /// the rule table for the others. Returns how many frames were written.
+    fn by_framehop(
+        mut self,
+        modules: &Modules,
+        state: &mut ThreadState,
+        mut rule: Rule,
+        buf: &mut FrameBuf,
+        stack: &Stack,
+    ) -> usize {
+        if state.generation != modules.generation {
+            // framehop keys its cache by a generation that a new unwinder may
+            // repeat, so a cache filled with another module list is dropped.
+            state.generation = modules.generation;
+            state.cache = Cache::new_in();
+        }
+        let mut misses = 0u64;
+        while rule != Rule::END_OF_STACK {
+            // Return addresses are never zero: the rules and framehop both
+            // stop at a zero one.
+            let Some(address) = FrameAddress::from_return_address(self.frame.return_address) else {
+                break;
+            };
+            let (caller, learning) = by_framehop(
+                state,
+                modules,
+                address,
+                self.frame,
+                stack,
+                rule == Rule::UNKNOWN,
+            );
+            misses += u64::from(learning != Learning::NotAsked);
+            let Some(caller) = caller else {
+                break;
+            };
+            buf[self.n].write(caller.return_address as usize);
+            self.n += 1;
+            self.frame = caller;
+            match self.by_rules(buf, stack) {
+                Some(next) => rule = next,
+                None => break,
+            }
+        }
+        if misses != 0 {
+            MISSES.fetch_add(misses, Ordering::Relaxed);
+        }
+        self.n
     }
 }
 
@@ -335,7 +336,8 @@ enum Learning {
     NotAsked,
     /// Learned it and kept it in the table.
     Kept,
-    /// The address is in no known module (the list needs a rescan).
+    /// The address is in no loaded object (JIT code, or a stray value):
+    /// framehop guessed from the frame pointer, and nothing is kept.
     OutsideModules,
 }
 
@@ -345,7 +347,7 @@ enum Learning {
 #[inline(never)]
 fn by_framehop(
     state: &mut ThreadState,
-    modules: &'static Modules,
+    modules: &Modules,
     address: FrameAddress,
     callee: Caller,
     stack: &Stack,

@@ -1,31 +1,50 @@
-//! The loaded objects and their unwind tables, as an immutable list
-//! published through an atomic pointer.
+//! The loaded objects and their unwind tables.
+//!
+//! Each object becomes a framehop `Module` that reads its `.eh_frame_hdr`
+//! and `.eh_frame` in place, in the object's loaded memory, which `dlclose`
+//! unmaps. So a list is only ever used inside [`loader::locked`], with the
+//! loader's lock held (no object can be unloaded meanwhile), and only after
+//! its counters were found equal to the loader's (every object it lists is
+//! loaded, where it lists it). When they differ, the list is rebuilt, and
+//! the old one freed, under that same lock hold, before anything reads a
+//! table. So:
+//!
+//! * no table is read after its object is unloaded, on any thread, whatever
+//!   other threads load or unload meanwhile (`dlclose` waits for the lock);
+//! * a list is rebuilt whenever objects were loaded or unloaded, as often
+//!   as that happens, and at most one exists (plus the one being built);
+//! * the process-wide rule table (`rules`), learned from the tables, is
+//!   emptied with each rebuild, and rules are learned and inserted only
+//!   under the lock, so no rule learned from a replaced list survives it.
+//!
+//! The walk's hot loop reads only the rule table and the stack, outside the
+//! lock (see `imp`): it takes the lock when a frame needs framehop, and now
+//! and then at its start to bring the list and rules up to date.
 
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{MustNotAllocateDuringUnwind, Unwinder as _};
 
-/// The framehop unwinder over loaded memory.
+use super::loader::{self, Counters};
+use super::rules::RULES;
+
+/// The framehop unwinder over loaded memory. The `'static` slices are
+/// valid only while their list is current and the loader's lock is held:
+/// see the module docs; nothing hands out a list beyond [`with_current`].
 pub(super) type NativeUnwinder = UnwinderX86_64<&'static [u8], MustNotAllocateDuringUnwind>;
 
-/// At most this many module lists are ever built; replaced lists are never
-/// freed, so this bounds what they can leak. Later changes go unseen
-/// (addresses in new objects unwind by frame pointer, or stop).
-pub(super) const MAX_MODULE_LISTS: u32 = 64;
-
-/// Minimum time between re-scans prompted by an unknown return address.
-const RESCAN_INTERVAL_NANOS: u64 = 100_000_000;
-
-/// One published snapshot of the loaded objects.
+/// One list of the loaded objects.
 pub(super) struct Modules {
     pub(super) unwinder: NativeUnwinder,
     /// Executable ranges, sorted by start.
     code: Vec<Range<u64>>,
-    /// The loader's load and unload counters when this list was built.
-    adds: u64,
-    subs: u64,
+    /// The loader's counters when this list was built.
+    counters: Counters,
+    /// Which list this is (how many were built before it, plus one), so
+    /// that caches filled from another list can tell.
+    pub(super) generation: u32,
 }
 
 impl Modules {
@@ -40,101 +59,65 @@ impl Modules {
 ///
 /// # Safety invariant
 ///
-/// A non-null value points to a `Modules` leaked from a `Box` that is never
-/// freed, so `&'static` references to it stay valid.
+/// A non-null value points to a `Modules` from `Box::into_raw`. It is read,
+/// replaced and freed only with the loader's lock held (inside
+/// [`loader::locked`], by [`current_for`]), and references to it never
+/// leave that lock hold, so no thread can be using a list that another
+/// frees.
 static CURRENT: AtomicPtr<Modules> = AtomicPtr::new(core::ptr::null_mut());
-/// Held while one thread scans; others do not wait for it.
-static SCANNING: AtomicBool = AtomicBool::new(false);
 static LISTS_BUILT: AtomicU32 = AtomicU32::new(0);
-static LAST_SCAN_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// Lists built so far.
 pub(super) fn lists_built() -> u32 {
     LISTS_BUILT.load(Ordering::Relaxed)
 }
 
-/// The current list, scanning the loaded objects first if there is none.
-/// `None` while another thread does the first scan, or if it failed.
-pub(super) fn current() -> Option<&'static Modules> {
-    let ptr = CURRENT.load(Ordering::Acquire);
-    if !ptr.is_null() {
-        // SAFETY: see `CURRENT`: non-null pointers are leaked boxes, never
-        // freed; the Acquire load pairs with the Release store in `publish`,
-        // so the list's contents are visible.
-        return Some(unsafe { &*ptr });
-    }
-    rescan();
-    let ptr = CURRENT.load(Ordering::Acquire);
-    // SAFETY: as above.
-    (!ptr.is_null()).then(|| unsafe { &*ptr })
+/// Runs `f` with the list of the objects loaded now, rebuilding it first if
+/// objects were loaded or unloaded since it was built, with the loader's
+/// lock held throughout (so the list stays right while `f` runs). `None`
+/// where [`loader::locked`] does not run, or no list could be built.
+pub(super) fn with_current<R>(f: impl FnOnce(&Modules) -> R) -> Option<R> {
+    loader::locked(|counters| {
+        // SAFETY: we hold the loader's lock, and `f` cannot keep the
+        // reference (it is borrowed for the call only).
+        let modules = unsafe { current_for(counters) }?;
+        Some(f(modules))
+    })
+    .flatten()
 }
 
-/// Re-scans if the loader's counters moved since `seen` was built. With
-/// `unknown_address`, only if the last scan is older than
-/// [`RESCAN_INTERVAL_NANOS`] (an address in no object at all, such as JIT
-/// code, would otherwise prompt a scan per stack).
-pub(super) fn refresh(seen: &Modules, unknown_address: bool) {
-    if unknown_address {
-        let now = crate::os::monotonic_nanos();
-        let last = LAST_SCAN_NANOS.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < RESCAN_INTERVAL_NANOS {
-            return;
-        }
-        LAST_SCAN_NANOS.store(now, Ordering::Relaxed);
-    }
-    if loader_counters() != Some((seen.adds, seen.subs)) {
-        rescan();
-    }
-}
-
-/// Builds and publishes a new list if there is none or the loader's
-/// counters moved since the current one, unless another thread is already
-/// at it or the budget of lists is spent.
-#[cold]
-fn rescan() {
-    if SCANNING.swap(true, Ordering::Acquire) {
-        return;
-    }
+/// The current list, rebuilt first if its counters are not `counters`.
+///
+/// # Safety
+///
+/// Only with the loader's lock held, `counters` read under it; the
+/// reference must not be used once the lock is released.
+unsafe fn current_for<'a>(counters: Counters) -> Option<&'a Modules> {
     let old = CURRENT.load(Ordering::Acquire);
-    // SAFETY: see `CURRENT`: non-null pointers are leaked boxes, never freed.
-    let stale = match unsafe { old.as_ref() } {
-        None => true,
-        Some(old) => loader_counters() != Some((old.adds, old.subs)),
+    // SAFETY: see `CURRENT`: we hold the lock, so nobody frees it meanwhile.
+    if let Some(current) = unsafe { old.as_ref() } {
+        if current.counters == counters {
+            return Some(current);
+        }
+    }
+    // Objects were loaded or unloaded: rules learned from the old tables
+    // may describe code that is gone.
+    RULES.forget_all();
+    // SAFETY: passed on from our caller.
+    let new = match unsafe { scan(counters) } {
+        Some(modules) => Box::into_raw(Box::new(modules)),
+        None => core::ptr::null_mut(),
     };
-    if stale && LISTS_BUILT.load(Ordering::Relaxed) < MAX_MODULE_LISTS {
-        if let Some(modules) = scan() {
-            LISTS_BUILT.fetch_add(1, Ordering::Relaxed);
-            let ptr = Box::into_raw(Box::new(modules));
-            // Release: readers that Acquire-load the pointer see the list.
-            // The old list is deliberately leaked (see `CURRENT`).
-            CURRENT.store(ptr, Ordering::Release);
-        }
+    CURRENT.store(new, Ordering::Release);
+    if !old.is_null() {
+        // SAFETY: see `CURRENT`: `old` came from `Box::into_raw`, is no
+        // longer published, and no other thread can hold a reference to it
+        // (references live only under the lock, which we hold); this
+        // thread's only one was `current` above, no longer used.
+        drop(unsafe { Box::from_raw(old) });
     }
-    SCANNING.store(false, Ordering::Release);
-}
-
-/// The loader's (adds, subs) counters, read from the first object it lists.
-fn loader_counters() -> Option<(u64, u64)> {
-    unsafe extern "C" fn first(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid `info` for the duration of the
-        // call; `data` is the `&mut Option<(u64, u64)>` given below.
-        unsafe {
-            let out = &mut *(data as *mut Option<(u64, u64)>);
-            *out = Some(((*info).dlpi_adds, (*info).dlpi_subs));
-        }
-        1
-    }
-    let mut out: Option<(u64, u64)> = None;
-    // SAFETY: `first` matches the callback signature and only writes through
-    // `data`, which points to `out`, alive for the whole call.
-    unsafe {
-        libc::dl_iterate_phdr(Some(first), &mut out as *mut _ as *mut libc::c_void);
-    }
-    out
+    // SAFETY: as for `old`: published by us under the lock we hold.
+    unsafe { new.as_ref() }
 }
 
 /// One loaded object, as found by `dl_iterate_phdr`.
@@ -155,63 +138,41 @@ struct EhTables {
 
 /// Lists the loaded objects; allocates (the thread is busy, so that goes to
 /// the inner allocator).
-fn scan() -> Option<Modules> {
-    struct Scan {
-        found: Vec<Found>,
-        counters: Option<(u64, u64)>,
-    }
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid `info` whose `dlpi_phdr` points
-        // to `dlpi_phnum` program headers, all valid during the call; `data`
-        // is the `&mut Scan` given below.
-        unsafe {
-            let scan = &mut *(data as *mut Scan);
-            let info = &*info;
-            if scan.counters.is_none() {
-                scan.counters = Some((info.dlpi_adds, info.dlpi_subs));
-            }
-            let headers: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
-                &[]
-            } else {
-                core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize)
-            };
-            if let Some(found) = found_object(info.dlpi_addr, headers) {
-                scan.found.push(found);
-            }
+///
+/// # Safety
+///
+/// Only with the loader's lock held, `counters` read under it: the tables
+/// found are read here, and stay valid only while the counters hold.
+unsafe fn scan(counters: Counters) -> Option<Modules> {
+    let mut found = Vec::with_capacity(32);
+    loader::for_each_object(&mut |base, headers| {
+        // SAFETY: `headers` are the object's program headers as loaded at
+        // `base`, given by the loader under its lock (held by our caller).
+        if let Some(object) = unsafe { found_object(base, headers) } {
+            found.push(object);
         }
-        0
+    });
+    if found.is_empty() {
+        return None;
     }
-    let mut scan = Scan {
-        found: Vec::with_capacity(32),
-        counters: None,
-    };
-    // SAFETY: `each` matches the callback signature and only touches `data`,
-    // which points to `scan`, alive for the whole call.
-    unsafe {
-        libc::dl_iterate_phdr(Some(each), &mut scan as *mut Scan as *mut libc::c_void);
-    }
-    let (adds, subs) = scan.counters?;
     let mut unwinder = NativeUnwinder::new();
-    let mut code = Vec::with_capacity(scan.found.len());
-    for found in scan.found {
-        code.push(found.code.clone());
+    let mut code = Vec::with_capacity(found.len());
+    for object in found {
+        code.push(object.code.clone());
         unwinder.add_module(framehop::Module::new(
             String::new(),
-            found.code,
-            found.base,
-            SectionInfo(found.tables),
+            object.code,
+            object.base,
+            SectionInfo(object.tables),
         ));
     }
     code.sort_by_key(|r| r.start);
+    let generation = LISTS_BUILT.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
     Some(Modules {
         unwinder,
         code,
-        adds,
-        subs,
+        counters,
+        generation,
     })
 }
 
@@ -221,7 +182,8 @@ fn scan() -> Option<Modules> {
 ///
 /// `headers` are the object's program headers as loaded at `base`, so
 /// every `PT_LOAD` segment is mapped at `base + p_vaddr` for `p_memsz` bytes
-/// and stays mapped while the object is loaded.
+/// and stays mapped while the object is loaded; the caller holds the
+/// loader's lock.
 unsafe fn found_object(base: u64, headers: &[libc::Elf64_Phdr]) -> Option<Found> {
     let mut code: Option<Range<u64>> = None;
     let mut hdr: Option<(u64, u64)> = None;

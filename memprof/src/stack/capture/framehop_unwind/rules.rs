@@ -27,12 +27,12 @@
 //! memory, as in signal trampolines) get [`Rule::ASK_FRAMEHOP`] and are
 //! unwound by framehop every time.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64};
 use framehop::{FrameAddress, MustNotAllocateDuringUnwind, Unwinder as _};
 
-use super::modules::{Modules, NativeUnwinder};
+use super::modules::NativeUnwinder;
 
 /// framehop's per-thread cache, consulted only when the table has no rule.
 pub(super) type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
@@ -293,14 +293,11 @@ struct Set([AtomicU64; WAYS]);
 /// 32 KiB, in the binary's zeroed data.
 pub(super) struct RuleTable {
     sets: [Set; SETS],
-    /// The module list the entries were learned with.
-    learned_with: AtomicPtr<Modules>,
     next_victim: AtomicU32,
 }
 
 pub(super) static RULES: RuleTable = RuleTable {
     sets: [const { Set([const { AtomicU64::new(0) }; WAYS]) }; SETS],
-    learned_with: AtomicPtr::new(core::ptr::null_mut()),
     next_victim: AtomicU32::new(0),
 };
 
@@ -351,20 +348,14 @@ impl RuleTable {
         ways[way].store(tag << RULE_BITS | u64::from(rule.0), Ordering::Relaxed);
     }
 
-    /// Forgets every rule if they were learned with another module list
-    /// (objects were loaded or unloaded, so an address may now hold other
-    /// code).
-    #[inline(always)]
-    pub(super) fn use_modules(&self, modules: *const Modules) {
-        let modules = modules.cast_mut();
-        if self.learned_with.load(Ordering::Relaxed) == modules {
-            return;
-        }
-        if self.learned_with.swap(modules, Ordering::Relaxed) != modules {
-            for set in &self.sets {
-                for way in &set.0 {
-                    way.store(0, Ordering::Relaxed);
-                }
+    /// Forgets every rule: objects were loaded or unloaded, so an address
+    /// may now hold other code. Called with the loader's lock held, as are
+    /// all inserts (see `modules`), so no rule learned from the old tables
+    /// is inserted after this.
+    pub(super) fn forget_all(&self) {
+        for set in &self.sets {
+            for way in &set.0 {
+                way.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -453,7 +444,6 @@ mod tests {
     fn empty_table() -> Box<RuleTable> {
         Box::new(RuleTable {
             sets: [const { Set([const { AtomicU64::new(0) }; WAYS]) }; SETS],
-            learned_with: AtomicPtr::new(core::ptr::null_mut()),
             next_victim: AtomicU32::new(0),
         })
     }
@@ -497,11 +487,7 @@ mod tests {
         for (i, &a) in same_set.iter().enumerate().skip(1) {
             assert_eq!(table.get(a), Some(rule(300 + i as i64)));
         }
-        // The same module list keeps the rules; another forgets them all.
-        table.use_modules(core::ptr::null());
-        assert!(table.get(same_set[4]).is_some());
-        static OTHER: u8 = 0;
-        table.use_modules((&OTHER as *const u8).cast());
+        table.forget_all();
         assert!(same_set.iter().all(|&a| table.get(a).is_none()));
     }
 }
