@@ -59,6 +59,7 @@
 //! [`router_with`].
 
 mod auth;
+mod connections;
 mod error;
 mod page;
 mod params;
@@ -78,12 +79,14 @@ pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, P
 
 /// The endpoint's settings.
 ///
-/// [`Config::default`] has no token and keeps 16 snapshots;
-/// [`Config::from_env`] also reads `MEMPROF_TOKEN`.
+/// [`Config::default`] has no token, keeps 16 snapshots, and (under
+/// [`serve`]) serves at most 64 connections at once, each given 10 s to
+/// send a request's head; [`Config::from_env`] also reads `MEMPROF_TOKEN`.
 #[derive(Clone)]
 pub struct Config {
     token: Option<Arc<str>>,
     max_snapshots: usize,
+    limits: connections::Limits,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
         Config {
             token: None,
             max_snapshots: 16,
+            limits: connections::Limits::default(),
         }
     }
 }
@@ -100,6 +104,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("max_snapshots", &self.max_snapshots)
+            .field("max_connections", &self.limits.max_connections)
+            .field("header_read_timeout", &self.limits.header_read_timeout)
             .finish()
     }
 }

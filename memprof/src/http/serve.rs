@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
+use super::connections::serve_connections;
 use super::{router_with, Config};
 
 /// Where [`serve`] mounts the routes.
@@ -174,6 +175,7 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
         })
         .build()
         .map_err(ServeError::Runtime)?;
+    let limits = config.limits;
     let app = Router::new()
         .route("/", get(|| async { Redirect::temporary(PREFIX) }))
         .route(
@@ -181,31 +183,17 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
             get(|| async { Redirect::permanent(PREFIX) }),
         )
         .nest(PREFIX, router_with(config));
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
 
     let thread = std::thread::Builder::new()
         .name("memprof-http".to_string())
         .spawn(move || {
             crate::set_thread_rate(Some(0));
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("memprof: http: {e}");
-                        return;
-                    }
-                };
-                let mut graceful = stopped.clone();
-                let server = tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            // A dropped sender ends the wait too.
-                            let _ = graceful.wait_for(|&s| s).await;
-                        })
-                        .await
-                });
-                let _ = stopped.wait_for(|&s| s).await;
-                let _ = tokio::time::timeout(GRACE, server).await;
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => serve_connections(listener, app, limits, stopped, GRACE).await,
+                    Err(e) => eprintln!("memprof: http: {e}"),
+                }
             });
             runtime.shutdown_timeout(GRACE);
         })
