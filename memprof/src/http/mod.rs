@@ -48,7 +48,12 @@
 //!
 //! [`serve`] binds loopback addresses only, unless a token is configured
 //! ([`Config::token`] or `MEMPROF_TOKEN`); then every request must carry
-//! `Authorization: Bearer <token>` or gets 401.
+//! `Authorization: Bearer <token>` or gets 401, except the page at `/`,
+//! which is static: it asks for the token, keeps it in the tab's
+//! `sessionStorage` and sends it on each of its requests. A blank token is
+//! refused, not taken for none. [`serve`] also caps its connections and
+//! times out slow request heads ([`Config::max_connections`],
+//! [`Config::header_read_timeout`]).
 //!
 //! # Adding a route
 //!
@@ -84,7 +89,7 @@ pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, P
 /// send a request's head; [`Config::from_env`] also reads `MEMPROF_TOKEN`.
 #[derive(Clone)]
 pub struct Config {
-    token: Option<Arc<str>>,
+    token: auth::Token,
     max_snapshots: usize,
     limits: connections::Limits,
 }
@@ -92,7 +97,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            token: None,
+            token: auth::Token::None,
             max_snapshots: 16,
             limits: connections::Limits::default(),
         }
@@ -102,7 +107,14 @@ impl Default for Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field(
+                "token",
+                &match self.token {
+                    auth::Token::None => "none",
+                    auth::Token::Required(_) => "<set>",
+                    auth::Token::Unusable(why) => why,
+                },
+            )
             .field("max_snapshots", &self.max_snapshots)
             .field("max_connections", &self.limits.max_connections)
             .field("header_read_timeout", &self.limits.header_read_timeout)
@@ -112,24 +124,36 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     /// The defaults, with the token taken from `MEMPROF_TOKEN` if it is set
-    /// and not empty.
+    /// (set but blank, it is refused as [`Config::token`] says).
     pub fn from_env() -> Config {
-        let token = std::env::var("MEMPROF_TOKEN").unwrap_or_default();
-        Config::default().token(token)
+        match std::env::var("MEMPROF_TOKEN") {
+            Ok(token) => Config::default().token(token),
+            Err(std::env::VarError::NotPresent) => Config::default(),
+            Err(std::env::VarError::NotUnicode(_)) => Config {
+                token: auth::Token::Unusable("MEMPROF_TOKEN is not valid UTF-8"),
+                ..Config::default()
+            },
+        }
     }
 
-    /// Requires `Authorization: Bearer <token>` on every request. An empty
-    /// token means none.
+    /// Requires `Authorization: Bearer <token>` on every request (the
+    /// scheme in any case), except the page at the routes' root, which is
+    /// static and asks the person for the token.
+    ///
+    /// A token no request could carry (empty, only whitespace, whitespace
+    /// at either end, a control or non-ASCII character) is not taken for
+    /// "no token": [`serve`] refuses to start with
+    /// [`ServeError::InvalidToken`], and a router built with it answers
+    /// every request 401.
     pub fn token(mut self, token: impl Into<String>) -> Config {
-        let token: String = token.into();
-        self.token = (!token.is_empty()).then(|| Arc::from(token));
+        self.token = auth::Token::parse(&token.into());
         self
     }
 
     /// Requires no token (whatever `MEMPROF_TOKEN` says, if applied after
     /// [`Config::from_env`]).
     pub fn without_token(mut self) -> Config {
-        self.token = None;
+        self.token = auth::Token::None;
         self
     }
 
@@ -140,9 +164,9 @@ impl Config {
         self
     }
 
-    /// Whether requests need a token.
+    /// Whether requests need a token (a usable one).
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        matches!(self.token, auth::Token::Required(_))
     }
 }
 
@@ -151,7 +175,7 @@ impl Config {
 struct AppState(Arc<Inner>);
 
 struct Inner {
-    token: Option<Arc<str>>,
+    token: auth::Token,
     store: store::Store,
 }
 
@@ -184,6 +208,9 @@ pub fn router() -> Router {
 pub fn router_with(config: Config) -> Router {
     if let Err(e) = crate::history::ensure_started() {
         eprintln!("memprof: history sampler: {e}");
+    }
+    if let auth::Token::Unusable(why) = config.token {
+        eprintln!("memprof: http: the token is refused ({why}); every request will get 401");
     }
     let state = AppState(Arc::new(Inner {
         token: config.token,

@@ -6,6 +6,11 @@
 //! `assets/page.js`), and needs nothing from a network: it polls the JSON
 //! routes every 5 s. All links and fetches are relative to the routes, so
 //! it works wherever the router is nested.
+//!
+//! Behind a token the page itself is served without one (it is static and
+//! holds nothing of the process); it asks for the token, keeps it in the
+//! tab's `sessionStorage` and sends it as `Authorization: Bearer` on each of
+//! its fetches, and fetches what its links point at the same way.
 
 use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
