@@ -39,11 +39,17 @@ fn flood_service_child() {
         eprintln!("note: run by the flood tests as a child process; nothing to do alone");
         return;
     }
-    let limit = libc::rlimit {
-        rlim_cur: CHILD_NOFILE,
-        rlim_max: CHILD_NOFILE,
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    // SAFETY: setrlimit reads the struct, which lives across the call.
+    // SAFETY: getrlimit writes the struct, which lives across the call.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_cur = CHILD_NOFILE.min(limit.rlim_max);
+    // SAFETY: as above; setrlimit only reads it.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
     let endpoint = serve_with("127.0.0.1:0", Config::default().token(TOKEN)).unwrap();
     println!("endpoint {}", endpoint.local_addr());
