@@ -130,7 +130,7 @@ impl Config {
             Ok(token) => Config::default().token(token),
             Err(std::env::VarError::NotPresent) => Config::default(),
             Err(std::env::VarError::NotUnicode(_)) => Config {
-                token: auth::Token::Unusable("MEMPROF_TOKEN is not valid UTF-8"),
+                token: auth::Token::Unusable("it is not valid UTF-8"),
                 ..Config::default()
             },
         }
