@@ -65,6 +65,18 @@ fn memprof_addr_and_token_from_the_environment() {
         status(&format!("{}/stats", local.url()), Some("from-env")),
         200
     );
+
+    // Set but blank: refused, not taken for no token.
+    drop(local);
+    for blank in ["", "   "] {
+        std::env::set_var("MEMPROF_TOKEN", blank);
+        let refused = serve_from_env().unwrap().unwrap_err();
+        assert!(
+            matches!(refused, ServeError::InvalidToken { .. }),
+            "{blank:?}: {refused:?}"
+        );
+        assert!(format!("{refused:?}").contains("MEMPROF_TOKEN"));
+    }
     std::env::remove_var("MEMPROF_TOKEN");
     std::env::remove_var("MEMPROF_ADDR");
 }

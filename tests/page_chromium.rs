@@ -1,6 +1,7 @@
 //! Headless Chromium loads the page from the endpoint and runs its script:
 //! the dumped DOM must hold the plots with data drawn, the doctor's
-//! findings and the top stacks.
+//! findings and the top stacks; behind a token, it asks for the token and
+//! its fetches carry it.
 //!
 //! Skips with a note when Chromium is missing, unless
 //! `MEMPROF_REQUIRE_CLIENTS=1` (set by `.ci/run`), where it fails.
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memprof::history::HistoryConfig;
+use memprof::http::{serve_with, Config};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -142,6 +144,37 @@ fn chromium_renders_plots_findings_and_stacks() {
     assert!(
         dom.contains("<span id=\"status\" class=\"\">updated "),
         "every fetch succeeded\n{dom}"
+    );
+    assert!(
+        dom.contains("<form id=\"token-form\" hidden=\"\">"),
+        "{dom}"
+    );
+
+    // Behind a token: the page asks for it, and with it (handed over in
+    // the address's fragment) every fetch carries it.
+    let token = "page-s3cret";
+    let guarded = serve_with("127.0.0.1:0", Config::default().token(token)).unwrap();
+    let asking = dump_dom(&binary, &guarded.url());
+    assert!(asking.contains("<form id=\"token-form\">"), "{asking}");
+    assert!(
+        asking.contains("<span id=\"status\" class=\"error\">update failed: ")
+            && asking.contains("HTTP 401"),
+        "{asking}"
+    );
+    let dom = dump_dom(&binary, &format!("{}#token={token}", guarded.url()));
+    assert!(
+        dom.contains("<span id=\"status\" class=\"\">updated "),
+        "every fetch carried the token\n{dom}"
+    );
+    assert!(dom.contains("data-series=\"rss\""), "{dom}");
+    assert!(dom.contains("class=\"stack\""), "{dom}");
+    assert!(
+        dom.contains("<form id=\"token-form\" hidden=\"\">"),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains(token),
+        "the token is nowhere in the page\n{dom}"
     );
     drop(live);
 }

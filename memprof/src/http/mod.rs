@@ -48,7 +48,12 @@
 //!
 //! [`serve`] binds loopback addresses only, unless a token is configured
 //! ([`Config::token`] or `MEMPROF_TOKEN`); then every request must carry
-//! `Authorization: Bearer <token>` or gets 401.
+//! `Authorization: Bearer <token>` or gets 401, except the page at `/`,
+//! which is static: it asks for the token, keeps it in the tab's
+//! `sessionStorage` and sends it on each of its requests. A blank token is
+//! refused, not taken for none. [`serve`] also caps its connections and
+//! times out slow request heads ([`Config::max_connections`],
+//! [`Config::header_read_timeout`]).
 //!
 //! Against web pages in an operator's browser: on a loopback bind, a request
 //! whose `Host` is not a loopback address, `localhost`, the bound address or
@@ -71,6 +76,7 @@
 //! [`router_with`].
 
 mod auth;
+mod connections;
 mod error;
 mod guard;
 mod mount;
@@ -93,25 +99,28 @@ pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, P
 /// The endpoint's settings.
 ///
 /// [`Config::default`] has no token, keeps 16 snapshots, checks `Host` on a
-/// loopback bind and lists other processes by name only;
-/// [`Config::from_env`] also reads `MEMPROF_TOKEN`.
+/// loopback bind, lists other processes by name only, and (under [`serve`])
+/// serves at most 64 connections at once, each given 10 s to send a
+/// request's head; [`Config::from_env`] also reads `MEMPROF_TOKEN`.
 #[derive(Clone)]
 pub struct Config {
-    token: Option<Arc<str>>,
+    token: auth::Token,
     max_snapshots: usize,
     hosts: guard::Hosts,
     command_lines: bool,
     bound: Option<std::net::SocketAddr>,
+    limits: connections::Limits,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
-            token: None,
+            token: auth::Token::None,
             max_snapshots: 16,
             hosts: guard::Hosts::default(),
             command_lines: false,
             bound: None,
+            limits: connections::Limits::default(),
         }
     }
 }
@@ -119,34 +128,55 @@ impl Default for Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field(
+                "token",
+                &match self.token {
+                    auth::Token::None => "none",
+                    auth::Token::Required(_) => "<set>",
+                    auth::Token::Unusable(why) => why,
+                },
+            )
             .field("max_snapshots", &self.max_snapshots)
             .field("hosts", &self.hosts)
             .field("command_lines", &self.command_lines)
+            .field("max_connections", &self.limits.max_connections)
+            .field("header_read_timeout", &self.limits.header_read_timeout)
             .finish()
     }
 }
 
 impl Config {
     /// The defaults, with the token taken from `MEMPROF_TOKEN` if it is set
-    /// and not empty.
+    /// (set but blank, it is refused as [`Config::token`] says).
     pub fn from_env() -> Config {
-        let token = std::env::var("MEMPROF_TOKEN").unwrap_or_default();
-        Config::default().token(token)
+        match std::env::var("MEMPROF_TOKEN") {
+            Ok(token) => Config::default().token(token),
+            Err(std::env::VarError::NotPresent) => Config::default(),
+            Err(std::env::VarError::NotUnicode(_)) => Config {
+                token: auth::Token::Unusable("it is not valid UTF-8"),
+                ..Config::default()
+            },
+        }
     }
 
-    /// Requires `Authorization: Bearer <token>` on every request. An empty
-    /// token means none.
+    /// Requires `Authorization: Bearer <token>` on every request (the
+    /// scheme in any case), except the page at the routes' root, which is
+    /// static and asks the person for the token.
+    ///
+    /// A token no request could carry (empty, only whitespace, whitespace
+    /// at either end, a control or non-ASCII character) is not taken for
+    /// "no token": [`serve`] refuses to start with
+    /// [`ServeError::InvalidToken`], and a router built with it answers
+    /// every request 401.
     pub fn token(mut self, token: impl Into<String>) -> Config {
-        let token: String = token.into();
-        self.token = (!token.is_empty()).then(|| Arc::from(token));
+        self.token = auth::Token::parse(&token.into());
         self
     }
 
     /// Requires no token (whatever `MEMPROF_TOKEN` says, if applied after
     /// [`Config::from_env`]).
     pub fn without_token(mut self) -> Config {
-        self.token = None;
+        self.token = auth::Token::None;
         self
     }
 
@@ -157,9 +187,9 @@ impl Config {
         self
     }
 
-    /// Whether requests need a token.
+    /// Whether requests need a token (a usable one).
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        matches!(self.token, auth::Token::Required(_))
     }
 
     /// Also answers requests whose `Host` is `name` (a name or address; a
@@ -212,7 +242,7 @@ impl Config {
 struct AppState(Arc<Inner>);
 
 struct Inner {
-    token: Option<Arc<str>>,
+    token: auth::Token,
     store: store::Store,
     /// Whether `/host` shows other processes' command lines.
     command_lines: bool,
@@ -249,6 +279,9 @@ pub fn router_with(config: Config) -> Router {
         eprintln!("memprof: history sampler: {e}");
     }
     let guard = guard::Guard::new(&config.hosts, config.bound);
+    if let auth::Token::Unusable(why) = config.token {
+        eprintln!("memprof: http: the token is refused ({why}); every request will get 401");
+    }
     let state = AppState(Arc::new(Inner {
         token: config.token,
         store: store::Store::new(config.max_snapshots),

@@ -12,6 +12,11 @@
 //! cannot drift from it), fetches to its own origin, and nothing else: no
 //! other script, style, frame, form target or plugin, and no framing by
 //! other pages.
+//!
+//! Behind a token the page itself is served without one (it is static and
+//! holds nothing of the process); it asks for the token, keeps it in the
+//! tab's `sessionStorage` and sends it as `Authorization: Bearer` on each of
+//! its fetches, and fetches what its links point at the same way.
 
 use std::sync::LazyLock;
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::auth::Token;
+use super::connections::serve_connections;
 use super::Config;
 
 /// Where [`serve`] mounts the routes.
@@ -19,8 +21,8 @@ const GRACE: Duration = Duration::from_secs(2);
 /// Threads for snapshots and rendering; more requests wait their turn.
 const BLOCKING_THREADS: usize = 4;
 
-/// Why the endpoint could not start.
-#[derive(Debug)]
+/// Why the endpoint could not start. Its `Debug` text is its `Display`
+/// text, so that `.expect(..)` says what to do.
 #[non_exhaustive]
 pub enum ServeError {
     /// The address did not parse or resolve.
@@ -33,6 +35,12 @@ pub enum ServeError {
     /// A non-loopback address without a token: anyone who can reach the
     /// port could read the profiles (function names, allocation sites).
     PublicWithoutToken(SocketAddr),
+    /// The token is one no request could carry (empty, only whitespace,
+    /// whitespace at either end, a control or non-ASCII character).
+    InvalidToken {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Binding the socket failed (port in use, permission).
     Bind(SocketAddr, std::io::Error),
     /// The runtime or its thread could not be started.
@@ -43,18 +51,35 @@ impl std::fmt::Display for ServeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServeError::InvalidAddress { address, reason } => {
-                write!(f, "memprof endpoint: bad address {address}: {reason}")
+                write!(
+                    f,
+                    "bad address for the memprof endpoint {address}: {reason}"
+                )
             }
             ServeError::PublicWithoutToken(addr) => write!(
                 f,
-                "memprof endpoint: refusing to serve on {addr}, which is not a loopback \
+                "refusing to serve the memprof endpoint on {addr}, which is not a loopback \
                  address, without a token: anyone reaching it could read the heap profile. \
                  Set MEMPROF_TOKEN (or Config::token) so requests need \
                  `Authorization: Bearer <token>`, or bind 127.0.0.1"
             ),
-            ServeError::Bind(addr, e) => write!(f, "memprof endpoint: cannot bind {addr}: {e}"),
-            ServeError::Runtime(e) => write!(f, "memprof endpoint: cannot start: {e}"),
+            ServeError::InvalidToken { reason } => write!(
+                f,
+                "refusing the memprof endpoint's token (MEMPROF_TOKEN or Config::token): \
+                 {reason}. Set a token of printable ASCII, or unset MEMPROF_TOKEN to serve \
+                 on loopback without one"
+            ),
+            ServeError::Bind(addr, e) => {
+                write!(f, "cannot bind the memprof endpoint to {addr}: {e}")
+            }
+            ServeError::Runtime(e) => write!(f, "cannot start the memprof endpoint: {e}"),
         }
+    }
+}
+
+impl std::fmt::Debug for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -148,6 +173,9 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
     config: Config,
 ) -> Result<EndpointHandle, ServeError> {
     let addr = resolve(addr)?;
+    if let Token::Unusable(reason) = config.token {
+        return Err(ServeError::InvalidToken { reason });
+    }
     if !is_loopback(&addr) && !config.has_token() {
         return Err(ServeError::PublicWithoutToken(addr));
     }
@@ -171,32 +199,19 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
         })
         .build()
         .map_err(ServeError::Runtime)?;
+    let limits = config.limits;
     let app = super::mount::served_app(config, local);
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
 
     let thread = std::thread::Builder::new()
         .name("memprof-http".to_string())
         .spawn(move || {
             crate::set_thread_rate(Some(0));
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("memprof: http: {e}");
-                        return;
-                    }
-                };
-                let mut graceful = stopped.clone();
-                let server = tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            // A dropped sender ends the wait too.
-                            let _ = graceful.wait_for(|&s| s).await;
-                        })
-                        .await
-                });
-                let _ = stopped.wait_for(|&s| s).await;
-                let _ = tokio::time::timeout(GRACE, server).await;
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => serve_connections(listener, app, limits, stopped, GRACE).await,
+                    Err(e) => eprintln!("memprof: http: {e}"),
+                }
             });
             runtime.shutdown_timeout(GRACE);
         })
@@ -226,5 +241,27 @@ fn is_loopback(addr: &SocketAddr) -> bool {
     match addr {
         SocketAddr::V4(a) => a.ip().is_loopback(),
         SocketAddr::V6(a) => a.ip().to_canonical().is_loopback(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_text_says_what_to_do() {
+        let refused = ServeError::PublicWithoutToken("0.0.0.0:6062".parse().unwrap());
+        // What `.expect("memprof endpoint")` prints.
+        let expected = format!("memprof endpoint: {refused:?}");
+        assert!(expected.contains("0.0.0.0:6062"), "{expected}");
+        assert!(expected.contains("MEMPROF_TOKEN"), "{expected}");
+        assert_eq!(format!("{refused:?}"), refused.to_string());
+        let blank = serve_with("127.0.0.1:0", Config::default().token(" ")).unwrap_err();
+        assert!(matches!(blank, ServeError::InvalidToken { .. }));
+        let text = format!("{blank:?}");
+        assert!(
+            text.contains("MEMPROF_TOKEN") && text.contains("only whitespace"),
+            "{text}"
+        );
     }
 }

@@ -49,10 +49,95 @@ function fmtTime(ms) {
   return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
 }
 
+// The endpoint's token, when it has one. It lives in this tab's
+// sessionStorage (this origin only, gone with the tab) and travels only in
+// the Authorization header of this page's own requests: never in a URL, a
+// cookie or a link, so no other site or log sees it. An address ending in
+// "#token=..." hands it over (the fragment never reaches a server) and is
+// rewritten without it at once.
+var TOKEN_KEY = "memprof-token";
+
+function storedToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+}
+
+function keepToken(token) {
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* storage off: this load only */ }
+  pageToken = token;
+}
+
+var pageToken = storedToken();
+(function tokenFromFragment() {
+  var m = /^#token=(.+)$/.exec(location.hash);
+  if (!m) return;
+  keepToken(decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+})();
+
+function authorized(options) {
+  options = options || {};
+  options.cache = "no-store";
+  if (pageToken) options.headers = { Authorization: "Bearer " + pageToken };
+  return options;
+}
+
+function askForToken(refused) {
+  var form = $("token-form");
+  if (!form.hidden) return;
+  form.hidden = false;
+  $("token-refused").hidden = !refused;
+  $("token-input").focus();
+}
+
+function tokenEntered(ev) {
+  ev.preventDefault();
+  var token = $("token-input").value.trim();
+  if (!token) return;
+  keepToken(token);
+  $("token-input").value = "";
+  $("token-form").hidden = true;
+  refresh();
+}
+
 function getJSON(path) {
-  return fetch(path, { cache: "no-store" }).then(function (r) {
+  return fetch(path, authorized()).then(function (r) {
+    if (r.status === 401) {
+      askForToken(!!pageToken);
+      throw new Error(path + ": HTTP 401, the endpoint needs its token");
+    }
     if (!r.ok) throw new Error(path + ": HTTP " + r.status);
     return r.json();
+  });
+}
+
+// A link cannot carry a header: with a token, what a link points at is
+// fetched with it and opened (or saved) from memory instead.
+function openWithToken(ev) {
+  var a = ev.target.closest("a");
+  if (!a || !pageToken || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+  ev.preventDefault();
+  var download = a.getAttribute("data-download");
+  var win = download ? null : window.open("", "_blank");
+  fetch(a.href, authorized()).then(function (r) {
+    if (!r.ok) throw new Error(a.getAttribute("href") + ": HTTP " + r.status);
+    return r.blob();
+  }).then(function (blob) {
+    var url = URL.createObjectURL(blob);
+    if (download) {
+      var save = el("a", { href: url, download: download });
+      document.body.appendChild(save);
+      save.click();
+      save.remove();
+    } else if (win) {
+      win.location.href = url;
+    } else {
+      location.href = url;
+    }
+  }).catch(function (e) {
+    if (win) win.close();
+    var status = $("status");
+    status.className = "error";
+    status.textContent = e.message;
   });
 }
 
@@ -247,5 +332,7 @@ function refresh() {
     });
 }
 
+$("token-form").addEventListener("submit", tokenEntered);
+document.querySelector("nav").addEventListener("click", openWithToken);
 refresh();
 setInterval(refresh, REFRESH_MS);
