@@ -18,9 +18,19 @@ pub struct Reply {
     pub location: Option<String>,
     /// The body.
     pub body: Vec<u8>,
+    /// Every header, names lowercase, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
+    /// The first header named `name` (lowercase), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as UTF-8 text.
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
@@ -55,6 +65,16 @@ pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> R
     };
     let content_type = header("content-type").unwrap_or_default();
     let location = header("location");
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let body = response
         .body_mut()
         .with_config()
@@ -66,6 +86,7 @@ pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> R
         content_type,
         location,
         body,
+        headers,
     }
 }
 

@@ -186,9 +186,7 @@ impl Drop for ExactThread {
 /// Fails (with a message saying how to fix it) unless `MemProf` is the
 /// global allocator.
 fn require_memprof() {
-    let probe = std::hint::black_box(Box::new(0u64));
-    drop(probe);
-    if !crate::is_active() {
+    if !crate::alloc::serves_global_allocator() {
         panic!(
             "memprof: MemProf is not the global allocator, so this test cannot see allocations. \
              Add to the test crate:\n\n    #[global_allocator]\n    static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();\n"

@@ -86,6 +86,7 @@ mod routes;
 mod serve;
 mod store;
 mod text;
+mod unprofiled;
 mod views;
 
 use std::sync::Arc;
@@ -315,6 +316,7 @@ pub fn router_with(config: Config) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn(unprofiled::warn_when_unprofiled))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)
 }

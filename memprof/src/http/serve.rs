@@ -180,6 +180,9 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
         return Err(ServeError::PublicWithoutToken(addr));
     }
     let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind(addr, e))?;
+    if !super::unprofiled::profiled() {
+        eprintln!("memprof: {}", crate::alloc::NOT_GLOBAL_ALLOCATOR);
+    }
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Bind(addr, e))?;

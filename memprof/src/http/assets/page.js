@@ -107,6 +107,14 @@ function getJSON(path) {
     }
     if (!r.ok) throw new Error(path + ": HTTP " + r.status);
     return r.json();
+  }).then(function (body) {
+    // Without MemProf as the global allocator every view is empty: say so
+    // above everything else.
+    if (body && body.warning) {
+      $("warning").textContent = body.warning;
+      $("warning").hidden = false;
+    }
+    return body;
   });
 }
 
