@@ -266,6 +266,25 @@ impl AppState {
 
 /// The routes, configured from the environment ([`Config::from_env`]), to
 /// nest in an app: `Router::new().nest("/debug/memprof", router())`.
+///
+/// # Examples
+///
+/// ```
+/// use axum::routing::get;
+///
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn app() -> axum::Router {
+///     axum::Router::new()
+///         .route("/", get(|| async { "hello" }))
+///         .nest("/debug/memprof", memprof::http::router())
+/// }
+///
+/// fn main() {
+///     let _app = app(); // serve it with axum::serve as usual
+/// }
+/// ```
 pub fn router() -> Router {
     router_with(Config::from_env())
 }

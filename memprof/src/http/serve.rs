@@ -152,6 +152,27 @@ impl Drop for EndpointHandle {
 ///
 /// See [`ServeError`]; notably a non-loopback address without a token is
 /// refused.
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     // Its own thread and runtime; the endpoint stops when the handle drops.
+///     let endpoint = memprof::serve("127.0.0.1:0").expect("memprof endpoint");
+///     println!("open {}", endpoint.url()); // http://127.0.0.1:<port>/debug/memprof
+///     assert!(endpoint.local_addr().ip().is_loopback());
+///
+///     // Reachable from elsewhere only with a token.
+///     let refused = memprof::serve("0.0.0.0:0");
+///     if std::env::var_os("MEMPROF_TOKEN").is_none() {
+///         let error = refused.err().expect("refused without a token");
+///         assert!(error.to_string().contains("MEMPROF_TOKEN"));
+///     }
+/// }
+/// ```
 pub fn serve<A: ToSocketAddrs + std::fmt::Debug>(addr: A) -> Result<EndpointHandle, ServeError> {
     serve_with(addr, Config::from_env())
 }
