@@ -40,6 +40,7 @@ pub mod alloc;
 pub mod doctor;
 pub mod export;
 mod fixed;
+mod fork;
 mod hash;
 pub mod history;
 pub mod host;
