@@ -67,8 +67,11 @@ pub use memprof_macros::{scope, test};
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
 /// mode over a few million live blocks). Samples past the cap are dropped and
-/// counted in [`sample::counters`]. The cap bounds memory, kept per shard of
-/// the table without a shared count: it may let a few percent more in.
+/// counted in [`sample::counters`]. The cap is kept without a shared count
+/// (each shard of the table holds an allowance it asks for now and then), so
+/// a thread inserting while an allowance is granted may pass it by a sample
+/// or two. The table's memory grows with the samples and shrinks as they are
+/// freed.
 pub fn set_max_samples(max: usize) {
     crate::sample::LIVE.set_max_samples(max);
 }
