@@ -9,7 +9,7 @@
 //! table stays under its configured cap; past the cap a new sample is
 //! dropped and counted. A shard whose samples fall to an eighth of its
 //! slots is remapped at a quarter full, so the memory a burst took comes
-//! back once its blocks are freed (see [`LiveSamples::admits`] for how the
+//! back once its blocks are freed (see `LiveSamples::admits` for how the
 //! cap is kept without a shared count).
 //!
 //! Lock rule: nothing allocates while a shard lock is held. A free of a
