@@ -25,8 +25,9 @@
 //! # Environment
 //!
 //! * `MEMPROF_RATE`: mean bytes between samples (`0` off, `1` every
-//!   allocation). Read once; a bad value keeps the default and says so on
-//!   stderr.
+//!   allocation), with or without a unit (`524288`, `512KiB`, `1 MiB`).
+//!   Read once; a bad value keeps the default and says so, with the value,
+//!   on stderr and in `/stats`.
 //! * `MEMPROF_UNWIND`: `fp` or `dwarf` to force the stack walker.
 //!
 //! # Feature flags
