@@ -7,8 +7,6 @@
 
 use proc_macro::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 
-mod size;
-
 /// Turns a function into a leak test or a soak test.
 ///
 /// ```ignore
@@ -130,8 +128,12 @@ fn size_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {
             format!("memprof: `{key}` takes a size in quotes, like \"4 KiB\""),
         ));
     }
-    size::parse_size(unquoted)
-        .map_err(|why| (value.span(), format!("memprof: `{key} = {text}`: {why}")))
+    match memprof_size::parse_size(unquoted) {
+        Ok(size) if size.unit_given => Ok(size.bytes),
+        Ok(_) => Err("missing unit; use B, KB, KiB, MB, MiB, GB or GiB".to_string()),
+        Err(why) => Err(why.to_string()),
+    }
+    .map_err(|why| (value.span(), format!("memprof: `{key} = {text}`: {why}")))
 }
 
 fn count_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {

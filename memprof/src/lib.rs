@@ -28,7 +28,7 @@
 //! is said once on stderr and shows in `/stats`, and never fails the program:
 //!
 //! * `MEMPROF_RATE`: mean bytes between samples (`0` off, `1` every
-//!   allocation).
+//!   allocation), with or without a unit (`524288`, `512KiB`, `1 MiB`).
 //! * `MEMPROF_UNWIND`: `fp` (frame pointers), `framehop` (DWARF unwind
 //!   tables, cached) or `dwarf` (the `backtrace` crate) to force the stack
 //!   walker; by default the first samples verify frame pointers and then
@@ -65,6 +65,7 @@ pub mod alloc;
 pub mod doctor;
 pub mod export;
 mod fixed;
+mod fork;
 mod hash;
 pub mod history;
 pub mod host;
@@ -91,8 +92,11 @@ pub use memprof_macros::{scope, test};
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
 /// mode over a few million live blocks). Samples past the cap are dropped and
-/// counted in [`sample::counters`]. The cap bounds memory, kept per shard of
-/// the table without a shared count: it may let a few percent more in.
+/// counted in [`sample::counters`]. The cap is kept without a shared count
+/// (each shard of the table holds an allowance it asks for now and then), so
+/// a thread inserting while an allowance is granted may pass it by a sample
+/// or two. The table's memory grows with the samples and shrinks as they are
+/// freed.
 pub fn set_max_samples(max: usize) {
     crate::sample::LIVE.set_max_samples(max);
 }

@@ -16,13 +16,18 @@
 //! entered recently is a thread-local cache lookup and two thread-local
 //! writes; the first entry takes the registry's lock. Measured by
 //! `benches/scope.rs` (see README.md).
+//!
+//! The registry: each scope's parent and name sit in its record, written
+//! once before its id is published, so readers (`/stats`, `/metrics`,
+//! snapshots naming scopes) take no lock. Registering takes a spin lock over
+//! a fixed index, and nothing allocates under it, so the fork handlers can
+//! hold it across `fork()` (see `crate::fork`).
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::alloc::thread;
 use crate::fixed::Fixed;
+use crate::sync::SpinLock;
 
 /// The most distinct scope paths; entering more reuses the parent scope.
 pub const MAX_SCOPES: usize = 4096;
@@ -32,6 +37,10 @@ pub const MAX_SCOPES: usize = 4096;
 /// bytes sum seen after an allocation.
 struct ScopeRecord {
     parent: AtomicU32,
+    /// The name's bytes and length: a `&'static str`, written before the
+    /// id is published (see [`REGISTERED`]).
+    name_ptr: AtomicPtr<u8>,
+    name_len: AtomicUsize,
     alloc_objects: AtomicU64,
     alloc_bytes: AtomicU64,
     freed_objects: AtomicU64,
@@ -44,6 +53,8 @@ impl ScopeRecord {
     const fn new() -> ScopeRecord {
         ScopeRecord {
             parent: AtomicU32::new(0),
+            name_ptr: AtomicPtr::new(core::ptr::null_mut()),
+            name_len: AtomicUsize::new(0),
             alloc_objects: AtomicU64::new(0),
             alloc_bytes: AtomicU64::new(0),
             freed_objects: AtomicU64::new(0),
@@ -54,18 +65,54 @@ impl ScopeRecord {
     }
 }
 
+/// Scope 0 is "no scope"; ids index `RECORDS`.
 static RECORDS: [ScopeRecord; MAX_SCOPES] = [const { ScopeRecord::new() }; MAX_SCOPES];
 
-struct Registry {
-    ids: BTreeMap<(u32, &'static str), u32>,
-    names: Vec<(u32, &'static str)>,
+/// The highest id handed out: records `1..=REGISTERED` have their parent and
+/// name written. Stored with Release after writing them; readers load it
+/// with Acquire before reading a record.
+static REGISTERED: AtomicU32 = AtomicU32::new(0);
+
+/// Slots in the index: twice the scopes, so it is at most half full.
+const INDEX_SLOTS: usize = 2 * MAX_SCOPES;
+
+/// `(parent, name)` to id, open addressing from [`index_home`]; a slot
+/// holds an id, 0 when empty. Only used to register, under its lock.
+static INDEX: SpinLock<[u32; INDEX_SLOTS]> = SpinLock::new([0; INDEX_SLOTS]);
+
+impl ScopeRecord {
+    fn name(&self) -> &'static str {
+        let ptr = self.name_ptr.load(Ordering::Relaxed);
+        if ptr.is_null() {
+            return "";
+        }
+        // SAFETY: a non-null pointer and its length were copied from one
+        // `&'static str` in `register` before the id was published, and
+        // never change afterwards; callers read only published ids.
+        unsafe {
+            core::str::from_utf8_unchecked(core::slice::from_raw_parts(
+                ptr,
+                self.name_len.load(Ordering::Relaxed),
+            ))
+        }
+    }
 }
 
-/// Scope 0 is "no scope"; ids index `RECORDS`, names are `names[id - 1]`.
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    ids: BTreeMap::new(),
-    names: Vec::new(),
-});
+/// The record of `id`, if `id` has been handed out.
+fn published(id: u32) -> Option<&'static ScopeRecord> {
+    (id != 0 && id <= REGISTERED.load(Ordering::Acquire)).then(|| &RECORDS[id as usize])
+}
+
+/// Where `(parent, name)` starts its probe in the index (FxHash-style).
+fn index_home(parent: u32, name: &str) -> usize {
+    const K: u64 = 0x51_7C_C1_B7_27_22_0A_95;
+    let h = name
+        .bytes()
+        .fold(u64::from(parent).wrapping_mul(K), |h, b| {
+            (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K)
+        });
+    (h >> 32) as usize % INDEX_SLOTS
+}
 
 /// Walks `scope` and its ancestors (bounded, in case of a corrupt id).
 fn for_each_enclosing(scope: u32, mut f: impl FnMut(&ScopeRecord)) {
@@ -133,7 +180,7 @@ impl Drop for ScopeGuard {
 pub fn enter(name: &'static str) -> ScopeGuard {
     let parent = thread::scope();
     let id = cached_id(parent, name).unwrap_or_else(|| {
-        let id = crate::alloc::unsampled(|| register(parent, name));
+        let id = register(parent, name);
         remember_id(parent, name, id);
         id
     });
@@ -186,19 +233,52 @@ fn remember_id(parent: u32, name: &'static str, id: u32) {
     });
 }
 
+/// The id of `(parent, name)`, registering it if new; 0 when the table is
+/// full. Nothing allocates under the index's lock.
 fn register(parent: u32, name: &'static str) -> u32 {
-    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&id) = registry.ids.get(&(parent, name)) {
-        return id;
+    crate::fork::register();
+    let mut index = INDEX.lock();
+    let mut slot = index_home(parent, name);
+    loop {
+        let id = index[slot];
+        if id == 0 {
+            break;
+        }
+        let record = &RECORDS[id as usize];
+        if record.parent.load(Ordering::Relaxed) == parent && record.name() == name {
+            return id;
+        }
+        slot = (slot + 1) % INDEX_SLOTS;
     }
-    let id = registry.names.len() as u32 + 1;
+    let id = REGISTERED.load(Ordering::Relaxed) + 1;
     if id as usize >= MAX_SCOPES {
         return 0;
     }
-    RECORDS[id as usize].parent.store(parent, Ordering::Relaxed);
-    registry.names.push((parent, name));
-    registry.ids.insert((parent, name), id);
+    let record = &RECORDS[id as usize];
+    record.parent.store(parent, Ordering::Relaxed);
+    record.name_len.store(name.len(), Ordering::Relaxed);
+    record
+        .name_ptr
+        .store(name.as_ptr().cast_mut(), Ordering::Relaxed);
+    index[slot] = id;
+    // Release: a reader that sees the id sees the parent and name.
+    REGISTERED.store(id, Ordering::Release);
     id
+}
+
+/// Prepare handler (see `crate::fork`): holds the index across `fork()`.
+pub(crate) fn prepare_fork() {
+    INDEX.lock_for_fork();
+}
+
+/// Parent and child handler: releases the index.
+///
+/// # Safety
+///
+/// Must follow [`prepare_fork`] on the same thread (in the child, its copy).
+pub(crate) unsafe fn after_fork() {
+    // SAFETY: taken by `prepare_fork`, per the contract.
+    unsafe { INDEX.unlock_after_fork() };
 }
 
 /// One scope's figures (estimates; exact at rate 1).
@@ -226,17 +306,12 @@ pub struct ScopeStats {
 
 /// The path of scope `id` (`outer/inner`), or `None` for 0 or an unknown id.
 pub fn scope_path(id: u32) -> Option<String> {
-    let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    path_of(&registry, id)
-}
-
-fn path_of(registry: &Registry, id: u32) -> Option<String> {
     let mut parts = Vec::new();
     let mut current = id;
     while current != 0 && parts.len() < 64 {
-        let &(parent, name) = registry.names.get(current as usize - 1)?;
-        parts.push(name);
-        current = parent;
+        let record = published(current)?;
+        parts.push(record.name());
+        current = record.parent.load(Ordering::Relaxed);
     }
     if parts.is_empty() {
         return None;
@@ -247,15 +322,14 @@ fn path_of(registry: &Registry, id: u32) -> Option<String> {
 
 /// Figures for every scope entered so far.
 pub fn scopes() -> Vec<ScopeStats> {
-    let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    (1..=registry.names.len() as u32)
+    (1..=REGISTERED.load(Ordering::Acquire))
         .map(|id| {
             let r = &RECORDS[id as usize];
             let sum = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
             let (alloc_bytes, freed_bytes) = (sum(&r.alloc_bytes), sum(&r.freed_bytes));
             ScopeStats {
                 id,
-                path: path_of(&registry, id).unwrap_or_default(),
+                path: scope_path(id).unwrap_or_default(),
                 entered: r.entered.load(Ordering::Relaxed),
                 alloc_objects: Fixed::objects(sum(&r.alloc_objects)),
                 alloc_bytes: Fixed::bytes(alloc_bytes),

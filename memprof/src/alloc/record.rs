@@ -172,6 +172,9 @@ fn record(
     inherit: Option<LiveSample>,
     promoted: bool,
 ) -> Result<(), ()> {
+    // Before the first lock of the tables; the block is allocated already,
+    // as the handlers' order needs (see `crate::fork`).
+    crate::fork::register_after_allocating();
     let weight = sample_weight(size as u64, rate);
     let (stack, allocated_at, thread_id, scope) = match inherit {
         Some(old) => (old.stack, old.allocated_at_nanos, old.thread, old.scope),
@@ -439,29 +442,7 @@ unsafe fn release<A: GlobalAlloc>(
 
 /// One-time process setup, run from the first slow path (thread busy).
 fn once_per_process() {
-    static ONCE: AtomicBool = AtomicBool::new(false);
-    if ONCE.load(Ordering::Relaxed) || ONCE.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    ACTIVE.store(true, Ordering::Relaxed);
-    // SAFETY: the handlers are plain functions that only take and release
-    // memprof's spin locks; registering them has no other precondition.
-    unsafe {
-        libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork));
-    }
-}
-
-/// Holds every lock the allocation path takes across `fork()`, so the child
-/// never inherits a lock held by a thread that does not exist there.
-extern "C" fn before_fork() {
-    STACKS.lock_all_for_fork();
-    LIVE.lock_all_for_fork();
-}
-
-extern "C" fn after_fork() {
-    // SAFETY: `before_fork` took these locks on this thread just before fork.
-    unsafe {
-        LIVE.unlock_all_after_fork();
-        STACKS.unlock_all_after_fork();
+    if !ACTIVE.load(Ordering::Relaxed) {
+        ACTIVE.store(true, Ordering::Relaxed);
     }
 }

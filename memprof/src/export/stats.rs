@@ -24,6 +24,13 @@ pub struct Stats {
     pub rate: u64,
     /// How `MEMPROF_RATE` was taken (`unset`, `applied`, `invalid`, ...).
     pub rate_env: EnvRate,
+    /// `MEMPROF_RATE`'s value when it is set (the first 64 bytes; anything
+    /// but printable ASCII as `?`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_env_value: Option<String>,
+    /// Why `MEMPROF_RATE` was refused, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_env_error: Option<&'static str>,
     /// What the sampler did and dropped, and its own memory.
     pub sampler: SamplerCounters,
     /// The stack walker in use (frame pointers, framehop, backtrace).
@@ -72,10 +79,13 @@ impl Stats {
     /// Reads the figures, taking the heap totals from `snapshot`; the
     /// allocator and process fields start empty (see the `with_*` methods).
     pub fn from_snapshot(snapshot: &Snapshot) -> Stats {
+        let env_value = crate::sample::rate::env_rate_value();
         Stats {
             taken_at_unix_ms: snapshot.taken_at_unix_ms,
             rate: snapshot.rate,
             rate_env: crate::sample::rate::env_rate_state(),
+            rate_env_value: env_value.as_ref().map(|(value, _)| value.clone()),
+            rate_env_error: env_value.and_then(|(_, error)| error),
             sampler: snapshot.counters,
             unwinder: crate::stack::unwinder(),
             heap: snapshot.totals,

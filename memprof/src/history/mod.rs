@@ -181,6 +181,40 @@ static SHARED: OnceLock<Shared> = OnceLock::new();
 /// Serialises starting, so two racing calls start one thread.
 static START: Mutex<bool> = Mutex::new(false);
 
+/// The history's locks while the forking thread holds them across
+/// `fork()` (see `crate::fork`): `START`, and the state if it exists.
+type HeldForFork = (
+    MutexGuard<'static, bool>,
+    Option<MutexGuard<'static, State>>,
+);
+
+static HELD_ACROSS_FORK: crate::fork::HeldAcrossFork<HeldForFork> =
+    crate::fork::HeldAcrossFork::new();
+
+/// Prepare handler: takes `START`, then the state, waiting for their
+/// holders (a tick or a reader), who never wait for a lock taken after.
+pub(crate) fn prepare_fork() {
+    let started = lock(&START);
+    let state = SHARED.get().map(|shared| lock(&shared.state));
+    HELD_ACROSS_FORK.put((started, state));
+}
+
+/// Parent handler: releases both.
+pub(crate) fn after_fork_in_parent() {
+    drop(HELD_ACROSS_FORK.take());
+}
+
+/// Child handler: the sampler's thread is not in the child, so the history
+/// counts as not started there (the points taken so far stay, and the next
+/// [`start`] or [`ensure_started`] spawns a thread that adds to them);
+/// then releases both.
+pub(crate) fn after_fork_in_child() {
+    if let Some((mut started, state)) = HELD_ACROSS_FORK.take() {
+        *started = false;
+        drop(state);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent at every await-free step; a panic while
     // holding the lock (there is none) would leave it usable.
@@ -224,6 +258,7 @@ pub fn ensure_started() -> std::io::Result<History> {
 
 /// The running history, if [`start`] or [`ensure_started`] has run.
 pub fn get() -> Option<History> {
+    crate::fork::register();
     let started = *lock(&START);
     started
         .then(|| SHARED.get().map(|shared| History { shared }))
@@ -236,6 +271,7 @@ fn start_inner(config: HistoryConfig, reconfigure: bool) -> std::io::Result<Hist
         top_stacks: config.top_stacks.min(MAX_TOP_STACKS),
         ..config
     };
+    crate::fork::register();
     let mut started = lock(&START);
     let shared = SHARED.get_or_init(|| Shared {
         state: Mutex::new(State {

@@ -7,7 +7,10 @@
 //! entries back instead of leaving tombstones, so churn never degrades
 //! lookups. A shard doubles (a fresh mapping, rehash, unmap) while the whole
 //! table stays under its configured cap; past the cap a new sample is
-//! dropped and counted.
+//! dropped and counted. A shard whose samples fall to an eighth of its
+//! slots is remapped at a quarter full, so the memory a burst took comes
+//! back once its blocks are freed (see `LiveSamples::admits` for how the
+//! cap is kept without a shared count).
 //!
 //! Lock rule: nothing allocates while a shard lock is held. A free of a
 //! sampled block takes the same lock, so an allocation (and the free of a
@@ -131,9 +134,6 @@ struct Shard {
     slots: *mut LiveSample,
     capacity_log2: u32,
     len: usize,
-    /// Length up to which the shard may grow past its even share of the cap
-    /// without looking at the whole table again (see `LiveSamples::admits`).
-    allowance: usize,
 }
 
 // SAFETY: the raw pointer is owned by the shard and only touched under its lock.
@@ -144,7 +144,6 @@ impl Shard {
         slots: core::ptr::null_mut(),
         capacity_log2: 0,
         len: 0,
-        allowance: 0,
     };
 
     fn capacity(&self) -> usize {
@@ -241,6 +240,11 @@ struct ShardSlot {
     table: SpinLock<Shard>,
     /// `table.len`.
     len: AtomicUsize,
+    /// How many samples the shard may hold without asking the whole table
+    /// (see `LiveSamples::admits`). Written under the shard's lock, and
+    /// lowered (never raised) by other shards taking back what it does not
+    /// use.
+    allowance: AtomicUsize,
     /// Live samples whose address is not page-aligned (see the page gate).
     unaligned: AtomicUsize,
     /// Sum of the live samples' [`LiveSample::promotion_padding`].
@@ -255,6 +259,24 @@ impl ShardSlot {
     /// Publishes the shard's length after a change.
     fn publish_len(&self, shard: &Shard) {
         self.len.store(shard.len, Ordering::Relaxed);
+    }
+
+    fn allowance(&self) -> usize {
+        self.allowance.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the allowance to the shard's length, if it is above; returns
+    /// what was taken back.
+    fn take_back_unused(&self) -> usize {
+        let len = self.len.load(Ordering::Relaxed);
+        let before = self.allowance.fetch_min(len, Ordering::Relaxed);
+        before.saturating_sub(len)
+    }
+
+    /// What the shard holds or may fill without asking: the larger of its
+    /// length and its allowance.
+    fn reserved(&self) -> usize {
+        (self.len.load(Ordering::Relaxed)).max(self.allowance.load(Ordering::Relaxed))
     }
 
     /// Adds one to a count written only under the shard lock: a load and a
@@ -307,6 +329,7 @@ impl LiveSamples {
                 CachePadded(ShardSlot {
                     table: SpinLock::new(Shard::EMPTY),
                     len: AtomicUsize::new(0),
+                    allowance: AtomicUsize::new(0),
                     unaligned: AtomicUsize::new(0),
                     padding: AtomicUsize::new(0),
                     inserted: AtomicU64::new(0),
@@ -386,14 +409,14 @@ impl LiveSamples {
         debug_assert!(sample.addr != 0);
         let slot = &self.shards[Self::shard_of(sample.addr)];
         let mut shard = slot.table.lock();
-        if !self.admits(&mut shard) {
+        if !self.admits(slot, &mut shard) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(());
         }
         // Keep the load factor at or below 3/4.
         if (shard.len + 1) * 4 > shard.capacity() * 3 {
             let grown = (shard.capacity() * 2).max(MIN_SHARD_CAPACITY);
-            if !self.grow(&mut shard, grown) {
+            if !self.resize(&mut shard, grown) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return Err(());
             }
@@ -417,27 +440,55 @@ impl LiveSamples {
         Ok(old)
     }
 
-    /// Whether the cap leaves room for one more sample in `shard` (locked).
+    /// Whether the cap leaves room for one more sample in `slot`'s shard
+    /// (`shard`, locked).
     ///
-    /// Regions do not spread evenly over the shards (a small heap may lie in
-    /// a few regions), so a shard may hold more than its even share of the
-    /// cap; past that share it asks the whole table (a read of every shard's
-    /// count) and takes a grant of an even share of what is left, so the
-    /// table-wide count is read once per grant, not per insert. The cap is
-    /// a memory bound, not an exact count: shards still under their share
-    /// may fill it while grants given earlier are outstanding, so the table
-    /// may exceed it by a few percent.
-    fn admits(&self, shard: &mut Shard) -> bool {
-        let max = self.max_samples.load(Ordering::Relaxed);
-        if shard.len < max / SHARDS || shard.len < shard.allowance {
+    /// The cap is kept without a shared count: each shard fills up to its
+    /// *allowance* without asking; past it, it reads every shard's published
+    /// length and allowance, and takes a `1/SHARDS` part of what no shard
+    /// holds or may fill yet. So the table-wide figures are read once per
+    /// allowance, not per insert (regions do not spread evenly over the
+    /// shards: a small heap may lie in a few of them, and those few may
+    /// fill the whole cap). When nothing is left, it first takes back what
+    /// other shards were allowed but do not hold (a shard whose region the
+    /// heap has moved on from keeps an unused allowance otherwise).
+    ///
+    /// Allowances never sum past the cap, and neither do the samples but for
+    /// inserts racing the few moments an allowance is granted or taken back
+    /// (at most one per thread inserting then). A shard whose samples are
+    /// freed gives its allowance back once it is twice
+    /// [`LiveSamples::slack`] above its length.
+    fn admits(&self, slot: &ShardSlot, shard: &mut Shard) -> bool {
+        if shard.len < slot.allowance() {
             return true;
         }
-        let total = self.len();
-        if total >= max {
-            return false;
+        let max = self.max_samples.load(Ordering::Relaxed);
+        let mut left = max.saturating_sub(self.reserved());
+        if left == 0 {
+            let unused: usize = self.shards.iter().map(|s| s.take_back_unused()).sum();
+            if unused == 0 {
+                return false;
+            }
+            left = max.saturating_sub(self.reserved());
+            if left == 0 {
+                return false;
+            }
         }
-        shard.allowance = shard.len + ((max - total) / SHARDS).max(1);
+        let allowance = shard.len + (left / SHARDS).max(1);
+        slot.allowance.store(allowance, Ordering::Relaxed);
         true
+    }
+
+    /// What the shards hold or may fill without asking.
+    fn reserved(&self) -> usize {
+        self.shards.iter().map(|s| s.reserved()).sum()
+    }
+
+    /// How far above its length a shard keeps its allowance once samples
+    /// are freed: a 1/32 part of an even share, so churn does not make it
+    /// ask again at every insert, nor give back at every free.
+    fn slack(&self) -> usize {
+        (self.max_samples.load(Ordering::Relaxed) / SHARDS / 32).max(1)
     }
 
     /// Removes and returns the sample at `addr`, if there is one. The second
@@ -463,6 +514,16 @@ impl LiveSamples {
         }
         shard.remove_at(i);
         slot.publish_len(&shard);
+        let slack = self.slack();
+        if slot.allowance() > shard.len + 2 * slack {
+            slot.allowance
+                .fetch_min(shard.len + slack, Ordering::Relaxed);
+        }
+        if shard.capacity() > MIN_SHARD_CAPACITY && shard.len * 8 <= shard.capacity() {
+            // A quarter full after; a failed mapping keeps the larger table.
+            let smaller = (shard.len * 4).next_power_of_two().max(MIN_SHARD_CAPACITY);
+            self.resize(&mut shard, smaller);
+        }
         ShardSlot::bump(&slot.removed);
         let unaligned_left = slot.count(&sample, -1);
         let last_unaligned = addr & PAGE_MASK != 0 && unaligned_left == 0;
@@ -471,9 +532,10 @@ impl LiveSamples {
         Some((sample, last_unaligned))
     }
 
-    /// Rehashes `shard` into a fresh mapping of `capacity` slots. Runs under
-    /// the shard's lock; maps and unmaps, never allocates.
-    fn grow(&self, shard: &mut Shard, capacity: usize) -> bool {
+    /// Rehashes `shard` into a fresh mapping of `capacity` slots, which
+    /// must be a power of two above its length. Runs under the shard's
+    /// lock; maps and unmaps, never allocates.
+    fn resize(&self, shard: &mut Shard, capacity: usize) -> bool {
         let bytes = capacity * core::mem::size_of::<LiveSample>();
         let Some(mapping) = os::map_zeroed(bytes) else {
             return false;
@@ -768,7 +830,7 @@ mod tests {
             &table,
             (1..=100_000usize).map(|a| a << filter::REGION_SHIFT | 16),
         );
-        assert!((max..=max + max / 16).contains(&stored), "{stored}");
+        assert_eq!(stored, max, "exactly the cap");
         assert_eq!(table.dropped() as usize, 100_000 - stored);
         assert_eq!(table.samples_taken(), 100_000);
         let mut all = Vec::new();
@@ -784,12 +846,56 @@ mod tests {
         // 3 regions: 3 shards at most, each far past its even share.
         let addrs = (1..=3 << (filter::REGION_SHIFT - 4)).map(|a| (1 << 30) + a * 16);
         let stored = fill(&table, addrs);
-        assert!((max..=max + max / 16).contains(&stored), "{stored}");
+        assert_eq!(stored, max, "exactly the cap");
         assert_eq!(table.len(), stored);
         let region = (1 << 30) + (1 << filter::REGION_SHIFT);
         assert!(table.insert(sample(region + 8)).is_err(), "full");
-        assert!(table.remove(region + 16).is_some());
-        assert!(table.insert(sample(region + 8)).is_ok(), "room again");
-        assert!(table.insert(sample(region + 24)).is_err(), "full again");
+        // Freed room goes back to the other shards.
+        for a in 1..=3 {
+            assert!(table.remove((1 << 30) + a * 16).is_some());
+        }
+        for k in 0..3 {
+            assert!(
+                table.insert(sample(region + 8 + 16 * k)).is_ok(),
+                "room again"
+            );
+        }
+        assert!(table.insert(sample(region + 56)).is_err(), "full again");
+        assert!(table.insert(sample((1 << 30) + 16)).is_err(), "full");
+        assert_eq!(table.len(), max);
+    }
+
+    /// A heap growing through region after region leaves each region's
+    /// shard with an allowance it no longer uses; the cap is filled all the
+    /// same, and not passed.
+    #[test]
+    fn a_heap_moving_through_regions_fills_the_cap_exactly() {
+        let table = Box::new(LiveSamples::new());
+        table.set_max_samples(100_000);
+        let stored = fill(&table, (1..=120_000usize).map(|a| (1 << 32) + a * 32));
+        assert_eq!(stored, 100_000);
+    }
+
+    #[test]
+    fn shards_give_their_memory_back_when_emptied() {
+        let table = Box::new(LiveSamples::new());
+        let empty = table.mapped_bytes();
+        let addrs = || (1..=50_000usize).map(|a| a << filter::REGION_SHIFT | 16);
+        assert_eq!(fill(&table, addrs()), 50_000);
+        let full = table.mapped_bytes();
+        assert!(full > empty + 2 * 50_000 * core::mem::size_of::<LiveSample>());
+        for a in addrs().skip(1) {
+            assert!(table.remove(a).is_some());
+        }
+        let smallest = SHARDS * MIN_SHARD_CAPACITY * core::mem::size_of::<LiveSample>();
+        assert!(
+            table.mapped_bytes() <= smallest,
+            "{} bytes mapped after the samples were freed, {full} at most",
+            table.mapped_bytes()
+        );
+        // The sample left is still found after its shard shrank.
+        assert!(table.may_contain(1 << filter::REGION_SHIFT | 16));
+        assert!(table.remove(1 << filter::REGION_SHIFT | 16).is_some());
+        assert!(table.is_empty());
     }
 }

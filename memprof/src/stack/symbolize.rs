@@ -15,10 +15,13 @@
 //! holds is measured, not estimated, where jemalloc serves the process: the
 //! net bytes its lookups allocated on their thread (see [`cache_bytes`]).
 //!
-//! A child forked while another thread was symbolizing names frames by
-//! address only (see `fork`).
+//! A child forked while another thread was symbolizing, or while a thread
+//! of the program's own was inside the `backtrace` crate, names frames (the
+//! uncached ones, in the second case) by address only (see `fork`).
 
 mod fork;
+
+pub(crate) use fork::{after_fork_in_child, after_fork_in_parent, prepare_fork};
 
 use super::role::{frame_role, FrameRole};
 
@@ -71,6 +74,7 @@ static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 /// serves the process (its per-address results and whatever the debug-info
 /// parser left), else an estimate of the per-address results.
 pub fn cache_bytes() -> usize {
+    crate::fork::register();
     if fork::unavailable() {
         return 0;
     }
@@ -175,7 +179,7 @@ pub(crate) struct Symbolizer {
 impl Symbolizer {
     /// Locks the cache until the symbolizer is dropped.
     pub(crate) fn lock() -> Symbolizer {
-        fork::register();
+        crate::fork::register();
         if fork::unavailable() {
             return Symbolizer {
                 cache: None,
@@ -200,6 +204,9 @@ impl Symbolizer {
         });
         if let Some(resolved) = cache.frames.get(&address) {
             return resolved.clone();
+        }
+        if !fork::backtrace_usable() {
+            return Resolved::new(unresolved(address));
         }
         if cache.frames.len() >= MAX_CACHED_ADDRESSES {
             // Both caches empty: what the symbolizer holds starts again
@@ -375,6 +382,49 @@ mod tests {
         // The parent's cache is untouched and works on.
         assert!(!fork::unavailable());
         assert_ne!(resolve(addr)[0].function, format!("{addr:#x}"));
+    }
+
+    #[inline(never)]
+    fn a_function_resolved_only_in_the_child() -> usize {
+        a_named_function()
+    }
+
+    /// backtrace's own lock, taken by a thread of the program's (not by
+    /// memprof) at the fork: the child neither blocks nor calls into the
+    /// crate, and names addresses it has not cached by address.
+    #[test]
+    fn a_child_forked_while_the_program_is_inside_backtrace_does_not_block() {
+        let fresh = a_function_resolved_only_in_the_child();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut once = Some((held_tx, done_rx));
+            backtrace::trace(|_| {
+                if let Some((held, done)) = once.take() {
+                    held.send(()).unwrap();
+                    let _ = done.recv();
+                }
+                false
+            });
+        });
+        held_rx.recv().unwrap();
+        // SAFETY: the child only symbolizes and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let frames = resolve(fresh);
+            let by_address = frames.len() == 1 && frames[0].function == format!("{fresh:#x}");
+            // SAFETY: ends the child without running the test harness's exit.
+            unsafe { libc::_exit(if by_address { 0 } else { 3 }) };
+        }
+        let code = exit_code_within(pid, fork::PROBE_TIMEOUT * 10);
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            code,
+            Some(0),
+            "the child blocked (None) or resolved names (3)"
+        );
+        assert_ne!(resolve(fresh)[0].function, format!("{fresh:#x}"));
     }
 
     #[test]

@@ -1,57 +1,53 @@
-//! The symbol cache across `fork()`.
+//! The symbol cache, and the `backtrace` crate's lock, across `fork()`.
 //!
 //! A thread that is symbolizing when another thread forks does not exist in
 //! the child: the cache's lock would stay taken there for good, and
 //! backtrace's own state (the DWARF it was parsing) may be half-updated.
-//! memprof's fork handlers take the lock around `fork()` when it is free
-//! and release it on both sides, so a child forked at a quiet moment
-//! symbolizes as usual. When another thread holds it, the fork does not
-//! wait (a first symbolization can take seconds); the child then names
-//! frames by their address only (`0x…`), as for an address without
-//! symbols.
+//! memprof's fork handlers (see `crate::fork`) take the lock around
+//! `fork()` when it is free and release it on both sides, so a child forked
+//! at a quiet moment symbolizes as usual. When another thread holds it, the
+//! fork does not wait (a first symbolization can take seconds); the child
+//! then names frames by their address only (`0x…`), as for an address
+//! without symbols.
 //!
-//! Left open: a thread of the program's own inside the backtrace crate's
-//! `resolve` at the fork leaves backtrace's lock taken in the child; only
-//! memprof's own symbolization is covered.
+//! The `backtrace` crate has a global lock of its own that no handler can
+//! take (it is private). memprof only calls into the crate under the cache,
+//! but a thread of the program's own may have been inside it at the fork,
+//! leaving it taken in the child. So a child checks before its first lookup
+//! that needs the crate: a short-lived thread takes and releases the lock
+//! (a one-frame `backtrace::trace`), and if it has not done so within
+//! [`PROBE_TIMEOUT`], the child names frames it has not cached by address.
+//! The probing thread then stays blocked for the child's life; nothing
+//! else waits for it.
 
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{MutexGuard, Once, TryLockError};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{MutexGuard, TryLockError};
+use std::time::Duration;
 
 use super::{Cache, CACHE};
+use crate::fork::HeldAcrossFork;
+
+/// How long a child waits for the `backtrace` crate's lock before
+/// deciding that a thread not in the child holds it. Free, it takes a
+/// thread start and a one-frame walk (well under a millisecond); the margin
+/// is for a loaded machine, and a wrong verdict only costs names.
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Set in a child forked while another thread held the cache.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
+/// What is known of the `backtrace` crate's lock in this process.
+static BACKTRACE_LOCK: AtomicU8 = AtomicU8::new(FREE);
+/// Never inherited held: the parent, or a child that probed it.
+const FREE: u8 = 0;
+/// A child that has not probed it yet.
+const UNKNOWN: u8 = 1;
+/// A child in which it stayed held past the probe's timeout.
+const HELD: u8 = 2;
+
 /// The cache's guard while the forking thread holds it across `fork()`;
 /// empty during a fork when another thread held the cache.
-struct HeldAcrossFork(UnsafeCell<Option<MutexGuard<'static, Option<Cache>>>>);
-
-// SAFETY: only the forking thread touches the slot, from its prepare
-// handler to its parent or child handler, and libc (glibc and musl alike)
-// holds its own fork-handler lock over that whole span, so two forks never
-// use the slot at once. The guard is released on the thread that took it
-// (in the child, that thread's copy).
-unsafe impl Sync for HeldAcrossFork {}
-
-static HELD: HeldAcrossFork = HeldAcrossFork(UnsafeCell::new(None));
-
-/// Registers the fork handlers, once per process. Called before the cache
-/// is first locked, so no holder can predate them.
-pub(super) fn register() {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: the handlers are `extern "C"` functions that neither
-        // unwind nor allocate; registration itself has no preconditions.
-        unsafe {
-            libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_in_parent),
-                Some(after_fork_in_child),
-            );
-        }
-    });
-}
+static HELD_CACHE: HeldAcrossFork<MutexGuard<'static, Option<Cache>>> = HeldAcrossFork::new();
 
 /// Whether this process is a child forked while the cache was held, so
 /// nothing may be symbolized here.
@@ -59,28 +55,53 @@ pub(super) fn unavailable() -> bool {
     UNAVAILABLE.load(Ordering::Relaxed)
 }
 
-extern "C" fn before_fork() {
-    let guard = match CACHE.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    };
-    // SAFETY: see `HeldAcrossFork`.
-    unsafe { *HELD.0.get() = guard };
-}
-
-extern "C" fn after_fork_in_parent() {
-    drop(take_held());
-}
-
-extern "C" fn after_fork_in_child() {
-    if take_held().is_none() {
-        UNAVAILABLE.store(true, Ordering::Relaxed);
+/// Whether the `backtrace` crate may be called. In a child, the first call
+/// probes its lock (see the module docs); call with the cache held, so one
+/// thread probes.
+pub(super) fn backtrace_usable() -> bool {
+    match BACKTRACE_LOCK.load(Ordering::Relaxed) {
+        FREE => true,
+        HELD => false,
+        _ => {
+            let free = backtrace_lock_is_free();
+            BACKTRACE_LOCK.store(if free { FREE } else { HELD }, Ordering::Relaxed);
+            free
+        }
     }
 }
 
-/// Empties the slot; dropping what it held releases the cache.
-fn take_held() -> Option<MutexGuard<'static, Option<Cache>>> {
-    // SAFETY: see `HeldAcrossFork`.
-    unsafe { (*HELD.0.get()).take() }
+/// Whether a fresh thread gets the `backtrace` crate's lock in time.
+fn backtrace_lock_is_free() -> bool {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("memprof-fork-probe".to_string())
+        .spawn(move || {
+            // Takes the crate's lock, walks one frame, releases the lock.
+            backtrace::trace(|_| false);
+            let _ = done_tx.send(());
+        });
+    spawned.is_ok() && done_rx.recv_timeout(PROBE_TIMEOUT).is_ok()
+}
+
+/// Prepare handler: takes the cache if it is free.
+pub(crate) fn prepare_fork() {
+    match CACHE.try_lock() {
+        Ok(guard) => HELD_CACHE.put(guard),
+        Err(TryLockError::Poisoned(poisoned)) => HELD_CACHE.put(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => {}
+    }
+}
+
+/// Parent handler: releases the cache if the prepare handler took it.
+pub(crate) fn after_fork_in_parent() {
+    drop(HELD_CACHE.take());
+}
+
+/// Child handler: releases the cache, or, if another thread held it,
+/// gives up symbolizing; and marks the `backtrace` crate's lock unknown.
+pub(crate) fn after_fork_in_child() {
+    if HELD_CACHE.take().is_none() {
+        UNAVAILABLE.store(true, Ordering::Relaxed);
+    }
+    BACKTRACE_LOCK.store(UNKNOWN, Ordering::Relaxed);
 }
