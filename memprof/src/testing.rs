@@ -58,7 +58,7 @@
 //! Sizes in `#[memprof::test]` are checked when the test compiles:
 //!
 //! ```compile_fail
-//! #[memprof::test(max_leak = "4 KX")] // error: unknown unit `KX`
+//! #[memprof::test(max_leak = "4 KX")] // error: unknown unit; use B, KB, KiB, ...
 //! fn parser_does_not_leak() {}
 //! ```
 
