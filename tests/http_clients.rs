@@ -69,6 +69,18 @@ fn run_pprof(go: &Path, home: &Path, target: &str) -> String {
     format!("{stdout}\n{stderr}")
 }
 
+/// A pprof -top figure (`1.50kB`, `64MB`, `512B`) in bytes; pprof's kB and
+/// MB are binary (1024-based).
+fn pprof_bytes(figure: &str) -> f64 {
+    let units = [("GB", 1u64 << 30), ("MB", 1 << 20), ("kB", 1 << 10), ("B", 1)];
+    for (unit, scale) in units {
+        if let Some(number) = figure.strip_suffix(unit) {
+            return number.parse::<f64>().unwrap_or(0.0) * scale as f64;
+        }
+    }
+    0.0
+}
+
 #[test]
 fn go_tool_pprof_reads_heap() {
     let Some(go) = client("go") else { return };
@@ -83,8 +95,10 @@ fn go_tool_pprof_reads_heap() {
         .lines()
         .find(|l| l.contains("pprof_client_test_allocation"))
         .unwrap_or_else(|| panic!("function missing from pprof -top:\n{top}"));
-    // pprof scales units: 64 MiB shows as e.g. "64MB" in the cum column.
-    assert!(line.contains("MB"), "{line}");
+    // pprof scales units to the table ("64MB", "65537.50kB"): the cum
+    // column (the fourth) holds the 64 MiB the function keeps live.
+    let cum = line.split_whitespace().nth(3).unwrap_or("");
+    assert!(pprof_bytes(cum) >= 60.0 * 1024.0 * 1024.0, "{line}");
     assert!(top.contains("inuse_space"), "{top}");
 
     // And from a downloaded file, with another sample type.
