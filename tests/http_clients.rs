@@ -72,7 +72,12 @@ fn run_pprof(go: &Path, home: &Path, target: &str) -> String {
 /// A pprof -top figure (`1.50kB`, `64MB`, `512B`) in bytes; pprof's kB and
 /// MB are binary (1024-based).
 fn pprof_bytes(figure: &str) -> f64 {
-    let units = [("GB", 1u64 << 30), ("MB", 1 << 20), ("kB", 1 << 10), ("B", 1)];
+    let units = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("kB", 1 << 10),
+        ("B", 1),
+    ];
     for (unit, scale) in units {
         if let Some(number) = figure.strip_suffix(unit) {
             return number.parse::<f64>().unwrap_or(0.0) * scale as f64;

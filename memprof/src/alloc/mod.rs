@@ -10,6 +10,13 @@
 //! * `dealloc`: ask the page gate and then the lock-free prefilter whether
 //!   the address may be a live sample; only if it may, jump to the `#[cold]`
 //!   forgetter, which takes one shard lock.
+//! * `realloc`: a free of the old block and an allocation of `new_size`
+//!   bytes at the reallocation's stack. The free side asks the gate and
+//!   prefilter as `dealloc` does, the allocation side counts `new_size` down
+//!   as `alloc` does; only if either says so, jump to the `#[cold]` path,
+//!   which forgets the old sample and samples the new block afresh. A
+//!   block's bytes are therefore charged to its last reallocation, whatever
+//!   the rate (see `record::realloc_maybe_sampled`).
 //!
 //! Every path ends in a tail call, to the inner allocator or to a cold
 //! function, so the fast path saves no extra registers. Nothing here locks,

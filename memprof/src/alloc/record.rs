@@ -144,7 +144,7 @@ pub(super) unsafe fn alloc_at_sample_point<A: GlobalAlloc>(
         // SAFETY: a promoted layout is at least a page.
         let ptr = unsafe { fill.alloc(inner, promoted) };
         if !ptr.is_null() {
-            if record(ptr, layout.size(), point.rate, None, true).is_ok() {
+            if record(ptr, layout.size(), point.rate, true).is_ok() {
                 return ptr;
             }
             // The table refused the sample (counted): no promoted block may
@@ -157,45 +157,32 @@ pub(super) unsafe fn alloc_at_sample_point<A: GlobalAlloc>(
     // SAFETY: the caller's layout, unchanged.
     let ptr = unsafe { fill.alloc(inner, layout) };
     if sampled && !ptr.is_null() {
-        let _ = record(ptr, layout.size(), point.rate, None, false);
+        let _ = record(ptr, layout.size(), point.rate, false);
     }
     ptr
 }
 
-/// Records a sample of the block at `addr`. `inherit` carries the stack and
-/// time of a sampled block being reallocated. `Err` when the live table
-/// refused it (the sample is then counted as dropped, and as freed at once).
-fn record(
-    addr: *mut u8,
-    size: usize,
-    rate: u64,
-    inherit: Option<LiveSample>,
-    promoted: bool,
-) -> Result<(), ()> {
+/// Records a sample of the block at `addr`, allocated (or reallocated) by
+/// the calling thread now: its stack is captured here. `Err` when the live
+/// table refused it (the sample is then counted as dropped, and as freed at
+/// once).
+fn record(addr: *mut u8, size: usize, rate: u64, promoted: bool) -> Result<(), ()> {
     // Before the first lock of the tables; the block is allocated already,
     // as the handlers' order needs (see `crate::fork`).
     crate::fork::register_after_allocating();
     let weight = sample_weight(size as u64, rate);
-    let (stack, allocated_at, thread_id, scope) = match inherit {
-        Some(old) => (old.stack, old.allocated_at_nanos, old.thread, old.scope),
-        None => {
-            let mut frames = capture::frame_buf();
-            let mut n = capture::capture(&mut frames);
-            let scope = thread::scope();
-            if scope != 0 {
-                // The scope becomes the root frame, so stacks split by scope.
-                n = n.min(MAX_FRAMES - 1);
-                frames[n].write(crate::stack::scope_marker(scope));
-                n += 1;
-            }
-            (
-                STACKS.intern(capture::written(&frames, n)),
-                thread::sample_time(),
-                thread::thread_id(),
-                scope,
-            )
-        }
-    };
+    let mut frames = capture::frame_buf();
+    let mut n = capture::capture(&mut frames);
+    let scope = thread::scope();
+    if scope != 0 {
+        // The scope becomes the root frame, so stacks split by scope.
+        n = n.min(MAX_FRAMES - 1);
+        frames[n].write(crate::stack::scope_marker(scope));
+        n += 1;
+    }
+    let stack = STACKS.intern(capture::written(&frames, n));
+    let allocated_at = thread::sample_time();
+    let thread_id = thread::thread_id();
     STACKS.record_alloc(stack, size, weight);
     crate::scope::record_alloc(scope, size, weight);
     let mut sample = LiveSample::new(
@@ -272,9 +259,15 @@ fn real_layout(layout: Layout) -> Layout {
 
 /// Reallocates a block the gate and prefilter say may have been sampled.
 ///
-/// Like jemalloc's profiler, a reallocation is a free of the old block and a
-/// fresh sampling decision for the new one; a new sample of a block that was
-/// sampled before keeps its original stack and allocation time.
+/// A reallocation is a free of the old block and an allocation of the new
+/// one at the reallocation's stack (heaptrack's definition; jemalloc's
+/// profiler decides afresh the same way): the old block's sample, if it had
+/// one, is forgotten, and the new block is sampled by the countdown like any
+/// allocation of `new_size` bytes, with its own stack, time and weight. A
+/// new sample never inherits the old one's stack: only sampled blocks have a
+/// stack to pass on, so inheriting would charge a site's bytes to its
+/// allocation site at rate 1 and mostly to its reallocation site at the
+/// default rate.
 ///
 /// # Safety
 ///
@@ -350,7 +343,7 @@ unsafe fn realloc_slow<A: GlobalAlloc>(
         // SAFETY: a promoted layout is at least a page.
         let new = unsafe { inner.alloc(promoted) };
         if !new.is_null() {
-            if record(new, new_size, point.rate, old_sample, true).is_ok() {
+            if record(new, new_size, point.rate, true).is_ok() {
                 // SAFETY: both blocks hold at least the copied bytes, and
                 // they are distinct live blocks.
                 unsafe { move_contents(ptr, new, layout.size().min(new_size)) };
@@ -396,7 +389,7 @@ unsafe fn realloc_slow<A: GlobalAlloc>(
         new
     };
     if let (Some(point), true) = (&point, sample_new) {
-        let _ = record(new, new_size, point.rate, old_sample, false);
+        let _ = record(new, new_size, point.rate, false);
     }
     new
 }
