@@ -47,6 +47,13 @@ fn page_test_allocation() -> Vec<Vec<u8>> {
     blocks
 }
 
+/// 16 MiB in 8 KiB blocks at the default rate: a sampled estimate, shown
+/// with its margin.
+#[inline(never)]
+fn page_test_sampled() -> Vec<Vec<u8>> {
+    (0..2048).map(|_| black_box(vec![2u8; 8192])).collect()
+}
+
 /// Runs chromium with `args`, killing it after [`TIMEOUT`].
 fn dump_dom(binary: &str, url: &str) -> String {
     let profile = std::env::temp_dir().join(format!("memprof-chromium-{}", std::process::id()));
@@ -104,6 +111,7 @@ fn chromium_renders_plots_findings_and_stacks() {
         return;
     };
     let live = page_test_allocation();
+    let sampled = page_test_sampled();
     let history =
         memprof::history::start(HistoryConfig::default().interval(Duration::from_millis(100)))
             .unwrap();
@@ -140,6 +148,10 @@ fn chromium_renders_plots_findings_and_stacks() {
         "top stacks filled in\n{dom}"
     );
     assert!(dom.contains("page_test_allocation"), "{dom}");
+    assert!(
+        dom.contains("title=\"") && dom.contains(" live samples\"") && dom.contains("\u{b1} "),
+        "a sampled row shows its margin\n{dom}"
+    );
     assert!(dom.contains("MiB"), "human units\n{dom}");
     assert!(
         dom.contains("<span id=\"status\" class=\"\">updated "),
@@ -176,5 +188,5 @@ fn chromium_renders_plots_findings_and_stacks() {
         !dom.contains(token),
         "the token is nowhere in the page\n{dom}"
     );
-    drop(live);
+    drop((live, sampled));
 }

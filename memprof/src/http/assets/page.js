@@ -290,7 +290,13 @@ function refreshTop() {
     t.stacks.forEach(function (s) {
       var tr = el("tr", { class: "stack" });
       tr.appendChild(el("td", {}, String(s.rank)));
-      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.inuse_bytes)));
+      // A sampled estimate says how far off it may be (95%) and from how
+      // many samples; an exact one says nothing more.
+      var inuse = fmtBytes(s.inuse_bytes);
+      if (s.inuse_bytes_margin_95 > 0) {
+        inuse += " \u00b1 " + fmtBytes(s.inuse_bytes_margin_95);
+      }
+      tr.appendChild(el("td", { class: "num", title: s.inuse_samples + " live samples" }, inuse));
       tr.appendChild(el("td", { class: "num" }, Math.round(s.inuse_objects).toLocaleString()));
       tr.appendChild(el("td", { class: "num" }, fmtBytes(s.alloc_bytes)));
       tr.appendChild(framesCell(s.site, s.frames));
