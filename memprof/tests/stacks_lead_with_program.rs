@@ -125,3 +125,44 @@ fn every_view_leads_with_the_function_that_allocated() {
     }
     drop(kept);
 }
+
+mod parser {
+    pub mod tokens {
+        /// Always inlined into its caller: its frame exists only in the
+        /// debug info's inlining records.
+        #[inline(always)]
+        pub fn inlined_token_buffer(n: usize) -> Vec<u8> {
+            std::hint::black_box(vec![5u8; n])
+        }
+
+        #[inline(never)]
+        pub fn tokenize() -> Vec<u8> {
+            inlined_token_buffer(std::hint::black_box(4321))
+        }
+    }
+}
+
+/// Names carry their module path, inlined frames included, as pprof users
+/// filter on them: with `debug = "limited"` (this workspace's release
+/// profile) or a debug build. `line-tables-only` debug info names an
+/// inlined frame `inlined_token_buffer` alone.
+#[test]
+fn inlined_frames_carry_their_module_path() {
+    let (kept, retained) = memprof::testing::track(parser::tokens::tokenize);
+    let stack = retained
+        .stacks
+        .iter()
+        .find(|s| {
+            s.frames
+                .iter()
+                .any(|f| f.function.contains("inlined_token_buffer"))
+        })
+        .unwrap_or_else(|| panic!("no stack names inlined_token_buffer: {retained:#?}"));
+    let names = names(&stack.frames);
+    assert!(
+        names[0].ends_with("parser::tokens::inlined_token_buffer"),
+        "the inlined frame has its path: {names:?}"
+    );
+    assert!(names[1].ends_with("parser::tokens::tokenize"), "{names:?}");
+    drop(kept);
+}
