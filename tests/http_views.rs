@@ -333,7 +333,10 @@ fn top_stacks_name_the_allocation() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| s["site"].as_str().unwrap().starts_with("twin_leaf"))
+        .filter(|s| {
+            let site = s["site"].as_str().unwrap();
+            site.split(" <- ").next().unwrap().contains("twin_leaf")
+        })
         .collect();
     assert_eq!(twins.len(), 2, "{t}");
     assert_ne!(twins[0]["site"], twins[1]["site"]);
