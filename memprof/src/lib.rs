@@ -33,6 +33,9 @@
 //!   tables, cached) or `dwarf` (the `backtrace` crate) to force the stack
 //!   walker; by default the first samples verify frame pointers and then
 //!   framehop against a full unwind, and the cheapest that agrees is kept.
+//! * `MEMPROF_MAX_FRAMES`: the deepest stack kept, 1 to 256 frames (default
+//!   64); a deeper stack keeps its leaf-most frames and ends in a
+//!   `[truncated]` root frame.
 //! * `MEMPROF_ADDR` and `MEMPROF_TOKEN`: the endpoint's address and bearer
 //!   token, for `http::serve_from_env()` (feature `http`).
 //!

@@ -26,8 +26,16 @@ use crate::os;
 use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
 
-/// The most return addresses kept per stack.
-pub const MAX_FRAMES: usize = 64;
+/// The deepest stack walk `MEMPROF_MAX_FRAMES` may ask for.
+pub const MAX_FRAMES: usize = 256;
+
+/// How many return addresses a walk keeps unless `MEMPROF_MAX_FRAMES` says
+/// otherwise; deeper stacks end in a `[truncated]` frame.
+pub const DEFAULT_MAX_FRAMES: usize = 64;
+
+/// The most addresses one stored stack holds: the deepest walk, a
+/// truncation marker and a scope marker.
+pub(crate) const STACK_LEN_MAX: usize = MAX_FRAMES + 2;
 
 /// The id standing for "a stack the full table could not store".
 pub const OVERFLOW_STACK: u32 = 0;
@@ -172,7 +180,7 @@ impl StackTable {
             return true;
         }
         let max = self.max_stacks.load(Ordering::Relaxed);
-        let frame_capacity = max * AVERAGE_FRAMES + MAX_FRAMES;
+        let frame_capacity = max * AVERAGE_FRAMES + STACK_LEN_MAX;
         let Some(records) = os::map_zeroed(max * core::mem::size_of::<StackRecord>()) else {
             return false;
         };
@@ -209,7 +217,7 @@ impl StackTable {
     /// Never allocates. Returns [`OVERFLOW_STACK`] when the table is full or
     /// memory could not be mapped.
     pub(crate) fn intern(&self, frames: &[usize]) -> u32 {
-        let frames = &frames[..frames.len().min(MAX_FRAMES)];
+        let frames = &frames[..frames.len().min(STACK_LEN_MAX)];
         if !self.ensure_init() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;
