@@ -2,6 +2,7 @@
 //! and symbolizing them lazily, off the allocation path.
 
 pub mod capture;
+pub(crate) mod limits;
 pub mod role;
 pub mod symbolize;
 pub mod table;

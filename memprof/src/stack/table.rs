@@ -162,12 +162,22 @@ impl StackTable {
         }
     }
 
-    /// Sets the cap; only effective before the first stack is interned.
-    pub(crate) fn set_max_stacks(&self, max: usize) {
-        if self.records.load(Ordering::Acquire).is_null() {
-            self.max_stacks
-                .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
+    /// Sets the cap if the table is not in use yet; returns whether it did
+    /// (the regions are sized for the cap when the first stack is interned).
+    pub(crate) fn set_max_stacks(&self, max: usize) -> bool {
+        let in_use = self.init.lock();
+        if *in_use {
+            return false;
         }
+        self.store_max_stacks(max);
+        true
+    }
+
+    /// Sets the cap without looking: for the environment's value, read
+    /// before the regions are sized, with or without the init lock held.
+    pub(crate) fn store_max_stacks(&self, max: usize) {
+        self.max_stacks
+            .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
     }
 
     /// Reserves the regions on first use. Returns false if memory was refused.
@@ -178,6 +188,9 @@ impl StackTable {
         let mut done = self.init.lock();
         if *done {
             return true;
+        }
+        if core::ptr::eq(self, &super::STACKS) {
+            super::limits::apply_env_once();
         }
         let max = self.max_stacks.load(Ordering::Relaxed);
         let frame_capacity = max * AVERAGE_FRAMES + STACK_LEN_MAX;
