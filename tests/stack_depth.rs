@@ -49,12 +49,28 @@ fn child_allocates_deep() {
         .expect("the deep allocation was sampled");
     let names: Vec<&str> = stack.frames.iter().rev().map(|f| &*f.function).collect();
     println!("FRAMES {}", names.join(";"));
+    let mut folded = Vec::new();
+    snapshot
+        .write_folded(&mut folded, memprof::Kind::InuseSpace)
+        .unwrap();
+    let folded = String::from_utf8(folded).unwrap();
+    let line = folded
+        .lines()
+        .find(|l| l.contains("deep_frame"))
+        .unwrap_or_default();
+    println!("FOLDED_ROOT {}", line.split(';').next().unwrap_or_default());
     drop(kept);
 }
 
 /// The sampled deep stack's frames, root first, in a child with
 /// `MEMPROF_MAX_FRAMES` set to `max` (or unset), and its stderr.
 fn deep_stack(max: Option<&str>) -> (Vec<String>, String) {
+    let (frames, _, stderr) = deep_stack_and_folded_root(max);
+    (frames, stderr)
+}
+
+/// As [`deep_stack`], with the root frame of the deep stack's folded line.
+fn deep_stack_and_folded_root(max: Option<&str>) -> (Vec<String>, String, String) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
@@ -70,7 +86,18 @@ fn deep_stack(max: Option<&str>) -> (Vec<String>, String) {
         .find_map(|l| l.split_once("FRAMES ").map(|(_, frames)| frames))
         .unwrap_or_else(|| panic!("MEMPROF_MAX_FRAMES={max:?}: no stack in {stdout}"));
     let frames = line.split(';').map(str::to_owned).collect();
-    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
+    let folded_root = stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once("FOLDED_ROOT ")
+                .map(|(_, root)| root.to_owned())
+        })
+        .unwrap_or_default();
+    (
+        frames,
+        folded_root,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -92,7 +119,8 @@ fn a_deep_stack_is_whole_with_max_frames_256() {
 
 #[test]
 fn a_deep_stack_cut_by_the_default_limit_ends_in_truncated() {
-    let (frames, _) = deep_stack(None);
+    let (frames, folded_root, _) = deep_stack_and_folded_root(None);
+    assert_eq!(folded_root, "[truncated]", "the folded line's root");
     assert_eq!(
         frames.first().map(String::as_str),
         Some("[truncated]"),
