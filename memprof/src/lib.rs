@@ -33,6 +33,13 @@
 //!   tables, cached) or `dwarf` (the `backtrace` crate) to force the stack
 //!   walker; by default the first samples verify frame pointers and then
 //!   framehop against a full unwind, and the cheapest that agrees is kept.
+//! * `MEMPROF_MAX_FRAMES`: the deepest stack kept, 1 to 256 frames (default
+//!   64); a deeper stack keeps its leaf-most frames and ends in a
+//!   `[truncated]` root frame.
+//! * `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES`: the caps of
+//!   [`set_max_stacks`] and [`set_max_samples`], applied before the first
+//!   sample (so also in exact mode from before `main`); a cap set in code
+//!   wins.
 //! * `MEMPROF_ADDR` and `MEMPROF_TOKEN`: the endpoint's address and bearer
 //!   token, for `http::serve_from_env()` (feature `http`).
 //!
@@ -97,15 +104,32 @@ pub use memprof_macros::{scope, test};
 /// a thread inserting while an allowance is granted may pass it by a sample
 /// or two. The table's memory grows with the samples and shrinks as they are
 /// freed.
+///
+/// Takes effect whenever it is called (from the next grant of allowances),
+/// and wins over `MEMPROF_MAX_SAMPLES`.
 pub fn set_max_samples(max: usize) {
+    crate::stack::limits::apply_env_once();
     crate::sample::LIVE.set_max_samples(max);
 }
 
-/// Caps how many distinct stacks are kept (default 65,536). Takes effect only
-/// before the first sample; stacks past the cap are counted under a
+/// Caps how many distinct stacks are kept (default 65,536, or
+/// `MEMPROF_MAX_STACKS`); stacks past the cap are counted under a
 /// `[stack table full]` stack so totals stay right.
-pub fn set_max_stacks(max: usize) {
-    crate::stack::STACKS.set_max_stacks(max);
+///
+/// Takes effect only before the first sample, which sizes the table: returns
+/// `false` and says so on stderr when called later. With `MEMPROF_RATE=1`
+/// sampling starts before `main`, so set `MEMPROF_MAX_STACKS` instead.
+pub fn set_max_stacks(max: usize) -> bool {
+    crate::stack::limits::apply_env_once();
+    let applied = crate::stack::STACKS.set_max_stacks(max);
+    if !applied {
+        eprintln!(
+            "memprof: set_max_stacks({max}) came too late: the stack table is in use \
+             (the first sample sized it), so its cap stays; set MEMPROF_MAX_STACKS \
+             to size it before the first sample"
+        );
+    }
+    applied
 }
 
 /// Sets (or with `None` clears) a sampling rate for the calling thread only,

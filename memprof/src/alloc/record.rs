@@ -28,7 +28,7 @@ use super::thread;
 use crate::sample::live::promoted_layout;
 use crate::sample::rate::{self, next_sample_distance, sample_weight};
 use crate::sample::{LiveSample, LIVE, SKIPPED_BUSY};
-use crate::stack::{capture, MAX_FRAMES, STACKS};
+use crate::stack::{capture, STACKS};
 
 /// Set by the first sample: `MemProf` is the global allocator.
 pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -176,7 +176,7 @@ fn record(addr: *mut u8, size: usize, rate: u64, promoted: bool) -> Result<(), (
     let scope = thread::scope();
     if scope != 0 {
         // The scope becomes the root frame, so stacks split by scope.
-        n = n.min(MAX_FRAMES - 1);
+        n = n.min(capture::STACK_LEN_MAX - 1);
         frames[n].write(crate::stack::scope_marker(scope));
         n += 1;
     }

@@ -301,7 +301,7 @@ fn inuse_errors() -> HashMap<u32, Uncertainty, AddressHash> {
 }
 
 /// Symbolizes a stack, trims its leaf end as `trim` says and turns scope
-/// markers into frames. Returns a merge key and the frames.
+/// and truncation markers into frames (`[scope name]`, `[truncated]`). Returns a merge key and the frames.
 pub(crate) fn symbolized_frames(
     symbolizer: &mut Symbolizer,
     id: u32,
@@ -313,6 +313,12 @@ pub(crate) fn symbolized_frames(
     let mut frames = Vec::with_capacity(addresses.len() * 2);
     let mut roles = Vec::with_capacity(addresses.len() * 2);
     for &address in addresses {
+        if address == crate::stack::TRUNCATED_MARKER {
+            key.push((address as u64, 0));
+            frames.push(Frame::named("[truncated]"));
+            roles.push(FrameRole::Program);
+            continue;
+        }
         if let Some(scope) = scope_of_marker(address) {
             let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
             // Innermost scope first, so the outermost ends up at the root.

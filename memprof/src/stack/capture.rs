@@ -29,29 +29,36 @@
 
 use core::cell::Cell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
-use super::table::MAX_FRAMES;
+pub(crate) use super::table::STACK_LEN_MAX;
+use super::table::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
 
 mod framehop_unwind;
 
 pub use framehop_unwind::FramehopCounters;
 
-/// Room for one stack's return addresses, which a walker fills from the
-/// start. Not zeroed first: a sample's stack is written once and read once,
-/// and zeroing the whole buffer cost about 50 instructions a sample.
-pub(crate) type FrameBuf = [MaybeUninit<usize>; MAX_FRAMES];
+/// Room for return addresses, which a walker fills from the start, up to
+/// its length.
+pub(crate) type Frames = [MaybeUninit<usize>];
+
+/// Room for one sample's stack: the deepest walk [`MAX_FRAMES`] allows, one
+/// more frame to tell a cut stack from a complete one, and a scope marker
+/// (2 KiB on the sampling thread's stack, on the slow path only). Not
+/// zeroed first: a sample's stack is written once and read once, and
+/// zeroing the whole buffer cost about 50 instructions a sample.
+pub(crate) type FrameBuf = [MaybeUninit<usize>; STACK_LEN_MAX];
 
 /// An empty [`FrameBuf`].
 #[inline(always)]
 pub(crate) fn frame_buf() -> FrameBuf {
-    [MaybeUninit::uninit(); MAX_FRAMES]
+    [MaybeUninit::uninit(); STACK_LEN_MAX]
 }
 
 /// The first `n` addresses of `buf`, which a walker has written.
 #[inline(always)]
-pub(crate) fn written(buf: &FrameBuf, n: usize) -> &[usize] {
-    let n = n.min(MAX_FRAMES);
+pub(crate) fn written(buf: &Frames, n: usize) -> &[usize] {
+    let n = n.min(buf.len());
     // SAFETY: walkers write `buf` from the start and return how many they
     // wrote, and callers that append write the next one before counting
     // it, so the first `n` are initialised; `MaybeUninit<usize>` has the
@@ -59,12 +66,63 @@ pub(crate) fn written(buf: &FrameBuf, n: usize) -> &[usize] {
     unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<usize>(), n) }
 }
 
-/// `buf` as a [`FrameBuf`], for walkers given a plain array.
+/// `buf` as [`Frames`], for walkers given a plain array.
 #[inline(always)]
-fn as_frame_buf(buf: &mut [usize; MAX_FRAMES]) -> &mut FrameBuf {
-    // SAFETY: same layout; walkers only ever write initialised addresses,
-    // so `buf` stays initialised.
-    unsafe { &mut *(buf as *mut [usize; MAX_FRAMES]).cast::<FrameBuf>() }
+fn as_frames(buf: &mut [usize]) -> &mut Frames {
+    // SAFETY: same layout and length; walkers only ever write initialised
+    // addresses, so `buf` stays initialised.
+    unsafe { &mut *(buf as *mut [usize] as *mut Frames) }
+}
+
+/// The most frames a walk keeps, from `MEMPROF_MAX_FRAMES`; 0 until read.
+static FRAME_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+/// The most frames a sample's walk keeps: `MEMPROF_MAX_FRAMES` (1 to
+/// [`MAX_FRAMES`]) if set and valid, else [`DEFAULT_MAX_FRAMES`]. Read from
+/// the environment once, at the first sample.
+#[inline(always)]
+pub fn frame_limit() -> usize {
+    match FRAME_LIMIT.load(Ordering::Relaxed) {
+        0 => frame_limit_from_env(),
+        limit => limit,
+    }
+}
+
+/// Parses `MEMPROF_MAX_FRAMES`: a whole number from 1 to [`MAX_FRAMES`].
+fn parse_frame_limit(value: &[u8]) -> Option<usize> {
+    let limit: usize = core::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    (1..=MAX_FRAMES).contains(&limit).then_some(limit)
+}
+
+#[cold]
+fn frame_limit_from_env() -> usize {
+    let value = crate::os::getenv(c"MEMPROF_MAX_FRAMES");
+    let limit = value.map_or(Some(DEFAULT_MAX_FRAMES), parse_frame_limit);
+    let chosen = limit.unwrap_or(DEFAULT_MAX_FRAMES);
+    // Only the first reader says a bad value; a racing one reads its result.
+    match FRAME_LIMIT.compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => {
+            if let (Some(value), None) = (value, limit) {
+                let mut shown = [0u8; 64];
+                let len = value.len().min(shown.len());
+                for (out, &b) in shown.iter_mut().zip(value) {
+                    *out = if b.is_ascii_graphic() || b == b' ' {
+                        b
+                    } else {
+                        b'?'
+                    };
+                }
+                crate::os::write_stderr(&[
+                    b"memprof: MEMPROF_MAX_FRAMES=\"",
+                    &shown[..len],
+                    b"\" is not a stack depth: give a whole number of frames from 1 to 256. ",
+                    b"Keeping the default of 64 frames.\n",
+                ]);
+            }
+            chosen
+        }
+        Err(current) => current,
+    }
 }
 
 /// How many samples are checked before trusting frame pointers or framehop.
@@ -134,11 +192,26 @@ fn forced_mode() -> u8 {
     mode
 }
 
-/// Fills `buf` with return addresses, leaf first; returns how many.
+/// Fills `buf` with return addresses, leaf first, up to [`frame_limit`];
+/// returns how many. A stack deeper than the limit ends in
+/// [`super::TRUNCATED_MARKER`] after the first `limit` frames.
 ///
 /// Must be called with the thread marked busy (see [`crate::alloc`]).
 #[inline(never)]
 pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
+    let limit = frame_limit();
+    // One frame past the limit tells a cut stack from one exactly as deep.
+    let n = walk(&mut buf[..limit + 1]);
+    if n > limit {
+        buf[limit].write(super::TRUNCATED_MARKER);
+    }
+    n
+}
+
+/// Fills `buf` with return addresses, leaf first, with the process's
+/// walker; returns how many.
+#[inline(always)]
+fn walk(buf: &mut Frames) -> usize {
     let _ = forced_mode();
     match MODE.load(Ordering::Relaxed) {
         FRAME_POINTERS => walk_frame_pointers(buf),
@@ -157,12 +230,12 @@ pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
 /// falls back to backtrace where framehop is unavailable.
 #[inline(never)]
 pub fn capture_with(walker: Unwinder, buf: &mut [usize; MAX_FRAMES]) -> usize {
-    let buf = as_frame_buf(buf);
+    let buf = as_frames(buf);
     crate::alloc::unsampled(|| match walker {
         Unwinder::FramePointers => walk_frame_pointers(buf),
         Unwinder::Framehop => framehop_or_backtrace(buf),
         Unwinder::Dwarf => unwind(buf),
-        Unwinder::Verifying => capture(buf),
+        Unwinder::Verifying => walk(buf),
     })
 }
 
@@ -174,7 +247,7 @@ pub fn framehop_counters() -> FramehopCounters {
 
 /// framehop where this thread can use it now, else backtrace.
 #[inline(always)]
-fn framehop_or_backtrace(buf: &mut FrameBuf) -> usize {
+fn framehop_or_backtrace(buf: &mut Frames) -> usize {
     let (low, top) = stack_bounds();
     if top != 0 {
         if let Some(n) = framehop_unwind::unwind(buf, low, top) {
@@ -185,21 +258,23 @@ fn framehop_or_backtrace(buf: &mut FrameBuf) -> usize {
 }
 
 #[cold]
-fn capture_and_verify(buf: &mut FrameBuf) -> usize {
+fn capture_and_verify(buf: &mut Frames) -> usize {
     let n = unwind(buf);
     let unwound = written(buf, n);
+    let room = buf.len();
     let mut walked = frame_buf();
+    let walked = &mut walked[..room.min(STACK_LEN_MAX)];
     if FP_AGREED.load(Ordering::Relaxed) != RULED_OUT {
-        let m = walk_frame_pointers(&mut walked);
+        let m = walk_frame_pointers(walked);
         tally(
             &FP_AGREED,
-            frame_pointers_agree(unwound, written(&walked, m)),
+            frame_pointers_agree(unwound, written(walked, m), room),
         );
     }
     if framehop_unwind::supported() && FRAMEHOP_AGREED.load(Ordering::Relaxed) != RULED_OUT {
         let (low, top) = stack_bounds();
         let m = if top != 0 {
-            framehop_unwind::unwind(&mut walked, low, top)
+            framehop_unwind::unwind(walked, low, top)
         } else {
             None
         };
@@ -207,7 +282,7 @@ fn capture_and_verify(buf: &mut FrameBuf) -> usize {
         if let Some(m) = m {
             tally(
                 &FRAMEHOP_AGREED,
-                unwinders_agree(unwound, written(&walked, m)),
+                unwinders_agree(unwound, written(walked, m), room),
             );
         }
     } else {
@@ -256,9 +331,9 @@ fn decide() {
 /// So the comparison starts at the first of the walk's two leaf-most
 /// frames that the unwinder also has. The walk may stop before the
 /// thread-start frames of libc, which lack frame pointers; in between, both
-/// must be identical.
-fn frame_pointers_agree(unwound: &[usize], walked: &[usize]) -> bool {
-    let truncated = walked.len() == MAX_FRAMES;
+/// must be identical. Each walk had room for `room` frames.
+fn frame_pointers_agree(unwound: &[usize], walked: &[usize], room: usize) -> bool {
+    let truncated = walked.len() == room;
     let Some((unwound, walked)) = from_common_frame(unwound, walked) else {
         return false;
     };
@@ -293,8 +368,8 @@ fn from_common_frame<'a>(
 /// different place in the verifying function), so the comparison starts at
 /// the first of `other`'s two leaf-most frames that backtrace also has. From
 /// there on both must be identical down to the root, unless one was cut
-/// short by [`MAX_FRAMES`], where the other must extend it.
-fn unwinders_agree(unwound: &[usize], other: &[usize]) -> bool {
+/// short by its `room` for frames, where the other must extend it.
+fn unwinders_agree(unwound: &[usize], other: &[usize], room: usize) -> bool {
     let Some((a, b)) = from_common_frame(unwound, other) else {
         return false;
     };
@@ -303,12 +378,12 @@ fn unwinders_agree(unwound: &[usize], other: &[usize]) -> bool {
     }
     match a.len().cmp(&b.len()) {
         core::cmp::Ordering::Equal => a == b,
-        core::cmp::Ordering::Less => unwound.len() == MAX_FRAMES && b[..a.len()] == *a,
-        core::cmp::Ordering::Greater => other.len() == MAX_FRAMES && a[..b.len()] == *b,
+        core::cmp::Ordering::Less => unwound.len() == room && b[..a.len()] == *a,
+        core::cmp::Ordering::Greater => other.len() == room && a[..b.len()] == *b,
     }
 }
 
-fn unwind(buf: &mut FrameBuf) -> usize {
+fn unwind(buf: &mut Frames) -> usize {
     let mut n = 0;
     // SAFETY: `trace_unsynchronized` requires that no other thread unwinds
     // through backtrace's global state at the same time *with the
@@ -321,7 +396,7 @@ fn unwind(buf: &mut FrameBuf) -> usize {
                 buf[n].write(ip);
                 n += 1;
             }
-            n < MAX_FRAMES
+            n < buf.len()
         });
     }
     n
@@ -395,12 +470,12 @@ fn current_frame_pointer() -> usize {
 /// each record must be above the previous one, so a register that does not
 /// hold a frame pointer ends the walk instead of faulting.
 #[inline(never)]
-fn walk_frame_pointers(buf: &mut FrameBuf) -> usize {
+fn walk_frame_pointers(buf: &mut Frames) -> usize {
     let top = stack_top();
     let here = &top as *const usize as usize;
     let mut fp = current_frame_pointer();
     let mut n = 0;
-    while n < MAX_FRAMES {
+    while n < buf.len() {
         if fp < here
             || !fp.is_multiple_of(core::mem::align_of::<usize>())
             || fp.saturating_add(16) > top
@@ -426,7 +501,7 @@ fn walk_frame_pointers(buf: &mut FrameBuf) -> usize {
 /// The unwinder, for other modules' tests.
 #[cfg(test)]
 pub(crate) fn tests_support_unwind(buf: &mut [usize; MAX_FRAMES]) -> usize {
-    unwind(as_frame_buf(buf))
+    unwind(as_frames(buf))
 }
 
 #[cfg(test)]
@@ -436,16 +511,20 @@ mod tests {
     #[test]
     fn agreement_allows_offset_start_and_lost_libc_frames() {
         let unwound = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-        assert!(frame_pointers_agree(&unwound, &[3, 4, 5, 6, 7, 8, 9]));
+        assert!(frame_pointers_agree(
+            &unwound,
+            &[3, 4, 5, 6, 7, 8, 9],
+            MAX_FRAMES
+        ));
         assert!(
-            !frame_pointers_agree(&unwound, &[3, 5, 6, 7]),
+            !frame_pointers_agree(&unwound, &[3, 5, 6, 7], MAX_FRAMES),
             "a skipped frame"
         );
         assert!(
-            !frame_pointers_agree(&unwound, &[3, 4, 5]),
+            !frame_pointers_agree(&unwound, &[3, 4, 5], MAX_FRAMES),
             "too many frames lost"
         );
-        assert!(!frame_pointers_agree(&unwound, &[9, 10, 11]));
+        assert!(!frame_pointers_agree(&unwound, &[9, 10, 11], MAX_FRAMES));
     }
 
     #[test]
@@ -453,13 +532,17 @@ mod tests {
         // With frame pointers in every frame, both walks start at the
         // verifying function, each at its own call site (0xa vs 1).
         let unwound = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert!(frame_pointers_agree(&unwound, &[0xa, 2, 3, 4, 5, 6, 7]));
+        assert!(frame_pointers_agree(
+            &unwound,
+            &[0xa, 2, 3, 4, 5, 6, 7],
+            MAX_FRAMES
+        ));
         assert!(
-            !frame_pointers_agree(&unwound, &[0xa, 0xb, 3, 4, 5, 6, 7]),
+            !frame_pointers_agree(&unwound, &[0xa, 0xb, 3, 4, 5, 6, 7], MAX_FRAMES),
             "only one leaf frame may differ"
         );
         assert!(
-            !frame_pointers_agree(&unwound, &[0xa, 2, 3, 0xc, 5, 6, 7]),
+            !frame_pointers_agree(&unwound, &[0xa, 2, 3, 0xc, 5, 6, 7], MAX_FRAMES),
             "a frame differing past the leaf"
         );
     }
@@ -467,24 +550,34 @@ mod tests {
     #[test]
     fn unwinder_agreement_skips_leaf_ends_and_allows_truncation() {
         let unwound = [90, 91, 1, 2, 3, 4, 5];
-        assert!(unwinders_agree(&unwound, &[80, 2, 3, 4, 5]));
-        assert!(unwinders_agree(&unwound, &[1, 2, 3, 4, 5]));
+        assert!(unwinders_agree(&unwound, &[80, 2, 3, 4, 5], MAX_FRAMES));
+        assert!(unwinders_agree(&unwound, &[1, 2, 3, 4, 5], MAX_FRAMES));
         assert!(
-            !unwinders_agree(&unwound, &[80, 2, 3, 4]),
+            !unwinders_agree(&unwound, &[80, 2, 3, 4], MAX_FRAMES),
             "lost a root frame"
         );
-        assert!(!unwinders_agree(&unwound, &[80, 2, 3, 9, 5]));
-        assert!(!unwinders_agree(&unwound, &[80, 81, 2, 3, 4, 5]));
+        assert!(!unwinders_agree(&unwound, &[80, 2, 3, 9, 5], MAX_FRAMES));
+        assert!(!unwinders_agree(
+            &unwound,
+            &[80, 81, 2, 3, 4, 5],
+            MAX_FRAMES
+        ));
         let mut long = [0usize; MAX_FRAMES];
         for (i, a) in long.iter_mut().enumerate() {
             *a = 100 + i;
         }
-        assert!(unwinders_agree(&long, &long[1..]));
+        assert!(unwinders_agree(&long, &long[1..], MAX_FRAMES));
         let mut deeper = [0usize; MAX_FRAMES];
         deeper[..MAX_FRAMES - 2].copy_from_slice(&long[2..]);
         deeper[MAX_FRAMES - 2..].copy_from_slice(&[500, 501]);
-        assert!(unwinders_agree(&long, &deeper), "backtrace cut short");
-        assert!(!unwinders_agree(&long[..40], &long[1..]), "a shorter root");
+        assert!(
+            unwinders_agree(&long, &deeper, MAX_FRAMES),
+            "backtrace cut short"
+        );
+        assert!(
+            !unwinders_agree(&long[..40], &long[1..], MAX_FRAMES),
+            "a shorter root"
+        );
     }
 
     /// Recurses `depth` times through a non-inlined, non-tail-calling frame,
@@ -509,13 +602,13 @@ mod tests {
             recurse(depth, &mut || {
                 let mut unwound = [0usize; MAX_FRAMES];
                 let mut walked = [0usize; MAX_FRAMES];
-                let n = unwind(as_frame_buf(&mut unwound));
+                let n = unwind(as_frames(&mut unwound));
                 let (low, top) = stack_bounds();
                 // `None` while another test's thread makes the first module
                 // list (callers then use backtrace): try again.
                 let m = (0..100_000)
                     .find_map(|_| {
-                        let m = framehop_unwind::unwind(as_frame_buf(&mut walked), low, top);
+                        let m = framehop_unwind::unwind(as_frames(&mut walked), low, top);
                         if m.is_none() {
                             std::thread::yield_now();
                         }
@@ -523,7 +616,7 @@ mod tests {
                     })
                     .expect("framehop runs once the module list is made");
                 assert!(
-                    unwinders_agree(&unwound[..n], &walked[..m]),
+                    unwinders_agree(&unwound[..n], &walked[..m], MAX_FRAMES),
                     "depth {depth}: backtrace {:x?}\nframehop {:x?}",
                     &unwound[..n],
                     &walked[..m]

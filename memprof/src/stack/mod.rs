@@ -2,14 +2,16 @@
 //! and symbolizing them lazily, off the allocation path.
 
 pub mod capture;
+pub(crate) mod limits;
 pub mod role;
 pub mod symbolize;
 pub mod table;
 
+pub use capture::frame_limit;
 pub use capture::{unwinder, Unwinder};
 pub use role::{frame_role, FrameRole, Trim};
 pub use symbolize::Frame;
-pub use table::{StackCounters, StackTable, MAX_FRAMES, OVERFLOW_STACK};
+pub use table::{StackCounters, StackTable, DEFAULT_MAX_FRAMES, MAX_FRAMES, OVERFLOW_STACK};
 
 /// Every interned stack of the process.
 pub(crate) static STACKS: StackTable = StackTable::new();
@@ -17,6 +19,10 @@ pub(crate) static STACKS: StackTable = StackTable::new();
 /// Pseudo return addresses at the very top of the address space stand for
 /// scopes (see [`crate::scope`]); no code lives there.
 const SCOPE_MARKER_BASE: usize = usize::MAX - crate::scope::MAX_SCOPES;
+
+/// The pseudo-frame at the root of a stack cut at the depth limit (just
+/// below the scope markers; scope 0 is never marked).
+pub(crate) const TRUNCATED_MARKER: usize = SCOPE_MARKER_BASE;
 
 /// The pseudo-frame recording `scope` at the root of a stack.
 pub(crate) fn scope_marker(scope: u32) -> usize {

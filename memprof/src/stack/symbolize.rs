@@ -285,7 +285,7 @@ mod tests {
 
     #[inline(never)]
     fn a_named_function() -> usize {
-        let mut buf = [0usize; 64];
+        let mut buf = [0usize; crate::stack::MAX_FRAMES];
         let n = crate::stack::capture::tests_support_unwind(&mut buf);
         buf[..n].get(1).copied().unwrap_or(0)
     }

@@ -26,8 +26,16 @@ use crate::os;
 use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
 
-/// The most return addresses kept per stack.
-pub const MAX_FRAMES: usize = 64;
+/// The deepest stack walk `MEMPROF_MAX_FRAMES` may ask for.
+pub const MAX_FRAMES: usize = 256;
+
+/// How many return addresses a walk keeps unless `MEMPROF_MAX_FRAMES` says
+/// otherwise; deeper stacks end in a `[truncated]` frame.
+pub const DEFAULT_MAX_FRAMES: usize = 64;
+
+/// The most addresses one stored stack holds: the deepest walk, a
+/// truncation marker and a scope marker.
+pub(crate) const STACK_LEN_MAX: usize = MAX_FRAMES + 2;
 
 /// The id standing for "a stack the full table could not store".
 pub const OVERFLOW_STACK: u32 = 0;
@@ -154,12 +162,22 @@ impl StackTable {
         }
     }
 
-    /// Sets the cap; only effective before the first stack is interned.
-    pub(crate) fn set_max_stacks(&self, max: usize) {
-        if self.records.load(Ordering::Acquire).is_null() {
-            self.max_stacks
-                .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
+    /// Sets the cap if the table is not in use yet; returns whether it did
+    /// (the regions are sized for the cap when the first stack is interned).
+    pub(crate) fn set_max_stacks(&self, max: usize) -> bool {
+        let in_use = self.init.lock();
+        if *in_use {
+            return false;
         }
+        self.store_max_stacks(max);
+        true
+    }
+
+    /// Sets the cap without looking: for the environment's value, read
+    /// before the regions are sized, with or without the init lock held.
+    pub(crate) fn store_max_stacks(&self, max: usize) {
+        self.max_stacks
+            .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
     }
 
     /// Reserves the regions on first use. Returns false if memory was refused.
@@ -171,8 +189,11 @@ impl StackTable {
         if *done {
             return true;
         }
+        if core::ptr::eq(self, &super::STACKS) {
+            super::limits::apply_env_once();
+        }
         let max = self.max_stacks.load(Ordering::Relaxed);
-        let frame_capacity = max * AVERAGE_FRAMES + MAX_FRAMES;
+        let frame_capacity = max * AVERAGE_FRAMES + STACK_LEN_MAX;
         let Some(records) = os::map_zeroed(max * core::mem::size_of::<StackRecord>()) else {
             return false;
         };
@@ -209,7 +230,7 @@ impl StackTable {
     /// Never allocates. Returns [`OVERFLOW_STACK`] when the table is full or
     /// memory could not be mapped.
     pub(crate) fn intern(&self, frames: &[usize]) -> u32 {
-        let frames = &frames[..frames.len().min(MAX_FRAMES)];
+        let frames = &frames[..frames.len().min(STACK_LEN_MAX)];
         if !self.ensure_init() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;

@@ -95,7 +95,7 @@ pub(crate) use imp::counters;
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod fallback {
     use super::FramehopCounters;
-    use crate::stack::capture::FrameBuf;
+    use crate::stack::capture::Frames;
 
     /// Whether this platform has the framehop unwinder: not this one.
     pub(crate) fn supported() -> bool {
@@ -103,7 +103,7 @@ mod fallback {
     }
 
     /// Never unwinds here; callers fall back to `backtrace`.
-    pub(crate) fn unwind(_buf: &mut FrameBuf, _lo: usize, _hi: usize) -> Option<usize> {
+    pub(crate) fn unwind(_buf: &mut Frames, _lo: usize, _hi: usize) -> Option<usize> {
         None
     }
 

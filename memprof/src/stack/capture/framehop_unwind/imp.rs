@@ -9,8 +9,7 @@ use framehop::{FrameAddress, Unwinder as _};
 use super::modules::{self, Modules};
 use super::rules::{Cache, Caller, Rule, Stack, RULES};
 use super::FramehopCounters;
-use crate::stack::capture::FrameBuf;
-use crate::stack::MAX_FRAMES;
+use crate::stack::capture::Frames;
 
 /// At most this many per-thread states exist at once (each about 11 KiB);
 /// a thread that finds none beyond that uses `backtrace`.
@@ -177,7 +176,7 @@ fn registers() -> (u64, u64, u64) {
 /// current stack pointer and `hi` is read, and the loaded objects' unwind
 /// tables only with the loader's lock held (see `modules`).
 #[inline(never)]
-pub(crate) fn unwind(buf: &mut FrameBuf, lo: usize, hi: usize) -> Option<usize> {
+pub(crate) fn unwind(buf: &mut Frames, lo: usize, hi: usize) -> Option<usize> {
     let (ip, sp, bp) = registers();
     let (lo, hi) = (lo as u64, hi as u64);
     if sp < lo || sp >= hi {
@@ -262,9 +261,9 @@ impl Walk {
     /// calls and no table reads. Returns the first frame's rule that is not
     /// compact, or `None` once the walk is over.
     #[inline(always)]
-    fn by_rules(&mut self, buf: &mut FrameBuf, stack: &Stack) -> Option<Rule> {
+    fn by_rules(&mut self, buf: &mut Frames, stack: &Stack) -> Option<Rule> {
         loop {
-            if self.n == MAX_FRAMES {
+            if self.n == buf.len() {
                 return None;
             }
             let rule = RULES.rule(self.frame.return_address);
@@ -286,7 +285,7 @@ impl Walk {
         modules: &Modules,
         state: &mut ThreadState,
         mut rule: Rule,
-        buf: &mut FrameBuf,
+        buf: &mut Frames,
         stack: &Stack,
     ) -> usize {
         if state.generation != modules.generation {
