@@ -48,8 +48,20 @@ pub(crate) fn require_global_allocator() -> Result<(), Unavailable> {
 /// `None` when jemalloc does not serve the process (its counters would not
 /// move) or cannot be asked. Whether it serves is probed once.
 pub(crate) fn thread_net_allocated() -> Option<i64> {
-    static SERVES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*SERVES.get_or_init(|| serves_global_allocator().unwrap_or(false)) {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    // 0: not probed yet, 1: serves, 2: does not. Not a `OnceLock`: a child
+    // forked while another thread initialised one would wait on it forever;
+    // two threads probing at once both get the same answer.
+    static SERVES: AtomicU8 = AtomicU8::new(0);
+    let serves = match SERVES.load(Ordering::Relaxed) {
+        0 => {
+            let serves = serves_global_allocator().unwrap_or(false);
+            SERVES.store(if serves { 1 } else { 2 }, Ordering::Relaxed);
+            serves
+        }
+        known => known == 1,
+    };
+    if !serves {
         return None;
     }
     let allocated = keys::THREAD_ALLOCATED.read().ok()?;

@@ -394,6 +394,9 @@ mod tests {
     /// crate, and names addresses it has not cached by address.
     #[test]
     fn a_child_forked_while_the_program_is_inside_backtrace_does_not_block() {
+        // In a program memprof's handlers are registered by its first
+        // sample, long before any fork; run alone, this test may fork first.
+        crate::fork::register();
         let fresh = a_function_resolved_only_in_the_child();
         let (held_tx, held_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

@@ -20,7 +20,7 @@
 //! The probing thread then stays blocked for the child's life; nothing
 //! else waits for it.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -38,6 +38,22 @@ static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 
 /// What is known of the `backtrace` crate's lock in this process.
 static BACKTRACE_LOCK: AtomicU8 = AtomicU8::new(FREE);
+/// The process [`BACKTRACE_LOCK`] speaks for (0 before the first lookup).
+static KNOWN_FOR_PID: AtomicU32 = AtomicU32::new(0);
+
+/// The process the program started as, recorded before `main` (0 if the
+/// loader did not run [`RECORD_START_PID`]).
+static START_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Run by the loader at start-up, before `main` and before any thread of
+/// the program could fork.
+#[used]
+#[link_section = ".init_array"]
+static RECORD_START_PID: extern "C" fn() = record_start_pid;
+
+extern "C" fn record_start_pid() {
+    START_PID.store(std::process::id(), Ordering::Relaxed);
+}
 /// Never inherited held: the parent, or a child that probed it.
 const FREE: u8 = 0;
 /// A child that has not probed it yet.
@@ -59,6 +75,20 @@ pub(super) fn unavailable() -> bool {
 /// probes its lock (see the module docs); call with the cache held, so one
 /// thread probes.
 pub(super) fn backtrace_usable() -> bool {
+    // A child forked before memprof registered its fork handlers never ran
+    // the child handler that marks the lock unknown, yet the program's own
+    // threads may have held it at the fork: what is known holds only for
+    // the process that learnt it.
+    let pid = std::process::id();
+    let known_for = match KNOWN_FOR_PID.swap(pid, Ordering::Relaxed) {
+        // The first lookup in this memory image: the initial state speaks
+        // for the process the program started as.
+        0 => START_PID.load(Ordering::Relaxed),
+        known_for => known_for,
+    };
+    if known_for != 0 && known_for != pid {
+        BACKTRACE_LOCK.store(UNKNOWN, Ordering::Relaxed);
+    }
     match BACKTRACE_LOCK.load(Ordering::Relaxed) {
         FREE => true,
         HELD => false,
