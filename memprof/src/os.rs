@@ -80,6 +80,27 @@ fn clock_nanos(clock: libc::clockid_t) -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
+/// A byte of an environment variable's value as it may be shown: printable
+/// ASCII and space as they are, anything else `?`, so a bad value echoed on
+/// stderr or in `/stats` cannot carry control characters.
+pub(crate) fn shown_byte(b: u8) -> u8 {
+    if b.is_ascii_graphic() || b == b' ' {
+        b
+    } else {
+        b'?'
+    }
+}
+
+/// Copies the start of `value` into `buf` as [`shown_byte`]s; returns what
+/// was written.
+pub(crate) fn shown<'a>(value: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
+    let len = value.len().min(buf.len());
+    for (out, &b) in buf.iter_mut().zip(value) {
+        *out = shown_byte(b);
+    }
+    &buf[..len]
+}
+
 /// Writes a message to standard error without allocating or locking.
 ///
 /// Used for the one-time configuration warnings the allocator path may emit.

@@ -192,12 +192,7 @@ fn init_from_env() -> u64 {
         Ok(_) => {
             let text = value.map_or(&[][..], |v| &v[..v.len().min(ENV_TEXT_MAX)]);
             for (slot, &b) in ENV_TEXT.iter().zip(text) {
-                let shown = if b.is_ascii_graphic() || b == b' ' {
-                    b
-                } else {
-                    b'?'
-                };
-                slot.store(shown, Ordering::Relaxed);
+                slot.store(crate::os::shown_byte(b), Ordering::Relaxed);
             }
             ENV_TEXT_LEN.store(text.len(), Ordering::Relaxed);
             ENV_ERROR.store(error.map_or(0, RateEnvError::code), Ordering::Relaxed);

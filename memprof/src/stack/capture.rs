@@ -103,18 +103,11 @@ fn frame_limit_from_env() -> usize {
     match FRAME_LIMIT.compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed) {
         Ok(_) => {
             if let (Some(value), None) = (value, limit) {
-                let mut shown = [0u8; 64];
-                let len = value.len().min(shown.len());
-                for (out, &b) in shown.iter_mut().zip(value) {
-                    *out = if b.is_ascii_graphic() || b == b' ' {
-                        b
-                    } else {
-                        b'?'
-                    };
-                }
+                let mut buf = [0u8; 64];
+                let shown = crate::os::shown(value, &mut buf);
                 crate::os::write_stderr(&[
                     b"memprof: MEMPROF_MAX_FRAMES=\"",
-                    &shown[..len],
+                    shown,
                     b"\" is not a stack depth: give a whole number of frames from 1 to 256. ",
                     b"Keeping the default of 64 frames.\n",
                 ]);

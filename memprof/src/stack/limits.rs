@@ -37,20 +37,13 @@ fn read_cap(var: &core::ffi::CStr, name: &[u8], default: &[u8]) -> Option<usize>
     let value = crate::os::getenv(var)?;
     let cap = parse_cap(value);
     if cap.is_none() {
-        let mut shown = [0u8; 64];
-        let len = value.len().min(shown.len());
-        for (out, &b) in shown.iter_mut().zip(value) {
-            *out = if b.is_ascii_graphic() || b == b' ' {
-                b
-            } else {
-                b'?'
-            };
-        }
+        let mut buf = [0u8; 64];
+        let shown = crate::os::shown(value, &mut buf);
         crate::os::write_stderr(&[
             b"memprof: ",
             name,
             b"=\"",
-            &shown[..len],
+            shown,
             b"\" is not a cap: give a whole number from 1 up. Keeping the default of ",
             default,
             b".\n",
