@@ -1,7 +1,8 @@
 //! Headless Chromium loads the page from the endpoint and runs its script:
 //! the dumped DOM must hold the plots with data drawn, the doctor's
 //! findings and the top stacks; behind a token, it asks for the token and
-//! its fetches carry it.
+//! its fetches carry it. A flamegraph's script draws boxes with short
+//! names and keeps the full ones in the titles.
 //!
 //! Skips with a note when Chromium is missing, unless
 //! `MEMPROF_REQUIRE_CLIENTS=1` (set by `.ci/run`), where it fails.
@@ -54,7 +55,8 @@ fn page_test_sampled() -> Vec<Vec<u8>> {
     (0..2048).map(|_| black_box(vec![2u8; 8192])).collect()
 }
 
-/// Runs chromium with `args`, killing it after [`TIMEOUT`].
+/// Loads `url` in headless Chromium, lets its scripts run and returns the
+/// DOM; kills Chromium after [`TIMEOUT`].
 fn dump_dom(binary: &str, url: &str) -> String {
     let profile = std::env::temp_dir().join(format!("memprof-chromium-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
@@ -189,4 +191,42 @@ fn chromium_renders_plots_findings_and_stacks() {
         "the token is nowhere in the page\n{dom}"
     );
     drop((live, sampled));
+}
+
+#[test]
+fn chromium_draws_flamegraph_boxes_with_short_names() {
+    let Some(binary) = chromium() else {
+        if memprof_dev::clients_required() {
+            panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
+        }
+        eprintln!("note: chromium not found; skipping the flamegraph test");
+        return;
+    };
+    let full = "std::collections::hash::map::HashMap<alloc::string::String, \
+                alloc::vec::Vec<u8>>::insert";
+    let folded = format!("main;{full} 1000\nmain;other 500\n");
+    let options =
+        memprof::export::flamegraph::FlamegraphOptions::for_kind(memprof::Kind::InuseSpace);
+    let mut svg = Vec::new();
+    memprof::export::flamegraph::write_folded_flamegraph(folded.as_bytes(), &options, &mut svg)
+        .unwrap();
+    let file = std::env::temp_dir().join(format!("memprof-flamegraph-{}.svg", std::process::id()));
+    std::fs::write(&file, &svg).unwrap();
+    let dom = dump_dom(&binary, &format!("file://{}", file.display()));
+    let _ = std::fs::remove_file(&file);
+
+    let escaped = |s: &str| s.replace('<', "&lt;").replace('>', "&gt;");
+    let short = escaped("std::collections::hash::map::HashMap<String, Vec<u8>>::insert");
+    let at = dom
+        .find(&format!("data-label=\"{short}\""))
+        .unwrap_or_else(|| panic!("no labelled box in\n{dom}"));
+    let group = &dom[at..at + dom[at..].find("</g>").unwrap()];
+    assert!(
+        group.contains(&format!("<title>{} (1,000 bytes", escaped(full))),
+        "the title keeps the full name: {group}"
+    );
+    assert!(
+        group.contains(&format!(">{short}</text>")),
+        "after the script ran, the box shows the short name: {group}"
+    );
 }

@@ -1,6 +1,9 @@
 //! SVG flamegraphs, rendered by inferno, with its built-in search and
 //! click-to-zoom script.
 //!
+//! Boxes show names with short generic arguments and titles the full
+//! names (see `export/short_names.rs`).
+//!
 //! Frames are coloured by a hash of their function name (the same function
 //! keeps its colour across reloads), in flamegraph.pl's `mem` palette. A
 //! differential flamegraph is sized by the newer profile and coloured red
@@ -12,6 +15,7 @@ use std::io::{self, Write};
 
 use inferno::flamegraph::color::{BasicPalette, Palette};
 
+use super::short_names::show_short_names;
 use crate::profile::{Kind, Snapshot};
 
 /// How a flamegraph looks.
@@ -135,16 +139,22 @@ fn render<W: Write>(
     }
     let mut opts = options.inferno();
     opts.no_sort = order == Order::Sorted;
-    match inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out) {
+    let mut svg = Vec::new();
+    match inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut svg) {
         // Told the lines are sorted, inferno checks that they are before it
         // writes anything. A name containing a space can sort differently
         // frame by frame than in its line (see `folded_order`): let inferno
         // sort them after all.
         Err(e) if opts.no_sort && e.kind() == io::ErrorKind::InvalidData => {
             opts.no_sort = false;
-            inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut out)?;
+            svg.clear();
+            inferno::flamegraph::from_lines(&mut opts, text.lines(), &mut svg)?;
         }
         rendered => rendered?,
+    }
+    match std::str::from_utf8(&svg) {
+        Ok(svg) => out.write_all(show_short_names(svg).as_bytes())?,
+        Err(_) => out.write_all(&svg)?,
     }
     out.flush()
 }
@@ -386,6 +396,35 @@ mod tests {
         super::render(folded, Order::Sorted, &options, &mut said).unwrap();
         super::render(folded, Order::Any, &options, &mut sorted).unwrap();
         assert!(said == sorted && !said.is_empty());
+    }
+
+    #[test]
+    fn boxes_show_short_generics_and_titles_the_full_name() {
+        let full = "std::collections::hash::map::HashMap<alloc::string::String, \
+                    alloc::vec::Vec<u8>>::insert";
+        let svg = render(&format!("main;{full} 1000\nmain;small 10\n"));
+        let escaped = |s: &str| s.replace('<', "&lt;").replace('>', "&gt;");
+        let short = escaped("std::collections::hash::map::HashMap<String, Vec<u8>>::insert");
+        assert!(
+            svg.contains(&format!("<title>{} (1,000 bytes", escaped(full))),
+            "the title keeps the full name"
+        );
+        assert!(
+            svg.contains(&format!("<g data-label=\"{short}\"><title>")),
+            "the box carries its short label"
+        );
+        assert!(
+            svg.contains(&format!(">{short}</text>")),
+            "the box is drawn with its short name"
+        );
+        assert_eq!(
+            svg.matches(r#"find_child(e, "title").textContent.replace"#)
+                .count(),
+            1,
+            "the script draws boxes from their labels, the title only without one"
+        );
+        assert_eq!(svg.matches("frame_label(e)").count(), 3, "reader + 2 uses");
+        assert!(svg.contains("<g><title>small (10 bytes"), "{svg}");
     }
 
     #[test]

@@ -22,4 +22,6 @@ pub mod flamegraph;
 #[cfg(feature = "export")]
 pub mod pprof;
 pub mod prometheus;
+#[cfg(feature = "export")]
+pub(crate) mod short_names;
 pub mod stats;
