@@ -17,6 +17,16 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree}
 /// fn cache_is_bounded() { ... }          // fails when its live bytes grow (net of frees) faster than the limit per iteration
 /// ```
 ///
+/// An `async fn` works too, above `#[tokio::test(...)]` (memprof builds that
+/// runtime inside the tracked test, once for all of a soak's iterations) or
+/// alone (a current-thread runtime with time and I/O):
+///
+/// ```ignore
+/// #[memprof::test(max_leak = "4 KiB")]
+/// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// async fn handler_does_not_leak() { tokio::spawn(async { ... }).await.unwrap(); }
+/// ```
+///
 /// Sizes accept `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`. The function runs
 /// as a normal `#[test]`; its thread, and every thread started from it, record
 /// every allocation (rate 1) for the duration, while tests running in
@@ -171,44 +181,85 @@ fn expand_test(args: TokenStream, item: TokenStream) -> Result<TokenStream, Erro
         }
     }
     let parts = split_fn(item)?;
-    if parts.is_async {
+    let name = parts.name.to_string();
+    let soak = iterations.is_some() || max_growth.is_some();
+    if soak && max_leak.is_some() {
         return Err((
             parts.name.span(),
-            "memprof: #[memprof::test] does not support async functions".to_string(),
+            "memprof: use max_leak for a single run, or iterations/warmup/max_growth_per_iter for a soak, not both"
+                .to_string(),
         ));
     }
-    let name = parts.name.to_string();
-    let call = if iterations.is_some() || max_growth.is_some() {
-        if max_leak.is_some() {
+    // Outer attributes (#[ignore], #[should_panic], docs) belong on the
+    // test; `#[tokio::test]` says how to build the runtime; a test
+    // attribute left by a macro expanded before this one is replaced by
+    // this test's own.
+    let mut attributes: Vec<TokenTree> = Vec::new();
+    let mut tokio_test = None;
+    let mut expanded_test = false;
+    let mut head = parts.head.as_slice();
+    while let [TokenTree::Punct(hash), TokenTree::Group(attr), rest @ ..] = head {
+        if hash.as_char() != '#' || attr.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        match attribute_kind(attr) {
+            Attribute::TokioTest(args) => tokio_test = Some((attr.span(), args)),
+            Attribute::Test => expanded_test = true,
+            Attribute::Other => {
+                attributes.push(TokenTree::Punct(hash.clone()));
+                attributes.push(TokenTree::Group(attr.clone()));
+            }
+        }
+        head = rest;
+    }
+    // How the body runs: a plain call, or in a runtime made once (after a
+    // runtime primed the thread, untracked). `setup` is "prime, setup".
+    let (setup, run) = if parts.is_async {
+        let runtime = match tokio_test {
+            Some((span, args)) => tokio_runtime(span, args)?,
+            None => "::memprof::testing::__current_thread_runtime()".to_string(),
+        };
+        (
+            format!("|| {runtime}.block_on(async {{}}), || {runtime}"),
+            format!("|__memprof_runtime| {{ __memprof_runtime.block_on({name}()); }}"),
+        )
+    } else {
+        if let Some((span, _)) = tokio_test {
+            return Err((
+                span,
+                "memprof: #[tokio::test] needs an `async fn`".to_string(),
+            ));
+        }
+        let runs_a_runtime = expanded_test && mentions(&parts.body.stream(), "block_on");
+        if soak && runs_a_runtime {
             return Err((
                 parts.name.span(),
-                "memprof: use max_leak for a single run, or iterations/warmup/max_growth_per_iter for a soak, not both"
+                "memprof: write #[memprof::test(...)] above #[tokio::test], not below: below it, \
+                 tokio builds a new runtime for every iteration of the soak (and drops the tasks \
+                 and resources of the last one); above it, one runtime serves them all"
                     .to_string(),
             ));
         }
+        let prime = if runs_a_runtime {
+            "|| ::memprof::testing::__prime_tokio()"
+        } else {
+            "|| ()"
+        };
+        (format!("{prime}, || ()"), format!("|_: &()| {name}()"))
+    };
+    let call = if soak {
         format!(
-            "::memprof::testing::__run_soak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {}, {}, {name});",
+            "::memprof::testing::__run_soak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {}, {}, {setup}, {run});",
             iterations.unwrap_or(1000),
             warmup.unwrap_or(10),
             max_growth.unwrap_or(0)
         )
     } else {
         format!(
-            "::memprof::testing::__run_leak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {name});",
+            "::memprof::testing::__run_leak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {setup}, {run});",
             max_leak.unwrap_or(0)
         )
     };
-    // Outer attributes (#[ignore], #[should_panic], docs) belong on the test.
-    let mut attributes: Vec<TokenTree> = Vec::new();
-    let mut head = parts.head.as_slice();
-    while let [TokenTree::Punct(hash), TokenTree::Group(attr), rest @ ..] = head {
-        if hash.as_char() != '#' || attr.delimiter() != Delimiter::Bracket {
-            break;
-        }
-        attributes.push(TokenTree::Punct(hash.clone()));
-        attributes.push(TokenTree::Group(attr.clone()));
-        head = rest;
-    }
     // #[test] fn name() { <the original fn, same name> ; run(name) }
     let mut inner: TokenStream = head.iter().cloned().collect();
     inner.extend([TokenTree::Group(parts.body)]);
@@ -225,6 +276,95 @@ fn expand_test(args: TokenStream, item: TokenStream) -> Result<TokenStream, Erro
     );
     out.extend([TokenTree::Group(Group::new(Delimiter::Brace, body))]);
     Ok(out)
+}
+
+/// What an outer attribute of a test function is, to this macro.
+enum Attribute {
+    /// `#[tokio::test]` or `#[tokio::test(...)]`, with its arguments.
+    TokioTest(TokenStream),
+    /// `#[test]`, as written or as another test macro leaves it
+    /// (`#[::core::prelude::v1::test]`).
+    Test,
+    Other,
+}
+
+fn attribute_kind(attr: &Group) -> Attribute {
+    let mut path = String::new();
+    let mut args = TokenStream::new();
+    for token in attr.stream() {
+        match token {
+            TokenTree::Ident(i) => path.push_str(&i.to_string()),
+            TokenTree::Punct(p) if p.as_char() == ':' => path.push(':'),
+            TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis => args = g.stream(),
+            _ => return Attribute::Other,
+        }
+    }
+    match path.trim_start_matches("::") {
+        "tokio::test" => Attribute::TokioTest(args),
+        "test" | "core::prelude::v1::test" | "std::prelude::v1::test" => Attribute::Test,
+        _ => Attribute::Other,
+    }
+}
+
+/// The runtime `#[tokio::test(args)]` would build, as an expression:
+/// `flavor`, `worker_threads`, `start_paused` and `crate` as tokio reads
+/// them.
+fn tokio_runtime(span: Span, args: TokenStream) -> Result<String, Error> {
+    let mut multi_thread = false;
+    let mut workers = String::new();
+    let mut paused = String::new();
+    let mut krate = "::tokio".to_string();
+    for (key, value) in parse_args(args)? {
+        let text = value.to_string();
+        match key.to_string().as_str() {
+            "flavor" => match text.as_str() {
+                "\"multi_thread\"" => multi_thread = true,
+                "\"current_thread\"" => multi_thread = false,
+                _ => {
+                    return Err((
+                        value.span(),
+                        format!("memprof: tokio flavor {text} is not \"current_thread\" or \"multi_thread\""),
+                    ))
+                }
+            },
+            "worker_threads" => workers = format!(".worker_threads({text})"),
+            "start_paused" => paused = format!(".start_paused({text})"),
+            "crate" => krate = format!("::{}", text.trim_matches('"')),
+            other => {
+                return Err((
+                    key.span(),
+                    format!(
+                        "memprof: #[tokio::test({other} = ..)] is not supported under #[memprof::test]; \
+                         supported: flavor, worker_threads, start_paused, crate"
+                    ),
+                ))
+            }
+        }
+    }
+    if !workers.is_empty() && !multi_thread {
+        return Err((
+            span,
+            "memprof: worker_threads needs flavor = \"multi_thread\"".to_string(),
+        ));
+    }
+    let builder = if multi_thread {
+        "new_multi_thread"
+    } else {
+        "new_current_thread"
+    };
+    Ok(format!(
+        "{krate}::runtime::Builder::{builder}(){workers}.enable_all(){paused}.build()\
+         .expect(\"memprof: building the test's tokio runtime\")"
+    ))
+}
+
+/// Whether `ident` appears anywhere in `tokens`.
+fn mentions(tokens: &TokenStream, ident: &str) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i.to_string() == ident,
+        TokenTree::Group(g) => mentions(&g.stream(), ident),
+        _ => false,
+    })
 }
 
 fn expand_scope(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {

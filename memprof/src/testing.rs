@@ -31,6 +31,12 @@
 //! - threads past the first 1,048,576 that one test starts: the test then
 //!   fails, saying it could not follow them.
 //!
+//! An `async fn` under `#[memprof::test]` runs on a tokio runtime built
+//! inside the tracked test (the one its `#[tokio::test(...)]` asks for, or a
+//! current-thread runtime), so the runtime's workers are the test's threads
+//! and every task the body spawns counts; a soak builds it once, before
+//! warmup, and awaits the body once per iteration.
+//!
 //! A soak ([`soak`]) measures net growth: what the body's blocks hold live
 //! after each measured iteration minus what they held at the end of warmup,
 //! blocks allocated during warmup included, so a bounded structure (a cache
@@ -236,10 +242,17 @@ impl Tracking {
     /// result back may still be freeing: std frees a scoped thread's packet
     /// and closure on that thread after `thread::scope` has returned.
     fn wait_for_started_threads(&self) -> u64 {
+        self.wait_for_running(0)
+    }
+
+    /// Waits, up to [`EXIT_GRACE`], until at most `expected` of the threads
+    /// the body started still run (a soak's runtime keeps its workers from
+    /// warmup to the end), and returns how many do.
+    fn wait_for_running(&self, expected: u64) -> u64 {
         let deadline = Instant::now() + EXIT_GRACE;
         loop {
             let running = self.context.members_running();
-            if running == 0 || Instant::now() >= deadline {
+            if running <= expected || Instant::now() >= deadline {
                 return running;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -370,24 +383,39 @@ pub struct SoakReport {
 /// }
 /// ```
 pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport {
+    soak_in(iterations, warmup, || (), |()| body())
+}
+
+/// [`soak`] with a setting the iterations share, made by `setup` as the
+/// soak begins (a runtime whose workers then belong to the body) and
+/// dropped after the last measurement.
+fn soak_in<S>(
+    iterations: u64,
+    warmup: u64,
+    setup: impl FnOnce() -> S,
+    mut body: impl FnMut(&S),
+) -> SoakReport {
     let every = (iterations / 50).max(1);
     // Made before tracking starts: its buffer is not the body's.
     let mut checkpoints = Vec::with_capacity((iterations / every) as usize + 1);
     let tracking = Tracking::start();
+    let setting = setup();
     for _ in 0..warmup {
-        body();
+        body(&setting);
     }
-    tracking.wait_for_started_threads();
+    // Threads still running now (a runtime's workers) run to the end;
+    // measurements wait only for those started since.
+    let kept_running = tracking.wait_for_started_threads();
     let at_warmup = by_stack(&tracking.live());
     let baseline: i64 = at_warmup.values().map(|s| s.bytes).sum();
     for i in 1..=iterations {
-        body();
+        body(&setting);
         if i % every == 0 || i == iterations {
-            tracking.wait_for_started_threads();
+            tracking.wait_for_running(kept_running);
             checkpoints.push((i, tracking.live_bytes() - baseline));
         }
     }
-    let running = tracking.wait_for_started_threads();
+    let running = tracking.wait_for_running(kept_running);
     let mut at_end = by_stack(&tracking.live());
     for (stack, before) in &at_warmup {
         let now = at_end.entry(*stack).or_default();
@@ -396,6 +424,7 @@ pub fn soak(iterations: u64, warmup: u64, mut body: impl FnMut()) -> SoakReport 
     }
     let mut growth = summarize(&at_end);
     tracking.count_threads(&mut growth, running);
+    drop(setting);
     drop(tracking);
     let line: Vec<(f64, f64)> = checkpoints
         .iter()
@@ -486,9 +515,47 @@ fn report_paths(retained: &Retained, name: &str) -> String {
     }
 }
 
+/// A current-thread tokio runtime with I/O and time, for an `async fn`
+/// under `#[memprof::test]` without `#[tokio::test]`.
 #[doc(hidden)]
-pub fn __run_leak_test(name: &str, max_leak_bytes: u64, body: fn()) {
-    let ((), retained) = track(body);
+#[cfg(feature = "http")]
+pub fn __current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("memprof: building a tokio runtime for the test")
+}
+
+/// Builds a runtime and runs an empty future on this thread, untracked,
+/// before a test whose body `#[tokio::test]` already wrapped: what tokio
+/// keeps per thread for any later runtime is then not charged to the test.
+/// Without the `http` feature (no tokio here) it does nothing.
+#[doc(hidden)]
+pub fn __prime_tokio() {
+    #[cfg(feature = "http")]
+    __current_thread_runtime().block_on(async {});
+}
+
+/// The leak test behind `#[memprof::test]`: `setup` (a runtime for an
+/// `async fn`, else nothing) is made and dropped inside the tracked body,
+/// so its threads and what they leave count. `prime` runs first, untracked:
+/// for an `async fn` it builds a runtime and runs an empty future on it,
+/// so what the thread keeps for any later runtime (tokio's thread-local
+/// parker) is not charged to the test.
+#[doc(hidden)]
+pub fn __run_leak_test<S>(
+    name: &str,
+    max_leak_bytes: u64,
+    prime: impl FnOnce(),
+    setup: impl FnOnce() -> S,
+    body: impl FnOnce(&S),
+) {
+    prime();
+    let ((), retained) = track(|| {
+        let setting = setup();
+        body(&setting);
+        drop(setting);
+    });
     if retained.threads_not_followed > 0 {
         panic!(
             "memprof: {name} started more threads than memprof can follow ({MAX_MEMBERS}): {} were not followed, \
@@ -512,15 +579,20 @@ pub fn __run_leak_test(name: &str, max_leak_bytes: u64, body: fn()) {
     }
 }
 
+/// The soak test behind `#[memprof::test]`: one `setup` (a runtime for an
+/// `async fn`) serves every iteration; `prime` as for [`__run_leak_test`].
 #[doc(hidden)]
-pub fn __run_soak_test(
+pub fn __run_soak_test<S>(
     name: &str,
     iterations: u64,
     warmup: u64,
     max_growth_per_iter: u64,
-    body: fn(),
+    prime: impl FnOnce(),
+    setup: impl FnOnce() -> S,
+    body: impl FnMut(&S),
 ) {
-    let report = soak(iterations, warmup, body);
+    prime();
+    let report = soak_in(iterations, warmup, setup, body);
     let growth = &report.growth;
     if growth.threads_not_followed > 0 {
         panic!(

@@ -1,0 +1,9 @@
+//! `#[memprof::test]` misuse fails to compile with a message that says what
+//! to write instead (expected text in `tests/ui/*.stderr`; regenerate with
+//! `TRYBUILD=overwrite` after an intended change, and review the diff).
+
+#[test]
+fn misuse_is_a_clear_compile_error() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/async_misuse.rs");
+}
