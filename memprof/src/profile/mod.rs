@@ -4,6 +4,7 @@
 pub mod diff;
 mod folded;
 pub mod leaks;
+mod merge;
 mod site;
 pub mod snapshot;
 pub mod trend;
