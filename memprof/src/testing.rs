@@ -301,7 +301,7 @@ fn summarize(stacks: &HashMap<u32, StackLive>) -> Retained {
                 continue;
             }
             let addresses = STACKS.frames(stack).unwrap_or(&[]);
-            let (_, frames) = symbolized_frames(&mut symbolizer, stack, addresses, Trim::default());
+            let frames = symbolized_frames(&mut symbolizer, stack, addresses, Trim::default());
             let key = folded_key_of(&frames);
             let entry = by_key.entry(key.clone()).or_insert(RetainedStack {
                 key,

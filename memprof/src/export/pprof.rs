@@ -24,7 +24,7 @@ use flate2::Compression;
 use prost::Message;
 
 use crate::hash::AddressHash;
-use crate::profile::{Kind, Snapshot};
+use crate::profile::{Kind, Snapshot, StackProfile};
 use crate::stack::Frame;
 
 /// The content type to serve a gzipped profile with.
@@ -57,15 +57,51 @@ impl PprofOptions {
 }
 
 /// Writes the snapshot as a gzipped pprof profile.
+///
+/// The samples are encoded and compressed a batch at a time as they are
+/// built, ahead of the tables they point into (locations, functions,
+/// strings), which follow once every sample is written: protobuf reads
+/// messages written one after another as one message whose repeated fields
+/// hold all their items, and pprof resolves ids once the whole profile is
+/// read. So only the tables, which grow with the distinct addresses and
+/// not with the stacks, are held whole.
 pub fn write_pprof<W: Write>(
     snapshot: &Snapshot,
     options: &PprofOptions,
     out: W,
 ) -> io::Result<()> {
-    let bytes = profile(snapshot, options).encode_to_vec();
+    /// Samples encoded at a time.
+    const BATCH: usize = 1024;
     let mut gz = GzEncoder::new(out, Compression::default());
-    gz.write_all(&bytes)?;
+    let (mut b, header) = Builder::new(options);
+    let mut batch = Vec::with_capacity(BATCH);
+    for stack in &snapshot.stacks {
+        batch.extend(b.sample(stack));
+        if batch.len() == BATCH {
+            write_part(&mut gz, &mut batch)?;
+        }
+    }
+    write_part(&mut gz, &mut batch)?;
+    gz.write_all(
+        &b.finish(header, snapshot, options, Vec::new())
+            .encode_to_vec(),
+    )?;
     gz.finish()?.flush()
+}
+
+/// Writes `samples` as a profile holding them alone, and empties them.
+fn write_part<W: Write>(out: &mut W, samples: &mut Vec<proto::Sample>) -> io::Result<()> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let part = proto::Profile {
+        sample: std::mem::take(samples),
+        ..proto::Profile::default()
+    };
+    out.write_all(&part.encode_to_vec())?;
+    *samples = part.sample;
+    samples.clear();
+    Ok(())
 }
 
 /// Reads a pprof profile, gzipped or not.
@@ -82,39 +118,68 @@ pub fn read_pprof<R: Read>(mut input: R) -> io::Result<proto::Profile> {
 
 /// Builds the profile message for a snapshot.
 pub fn profile(snapshot: &Snapshot, options: &PprofOptions) -> proto::Profile {
-    let mut b = Builder::default();
-    b.string(""); // index 0 must be the empty string
-    let space = b.string("space");
-    let bytes = b.string("bytes");
-    let sample_type = Kind::ALL
-        .iter()
-        .map(|k| proto::ValueType {
-            r#type: b.string(k.name()),
-            unit: b.string(k.unit()),
-        })
-        .collect();
-    let default_sample_type = b.string(options.default_kind.name());
-    let executable = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mapping = proto::Mapping {
-        id: 1,
-        memory_start: 0,
-        memory_limit: u64::MAX,
-        file_offset: 0,
-        filename: b.string(&executable),
-        build_id: 0,
-        has_functions: true,
-        has_filenames: true,
-        has_line_numbers: true,
-        has_inline_frames: true,
-    };
+    let (mut b, header) = Builder::new(options);
+    let samples = snapshot.stacks.iter().filter_map(|s| b.sample(s)).collect();
+    b.finish(header, snapshot, options, samples)
+}
 
-    let mut samples = Vec::with_capacity(snapshot.stacks.len());
-    for stack in &snapshot.stacks {
+/// What a profile says before its samples: its sample types, the one
+/// mapping, and which type pprof shows by default (string table indices).
+struct Header {
+    space: i64,
+    bytes: i64,
+    sample_type: Vec<proto::ValueType>,
+    default_sample_type: i64,
+    mapping: proto::Mapping,
+}
+
+impl Builder {
+    /// A builder whose string table starts with the empty string (index 0
+    /// must be) and the names in the profile's header, and that header.
+    fn new(options: &PprofOptions) -> (Builder, Header) {
+        let mut b = Builder::default();
+        b.string("");
+        let space = b.string("space");
+        let bytes = b.string("bytes");
+        let sample_type = Kind::ALL
+            .iter()
+            .map(|k| proto::ValueType {
+                r#type: b.string(k.name()),
+                unit: b.string(k.unit()),
+            })
+            .collect();
+        let default_sample_type = b.string(options.default_kind.name());
+        let executable = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mapping = proto::Mapping {
+            id: 1,
+            memory_start: 0,
+            memory_limit: u64::MAX,
+            file_offset: 0,
+            filename: b.string(&executable),
+            build_id: 0,
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+        };
+        let header = Header {
+            space,
+            bytes,
+            sample_type,
+            default_sample_type,
+            mapping,
+        };
+        (b, header)
+    }
+
+    /// The sample of one stack, its locations interned; `None` when every
+    /// value rounds to 0.
+    fn sample(&mut self, stack: &StackProfile) -> Option<proto::Sample> {
         let value: Vec<i64> = Kind::ALL.iter().map(|&k| round(stack.value(k))).collect();
         if value.iter().all(|&v| v == 0) {
-            continue;
+            return None;
         }
         let mut location_id = Vec::new();
         let mut i = 0;
@@ -128,39 +193,48 @@ pub fn profile(snapshot: &Snapshot, options: &PprofOptions) -> proto::Profile {
                     end += 1;
                 }
             }
-            location_id.push(b.location(&stack.frames[i..end]));
+            location_id.push(self.location(&stack.frames[i..end]));
             i = end;
         }
-        samples.push(proto::Sample {
+        Some(proto::Sample {
             location_id,
             value,
             label: Vec::new(),
-        });
+        })
     }
-    let comment = vec![b.string("memprof: sampled estimates, rounded to integers")];
 
-    proto::Profile {
-        sample_type,
-        sample: samples,
-        mapping: vec![mapping],
-        location: b.locations,
-        function: b.functions,
-        string_table: b.strings,
-        drop_frames: 0,
-        keep_frames: 0,
-        time_nanos: i64::try_from(snapshot.taken_at_unix_ms.saturating_mul(1_000_000))
-            .unwrap_or(i64::MAX),
-        duration_nanos: options
-            .duration
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        period_type: Some(proto::ValueType {
-            r#type: space,
-            unit: bytes,
-        }),
-        period: i64::try_from(snapshot.rate).unwrap_or(i64::MAX),
-        comment,
-        default_sample_type,
-        doc_url: 0,
+    /// The profile: `samples` and everything they point into.
+    fn finish(
+        mut self,
+        header: Header,
+        snapshot: &Snapshot,
+        options: &PprofOptions,
+        samples: Vec<proto::Sample>,
+    ) -> proto::Profile {
+        let comment = vec![self.string("memprof: sampled estimates, rounded to integers")];
+        proto::Profile {
+            sample_type: header.sample_type,
+            sample: samples,
+            mapping: vec![header.mapping],
+            location: self.locations,
+            function: self.functions,
+            string_table: self.strings,
+            drop_frames: 0,
+            keep_frames: 0,
+            time_nanos: i64::try_from(snapshot.taken_at_unix_ms.saturating_mul(1_000_000))
+                .unwrap_or(i64::MAX),
+            duration_nanos: options
+                .duration
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            period_type: Some(proto::ValueType {
+                r#type: header.space,
+                unit: header.bytes,
+            }),
+            period: i64::try_from(snapshot.rate).unwrap_or(i64::MAX),
+            comment,
+            default_sample_type: header.default_sample_type,
+            doc_url: 0,
+        }
     }
 }
 
@@ -505,6 +579,24 @@ mod tests {
         assert!(p.mapping[0].has_functions && p.mapping[0].has_inline_frames);
         assert_eq!(p.function.len(), 4);
         assert_eq!(s(p.function[0].filename), "src/lib.rs");
+    }
+
+    #[test]
+    fn the_profile_written_a_batch_at_a_time_reads_as_the_one_built_whole() {
+        let main = frame("main", 0x2000, 20);
+        let stacks = (0..2500)
+            .map(|i| {
+                let leaf = frame(&format!("leaf{}", i % 700), 0x3000 + i % 700, 1);
+                StackProfile::allocated(vec![leaf, Arc::clone(&main)], 1.0 + i as f64)
+            })
+            .collect();
+        let snapshot = Snapshot::of_stacks(1_700_000_000_000, stacks);
+        let options = PprofOptions::for_kind(Kind::AllocObjects);
+        let mut gz = Vec::new();
+        write_pprof(&snapshot, &options, &mut gz).unwrap();
+        let read = read_pprof(&gz[..]).unwrap();
+        assert_eq!(read.sample.len(), 2500);
+        assert_eq!(read, profile(&snapshot, &options));
     }
 
     #[test]

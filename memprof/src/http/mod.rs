@@ -23,11 +23,11 @@
 //! | route | answers |
 //! | --- | --- |
 //! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, links |
-//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds |
-//! | `/flamegraph` | SVG; `kind`, `seconds`, or `base=ID` for a differential flamegraph from a snapshot to now |
+//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `limit`, `min_share` (below) |
+//! | `/flamegraph` | SVG; `kind`, `seconds`, `limit`, `min_share`, or `base=ID` for a differential flamegraph from a snapshot to now |
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
 //! | `/snapshots` | the kept snapshots |
-//! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind` |
+//! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind`, `limit`, `min_share` |
 //! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind` |
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
 //! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
@@ -38,6 +38,14 @@
 //! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
 //! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
 //! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
+//!
+//! Profile views are bounded (see [`crate::profile::Bound`]): `limit=N`
+//! shows the N stacks largest by `kind` (default 1000; for SVG, every
+//! stack, as a flamegraph leaves out what is too narrow to draw) and sums
+//! the rest into one `[other N stacks]` stack, so totals stay exact;
+//! `min_share=F` (0 to 1) sends stacks holding less than that fraction of
+//! the total to the remainder too; `limit=all` (or `0`) shows every stack,
+//! streamed to the client as it is written.
 //!
 //! A bad parameter (unknown name, bad value, given twice) gets 400 with
 //! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
@@ -85,6 +93,7 @@ mod params;
 mod routes;
 mod serve;
 mod store;
+mod stream;
 mod text;
 mod unprofiled;
 mod views;

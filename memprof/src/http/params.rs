@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 
 use super::error::ApiError;
-use crate::profile::Kind;
+use crate::profile::{Bound, Kind};
 use crate::stack::Trim;
 
 /// A request's query as its extractor gives it: every `name=value` pair in
@@ -58,6 +58,11 @@ impl Params {
 
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Whether `name` was given.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
     }
 
     /// `kind`, default `inuse_space`.
@@ -161,6 +166,41 @@ impl Params {
                 "true, false, 1 or 0",
             )),
         }
+    }
+
+    /// `limit` and `min_share`: how many stacks a profile view shows.
+    /// `limit` is a whole number of stacks, or `0` or `all` for every
+    /// stack, `default_limit` when absent; `min_share` a fraction of the
+    /// kind's total from 0 to 1, 0 when absent.
+    pub(crate) fn bound(&self, default_limit: Option<usize>) -> Result<Bound, ApiError> {
+        let limit = match self.get("limit") {
+            None => default_limit,
+            Some("all" | "0") => None,
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(ApiError::bad_parameter(
+                        "limit",
+                        format!("bad limit {value:?}"),
+                        "a whole number of stacks, or 0 or all for every stack",
+                    ))
+                }
+            },
+        };
+        let min_share = match self.get("min_share") {
+            None => 0.0,
+            Some(value) => match value.parse::<f64>() {
+                Ok(share) if (0.0..=1.0).contains(&share) => share,
+                _ => {
+                    return Err(ApiError::bad_parameter(
+                        "min_share",
+                        format!("bad share {value:?}"),
+                        "a fraction of the total from 0 to 1 (0.01 for 1%)",
+                    ))
+                }
+            },
+        };
+        Ok(Bound::new(limit, min_share))
     }
 
     /// A snapshot id parameter, if given.

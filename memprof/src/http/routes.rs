@@ -20,7 +20,7 @@ use crate::export::pprof::{self, PprofOptions};
 use crate::export::prometheus::{self, MetricsWriter};
 use crate::export::stats::Stats;
 use crate::host::{CgroupView, Meminfo, Pid, Pressure};
-use crate::profile::{Kind, Snapshot};
+use crate::profile::{Bound, Kind, Snapshot};
 use crate::stack::Trim;
 
 type QueryMap = super::params::QueryPairs;
@@ -66,48 +66,61 @@ const FOLDED: &str = "text/plain; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
-/// Renders one profile in `format`.
+/// Renders one profile in `format`, its stacks bounded as `bound` says;
+/// every stack (an unbounded view other than SVG, which bounds itself by
+/// its narrowest frame) is streamed as it is written.
 async fn render(
     snapshot: Arc<Snapshot>,
     format: Format,
     kind: Kind,
     duration: Option<Duration>,
     title: String,
+    bound: Bound,
 ) -> Result<Response, ApiError> {
-    blocking(move || {
-        let mut out = Vec::new();
-        let content_type = match format {
-            Format::Pprof => {
-                let mut options = PprofOptions::for_kind(kind);
-                options.duration = duration;
-                pprof::write_pprof(&snapshot, &options, &mut out)?;
-                pprof::CONTENT_TYPE
-            }
-            Format::Folded => {
-                snapshot.write_folded(&mut out, kind)?;
-                FOLDED
-            }
-            Format::Svg => {
-                let mut options = FlamegraphOptions::for_kind(kind);
-                options.title = title;
-                flamegraph::write_flamegraph(&snapshot, kind, &options, &mut out)?;
-                SVG
-            }
-            Format::Json | Format::Text => {
-                snapshot.save(&mut out)?;
-                JSON
-            }
-        };
-        let mut response = with_type(out, content_type);
-        if format == Format::Pprof {
-            response.headers_mut().insert(
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"heap.pb.gz\""),
-            );
+    let write = move |snapshot: &Snapshot, out: &mut dyn std::io::Write| match format {
+        Format::Pprof => {
+            let mut options = PprofOptions::for_kind(kind);
+            options.duration = duration;
+            pprof::write_pprof(snapshot, &options, out)
         }
-        Ok(response)
-    })
-    .await
+        Format::Folded => snapshot.write_folded(out, kind),
+        Format::Svg => {
+            let mut options = FlamegraphOptions::for_kind(kind);
+            options.title = title;
+            flamegraph::write_flamegraph(snapshot, kind, &options, out)
+        }
+        Format::Json | Format::Text => snapshot.save(out),
+    };
+    let content_type = match format {
+        Format::Pprof => pprof::CONTENT_TYPE,
+        Format::Folded => FOLDED,
+        Format::Svg => SVG,
+        Format::Json | Format::Text => JSON,
+    };
+    let mut response = if bound.is_all() && format != Format::Svg {
+        super::stream::streamed(content_type, move |out| write(&snapshot, out))
+    } else {
+        blocking(move || {
+            let mut out = Vec::new();
+            write(&snapshot.bounded(kind, bound), &mut out)?;
+            Ok(with_type(out, content_type))
+        })
+        .await?
+    };
+    if format == Format::Pprof {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"heap.pb.gz\""),
+        );
+    }
+    Ok(response)
+}
+
+/// The stacks a view in `format` shows unless `limit` says: SVG all (a
+/// flamegraph leaves out what is too narrow to draw), the rest
+/// [`Bound::DEFAULT_LIMIT`].
+fn default_limit(format: Format) -> Option<usize> {
+    (format != Format::Svg).then_some(Bound::DEFAULT_LIMIT)
 }
 
 fn title(kind: Kind, seconds: Option<Duration>) -> String {
@@ -117,12 +130,16 @@ fn title(kind: Kind, seconds: Option<Duration>) -> String {
     }
 }
 
-/// `GET /heap?format=&kind=&seconds=&trim=`
+/// `GET /heap?format=&kind=&seconds=&trim=&limit=&min_share=`
 pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["format", "kind", "seconds", "trim"])?;
+    let p = Params::parse(
+        query,
+        &["format", "kind", "seconds", "trim", "limit", "min_share"],
+    )?;
     let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
+    let bound = p.bound(default_limit(format))?;
     let snapshot = profile_over(seconds, p.trim()?).await?;
     render(
         Arc::new(snapshot),
@@ -130,19 +147,24 @@ pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
         kind,
         seconds,
         title(kind, seconds),
+        bound,
     )
     .await
 }
 
-/// `GET /flamegraph?kind=&seconds=&base=&trim=`
+/// `GET /flamegraph?kind=&seconds=&base=&trim=&limit=&min_share=`
 pub(crate) async fn flamegraph(
     State(state): State<AppState>,
     query: QueryMap,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["kind", "seconds", "base", "trim"])?;
+    let p = Params::parse(
+        query,
+        &["kind", "seconds", "base", "trim", "limit", "min_share"],
+    )?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
     let trim = p.trim()?;
+    let bound = p.bound(default_limit(Format::Svg))?;
     let Some(base_id) = p.snapshot_id("base")? else {
         let snapshot = profile_over(seconds, trim).await?;
         return render(
@@ -151,9 +173,17 @@ pub(crate) async fn flamegraph(
             kind,
             seconds,
             title(kind, seconds),
+            bound,
         )
         .await;
     };
+    if !bound.is_all() {
+        return Err(ApiError::bad_parameter(
+            if p.has("limit") { "limit" } else { "min_share" },
+            "a differential flamegraph shows every stack of both profiles",
+            "limit and min_share left out with base",
+        ));
+    }
     if seconds.is_some() {
         return Err(ApiError::bad_parameter(
             "seconds",
@@ -264,15 +294,16 @@ pub(crate) async fn get_snapshot(
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound("no such snapshot".to_string()));
     };
-    let p = Params::parse(query, &["format", "kind"])?;
+    let p = Params::parse(query, &["format", "kind", "limit", "min_share"])?;
     let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
     let kind = p.kind()?;
+    let bound = p.bound(default_limit(format))?;
     let id = id
         .parse::<u64>()
         .map_err(|_| ApiError::NotFound(format!("no snapshot {id:?}")))?;
     let snapshot = state.snapshot(id)?;
     let title = format!("memprof {}: snapshot {id}", kind.name());
-    render(snapshot, format, kind, None, title).await
+    render(snapshot, format, kind, None, title, bound).await
 }
 
 /// `GET /diff?base=ID[&to=ID]&format=&kind=`

@@ -254,7 +254,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let Some(addresses) = STACKS.frames(id) else {
             continue;
         };
-        let (_, frames) = symbolized_frames(&mut symbolizer, id, addresses, options.trim);
+        let frames = symbolized_frames(&mut symbolizer, id, addresses, options.trim);
         let key = super::snapshot::folded_key_of(&frames);
         let alloc_objects = STACKS.counters(id).map_or(0.0, |c| c.alloc_objects);
         survivors.ages.sort_by(f64::total_cmp);

@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
+use super::merge::{Merged, Reader};
 pub use super::site::program_site;
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
-use crate::stack::role::trimmed_leaf_frames;
 use crate::stack::symbolize::{Frame, Symbolizer};
-use crate::stack::{scope_of_marker, FrameRole, Trim, STACKS};
+use crate::stack::table::StackCounters;
+use crate::stack::{Trim, STACKS};
 
 /// Which of the four estimates a view shows, named as in Go's pprof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -109,6 +110,17 @@ impl Estimates {
             Kind::InuseObjects => self.inuse_objects,
             Kind::AllocSpace => self.alloc_bytes,
             Kind::AllocObjects => self.alloc_objects,
+        }
+    }
+}
+
+impl From<StackCounters> for Estimates {
+    fn from(c: StackCounters) -> Estimates {
+        Estimates {
+            inuse_bytes: c.inuse_bytes,
+            inuse_objects: c.inuse_objects,
+            alloc_bytes: c.alloc_bytes,
+            alloc_objects: c.alloc_objects,
         }
     }
 }
@@ -236,13 +248,10 @@ pub fn snapshot_with(trim: Trim) -> Snapshot {
 }
 
 fn take(trim: Trim) -> Snapshot {
-    // Keys are addresses, not adversarial input: a fast hash, not SipHash
-    // (which was a tenth of a 10,000-stack snapshot).
     let ids = STACKS.id_limit();
-    // Sized for every stack: rehashing as it grew was a tenth of the time.
-    let mut merged: HashMap<Vec<(u64, usize)>, StackProfile, AddressHash> =
-        HashMap::with_capacity_and_hasher(ids as usize, AddressHash::default());
     let errors = inuse_errors();
+    let mut merged = Merged::with_capacity(ids as usize);
+    let mut reader = Reader::default();
     let mut symbolizer = Symbolizer::lock();
     for id in 0..ids {
         let (Some(counters), Some(addresses)) = (STACKS.counters(id), STACKS.frames(id)) else {
@@ -251,25 +260,15 @@ fn take(trim: Trim) -> Snapshot {
         if counters.alloc_objects <= 0.0 {
             continue;
         }
-        let estimates = Estimates {
-            inuse_bytes: counters.inuse_bytes,
-            inuse_objects: counters.inuse_objects,
-            alloc_bytes: counters.alloc_bytes,
-            alloc_objects: counters.alloc_objects,
-        };
-        let (key, frames) = symbolized_frames(&mut symbolizer, id, addresses, trim);
-        let stack = merged.entry(key).or_insert_with(|| StackProfile {
-            frames,
-            estimates: Estimates::default(),
-            inuse_error: Uncertainty::default(),
-        });
-        stack.estimates += estimates;
+        reader.read(&mut symbolizer, id, addresses, trim);
+        let stack = merged.entry(&reader);
+        stack.estimates += Estimates::from(counters);
         if let Some(&error) = errors.get(&id) {
             stack.inuse_error += error;
         }
     }
     drop(symbolizer);
-    let mut stacks: Vec<StackProfile> = merged.into_values().collect();
+    let mut stacks = merged.into_stacks();
     sort_by(&mut stacks, Kind::InuseSpace);
     let totals = stacks.iter().map(|s| s.estimates).sum();
     Snapshot {
@@ -300,55 +299,18 @@ fn inuse_errors() -> HashMap<u32, Uncertainty, AddressHash> {
     errors
 }
 
-/// Symbolizes a stack, trims its leaf end as `trim` says and turns scope
-/// and truncation markers into frames (`[scope name]`, `[truncated]`). Returns a merge key and the frames.
+/// The frames of stack `id` (its return `addresses`) as a snapshot shows
+/// them: symbolized, trimmed as `trim` says, markers turned into frames
+/// (see [`Reader::read`]).
 pub(crate) fn symbolized_frames(
     symbolizer: &mut Symbolizer,
     id: u32,
     addresses: &[usize],
     trim: Trim,
-) -> (Vec<(u64, usize)>, Vec<Arc<Frame>>) {
-    // Most addresses are one frame, some a few inlined ones.
-    let mut key = Vec::with_capacity(addresses.len() * 2);
-    let mut frames = Vec::with_capacity(addresses.len() * 2);
-    let mut roles = Vec::with_capacity(addresses.len() * 2);
-    for &address in addresses {
-        if address == crate::stack::TRUNCATED_MARKER {
-            key.push((address as u64, 0));
-            frames.push(Frame::named("[truncated]"));
-            roles.push(FrameRole::Program);
-            continue;
-        }
-        if let Some(scope) = scope_of_marker(address) {
-            let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
-            // Innermost scope first, so the outermost ends up at the root.
-            for (depth, name) in path.rsplit('/').enumerate() {
-                key.push((address as u64, depth));
-                frames.push(Frame::named(format!("[scope {name}]")));
-                roles.push(FrameRole::Program);
-            }
-            continue;
-        }
-        let resolved = symbolizer.resolve(address);
-        for (depth, frame) in resolved.frames.iter().enumerate() {
-            key.push((address as u64, depth));
-            frames.push(Arc::clone(frame));
-            roles.push(resolved.role(depth));
-        }
-    }
-    let trimmed = trimmed_leaf_frames(trim, roles.iter().copied());
-    key.drain(..trimmed);
-    frames.drain(..trimmed);
-    if frames.is_empty() {
-        let name = if id == crate::stack::OVERFLOW_STACK {
-            "[stack table full]"
-        } else {
-            "[unknown]"
-        };
-        key.push((u64::from(id), usize::MAX));
-        frames.push(Frame::named(name));
-    }
-    (key, frames)
+) -> Vec<Arc<Frame>> {
+    let mut reader = Reader::default();
+    reader.read(symbolizer, id, addresses, trim);
+    reader.frames()
 }
 
 fn sort_by(stacks: &mut [StackProfile], kind: Kind) {
