@@ -37,6 +37,14 @@ fn child_reports_its_stats() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
+    if std::env::var_os(CHILD).is_some_and(|mode| mode == "code") {
+        memprof::Config::new()
+            .unwinder(memprof::stack::Unwinder::Dwarf)
+            .max_frames(32)
+            .max_samples(7000)
+            .apply()
+            .unwrap();
+    }
     let data: Vec<Vec<u8>> = (0..2000).map(|i| vec![0u8; 1000 + i]).collect();
     let from_env = memprof::http::serve_from_env();
     let endpoint =
@@ -70,10 +78,15 @@ impl Child {
 }
 
 fn run_with(env: &[(&str, &str)]) -> Child {
+    run_child("env", env)
+}
+
+/// Runs the child: with `mode` "code" it applies a `Config` first.
+fn run_child(mode: &str, env: &[(&str, &str)]) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
+        .env(CHILD, mode);
     for name in VARIABLES {
         command.env_remove(name);
     }
@@ -270,4 +283,28 @@ fn a_bad_token_is_said_and_shown_without_its_value() {
         "{}",
         child.stats
     );
+}
+
+#[test]
+fn settings_made_in_code_win_over_the_environment() {
+    let child = run_child(
+        "code",
+        &[
+            ("MEMPROF_UNWIND", "fp"),
+            ("MEMPROF_MAX_FRAMES", "100"),
+            ("MEMPROF_MAX_SAMPLES", "5000"),
+        ],
+    );
+    let config = settings(&child);
+    assert_eq!(config["forced_unwinder"], "dwarf", "{config}");
+    assert_eq!(config["max_frames"], 32, "{config}");
+    assert_eq!(config["max_samples"], 7000, "{config}");
+    assert_eq!(child.stats["unwinder"], "dwarf");
+    for name in [
+        "MEMPROF_UNWIND",
+        "MEMPROF_MAX_FRAMES",
+        "MEMPROF_MAX_SAMPLES",
+    ] {
+        assert_eq!(child.env(name)["state"], "applied", "{name}");
+    }
 }

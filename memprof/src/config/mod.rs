@@ -124,7 +124,8 @@ impl Config {
         stacks
     }
 
-    /// The settings in effect now, and how each variable was read.
+    /// The settings in effect now, and how each variable was read (what
+    /// `/stats` shows under `config`).
     pub fn current() -> Settings {
         settings()
     }
@@ -243,7 +244,7 @@ pub(crate) fn env_reading(var: env::Var) -> EnvReading {
 /// reads if no sample has yet, so that each shows how it was taken; the
 /// endpoint's show `unread` until the endpoint is configured from the
 /// environment.
-pub fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     crate::stack::limits::apply_env_once();
     Settings {
         rate: crate::rate(),
@@ -255,5 +256,53 @@ pub fn settings() -> Settings {
             .iter()
             .map(|&var| (var.name(), env_reading(var)))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_depth_out_of_range_applies_nothing() {
+        let before = Config::current().max_frames;
+        for frames in [0, MAX_FRAMES + 1, usize::MAX] {
+            let refused = Config::new().max_frames(frames).apply();
+            assert_eq!(refused, Err(ConfigError::MaxFramesOutOfRange(frames)));
+            assert!(refused.unwrap_err().to_string().contains("from 1 to 256"));
+        }
+        assert_eq!(Config::current().max_frames, before);
+    }
+
+    #[test]
+    fn an_empty_config_changes_nothing() {
+        let before = Config::current();
+        assert_eq!(Config::new().apply(), Ok(()));
+        let after = Config::current();
+        assert_eq!(
+            (before.max_frames, before.max_stacks, before.forced_unwinder),
+            (after.max_frames, after.max_stacks, after.forced_unwinder)
+        );
+    }
+
+    #[test]
+    fn settings_report_every_variable_by_name() {
+        let settings = Config::current();
+        let names: Vec<&str> = settings.env.keys().copied().collect();
+        let mut expected: Vec<&str> = env::Var::ALL.iter().map(|v| v.name()).collect();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        // The allocator path's variables are read by the time they are
+        // reported.
+        for name in ["MEMPROF_RATE", "MEMPROF_UNWIND", "MEMPROF_MAX_FRAMES"] {
+            assert_ne!(settings.env[name].state, EnvState::Unread, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_stacks_too_late_error_names_the_setter_and_the_variable() {
+        let text = ConfigError::MaxStacksTooLate(7).to_string();
+        assert!(text.contains("set_max_stacks(7)") && text.contains("too late"));
+        assert!(text.contains("MEMPROF_MAX_STACKS"));
     }
 }
