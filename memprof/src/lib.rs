@@ -24,31 +24,49 @@
 //!
 //! # Environment
 //!
-//! Read once, before or at the first sample; a bad value keeps the default,
-//! is said once on stderr and shows in `/stats`, and never fails the program:
+//! Every variable memprof reads (the [`config`] module reads them all):
 //!
-//! * `MEMPROF_RATE`: mean bytes between samples (`0` off, `1` every
-//!   allocation), with or without a unit (`524288`, `512KiB`, `1 MiB`).
-//! * `MEMPROF_UNWIND`: `fp` (frame pointers), `framehop` (DWARF unwind
-//!   tables, cached) or `dwarf` (the `backtrace` crate) to force the stack
-//!   walker; by default the first samples verify frame pointers and then
-//!   framehop against a full unwind, and the cheapest that agrees is kept.
-//! * `MEMPROF_MAX_FRAMES`: the deepest stack kept, 1 to 256 frames (default
-//!   64); a deeper stack keeps its leaf-most frames and ends in a
-//!   `[truncated]` root frame.
-//! * `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES`: the caps of
-//!   [`set_max_stacks`] and [`set_max_samples`], applied before the first
-//!   sample (so also in exact mode from before `main`); a cap set in code
-//!   wins.
-//! * `MEMPROF_ADDR` and `MEMPROF_TOKEN`: the endpoint's address and bearer
-//!   token, for `http::serve_from_env()` (feature `http`).
+//! | variable | default | accepts | a bad value |
+//! | --- | --- | --- | --- |
+//! | `MEMPROF_RATE` | `524288` (512 KiB) | mean bytes between samples, with or without a unit (`524288`, `512KiB`, `1 MiB`; KB, MB, GB are powers of 1000, KiB, MiB, GiB of 1024), up to 9223372036854775807; `0` turns sampling off, `1` samples every allocation | keeps the default |
+//! | `MEMPROF_UNWIND` | `auto` | the stack walker: `auto` (the first samples verify frame pointers, then framehop, against a full unwind; the cheapest that agrees is kept), `fp` or `frame_pointers`, `framehop` (x86_64 Linux; elsewhere `dwarf`), `dwarf` (the `backtrace` crate) | keeps `auto` |
+//! | `MEMPROF_MAX_FRAMES` | `64` | the deepest stack kept, a whole number from 1 to 256; a deeper stack keeps its leaf-most frames and ends in a `[truncated]` root frame | keeps the default |
+//! | `MEMPROF_MAX_STACKS` | `65536` | the distinct-stack cap, a whole number from 1 up (see [`set_max_stacks`]) | keeps the default |
+//! | `MEMPROF_MAX_SAMPLES` | `4194304` | the live-sample cap, a whole number from 1 up (see [`set_max_samples`]) | keeps the default |
+//! | `MEMPROF_ADDR` | unset or blank: no endpoint | `host:port` to serve on, for `http::serve_from_env()` (feature `http`) | no endpoint: `serve_from_env()` returns `ServeError::InvalidAddress` |
+//! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::Config::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
+//!
+//! A bad value is said once on stderr, with the value echoed (its first 64
+//! bytes, anything but printable ASCII as `?`; a token's value never) and
+//! what was wrong, and shows in `/stats` under `config.env`, e.g.
+//! `"MEMPROF_MAX_FRAMES": {"state": "invalid", "value": "300", "error":
+//! "not from 1 to 256 frames"}`; it never fails the program. `/stats` also
+//! shows each variable's state when it was `unset` or `applied` (or is
+//! still `unread`), and the settings in effect.
+//!
+//! The first five are read at the first sample, which may come before
+//! `main` (with `MEMPROF_RATE=1`, or under a program's static initialisers):
+//! inside the global allocator, with libc's `getenv` on C strings, so
+//! reading them allocates nothing and takes no lock (std's `env::var`
+//! allocates and takes the environment's lock). `MEMPROF_ADDR` and
+//! `MEMPROF_TOKEN` are read when the endpoint is configured from the
+//! environment, each time it is. Settings made in code ([`Config`], or
+//! [`set_rate`], [`set_max_stacks`], [`set_max_samples`]) win over the
+//! environment.
 //!
 //! # Configuration in code
 //!
 //! ```
-//! // Sample one allocation per 64 KiB on average instead of 512 KiB.
-//! memprof::set_rate(64 * 1024);
+//! // Sample one allocation per 64 KiB on average instead of 512 KiB, and
+//! // keep stacks up to 128 frames deep.
+//! memprof::Config::new()
+//!     .rate(64 * 1024)
+//!     .max_frames(128)
+//!     .apply()
+//!     .expect("settings in range");
 //! assert_eq!(memprof::rate(), 64 * 1024);
+//! // One setting alone has its own function too.
+//! memprof::set_rate(64 * 1024);
 //! // Record every allocation of this thread, exactly (tests do this).
 //! let previous = memprof::set_thread_rate(Some(1));
 //! memprof::set_thread_rate(previous);
@@ -69,6 +87,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+pub mod config;
 pub mod doctor;
 pub mod export;
 mod fixed;
@@ -90,47 +109,14 @@ mod sync;
 pub mod testing;
 
 pub use crate::alloc::{is_active, unsampled, MemProf};
+pub use crate::config::DEFAULT_RATE;
+pub use crate::config::{set_max_samples, set_max_stacks, Config};
 #[cfg(feature = "http")]
 pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
-pub use crate::sample::rate::{rate, set_rate, DEFAULT_RATE};
+pub use crate::sample::rate::{rate, set_rate};
 pub use crate::scope::scope;
 pub use memprof_macros::{scope, test};
-
-/// Caps how many live samples are kept (default 4,194,304, enough for exact
-/// mode over a few million live blocks). Samples past the cap are dropped and
-/// counted in [`sample::counters`]. The cap is kept without a shared count
-/// (each shard of the table holds an allowance it asks for now and then), so
-/// a thread inserting while an allowance is granted may pass it by a sample
-/// or two. The table's memory grows with the samples and shrinks as they are
-/// freed.
-///
-/// Takes effect whenever it is called (from the next grant of allowances),
-/// and wins over `MEMPROF_MAX_SAMPLES`.
-pub fn set_max_samples(max: usize) {
-    crate::stack::limits::apply_env_once();
-    crate::sample::LIVE.set_max_samples(max);
-}
-
-/// Caps how many distinct stacks are kept (default 65,536, or
-/// `MEMPROF_MAX_STACKS`); stacks past the cap are counted under a
-/// `[stack table full]` stack so totals stay right.
-///
-/// Takes effect only before the first sample, which sizes the table: returns
-/// `false` and says so on stderr when called later. With `MEMPROF_RATE=1`
-/// sampling starts before `main`, so set `MEMPROF_MAX_STACKS` instead.
-pub fn set_max_stacks(max: usize) -> bool {
-    crate::stack::limits::apply_env_once();
-    let applied = crate::stack::STACKS.set_max_stacks(max);
-    if !applied {
-        eprintln!(
-            "memprof: set_max_stacks({max}) came too late: the stack table is in use \
-             (the first sample sized it), so its cap stays; set MEMPROF_MAX_STACKS \
-             to size it before the first sample"
-        );
-    }
-    applied
-}
 
 /// Sets (or with `None` clears) a sampling rate for the calling thread only,
 /// effective from its next allocation; returns the previous override.

@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
+use crate::config::{EnvState, Settings};
 use crate::history::ProcessFigures;
 #[cfg(feature = "jemalloc")]
 use crate::jemalloc::{JemallocStats, PageCounts, Ratios, Totals};
 use crate::profile::{Estimates, Snapshot};
-use crate::sample::rate::EnvRate;
 use crate::sample::SamplerCounters;
 use crate::scope::ScopeStats;
 
@@ -22,8 +22,9 @@ pub struct Stats {
     pub taken_at_unix_ms: u64,
     /// The global sampling rate in bytes (0: off, 1: every allocation).
     pub rate: u64,
-    /// How `MEMPROF_RATE` was taken (`unset`, `applied`, `invalid`, ...).
-    pub rate_env: EnvRate,
+    /// How `MEMPROF_RATE` was taken (`unset`, `applied`, `invalid`, ...);
+    /// as `config.env.MEMPROF_RATE`.
+    pub rate_env: EnvState,
     /// `MEMPROF_RATE`'s value when it is set (the first 64 bytes; anything
     /// but printable ASCII as `?`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,6 +32,9 @@ pub struct Stats {
     /// Why `MEMPROF_RATE` was refused, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_env_error: Option<&'static str>,
+    /// The settings in effect, and how each `MEMPROF_*` variable was read
+    /// (a bad value is `invalid`, with the value and why).
+    pub config: Settings,
     /// What the sampler did and dropped, and its own memory.
     pub sampler: SamplerCounters,
     /// The stack walker in use (frame pointers, framehop, backtrace).
@@ -79,13 +83,15 @@ impl Stats {
     /// Reads the figures, taking the heap totals from `snapshot`; the
     /// allocator and process fields start empty (see the `with_*` methods).
     pub fn from_snapshot(snapshot: &Snapshot) -> Stats {
-        let env_value = crate::sample::rate::env_rate_value();
+        let config = crate::config::settings();
+        let rate_env = config.env.get("MEMPROF_RATE").cloned();
         Stats {
             taken_at_unix_ms: snapshot.taken_at_unix_ms,
             rate: snapshot.rate,
-            rate_env: crate::sample::rate::env_rate_state(),
-            rate_env_value: env_value.as_ref().map(|(value, _)| value.clone()),
-            rate_env_error: env_value.and_then(|(_, error)| error),
+            rate_env: rate_env.as_ref().map_or(EnvState::Unread, |r| r.state),
+            rate_env_value: rate_env.as_ref().and_then(|r| r.value.clone()),
+            rate_env_error: rate_env.and_then(|r| r.error),
+            config,
             sampler: snapshot.counters,
             unwinder: crate::stack::unwinder(),
             heap: snapshot.totals,

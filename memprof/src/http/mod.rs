@@ -159,11 +159,15 @@ impl Config {
     /// The defaults, with the token taken from `MEMPROF_TOKEN` if it is set
     /// (set but blank, it is refused as [`Config::token`] says).
     pub fn from_env() -> Config {
-        match std::env::var("MEMPROF_TOKEN") {
-            Ok(token) => Config::default().token(token),
-            Err(std::env::VarError::NotPresent) => Config::default(),
-            Err(std::env::VarError::NotUnicode(_)) => Config {
-                token: auth::Token::Unusable("it is not valid UTF-8"),
+        let usable = |token: &str| match auth::Token::parse(token) {
+            auth::Token::Unusable(why) => Err(why),
+            _ => Ok(()),
+        };
+        match crate::config::env::token(usable) {
+            None => Config::default(),
+            Some(Ok(token)) => Config::default().token(token),
+            Some(Err(why)) => Config {
+                token: auth::Token::Unusable(why),
                 ..Config::default()
             },
         }

@@ -180,12 +180,13 @@ pub fn serve<A: ToSocketAddrs + std::fmt::Debug>(addr: A) -> Result<EndpointHand
 /// Starts the endpoint at `MEMPROF_ADDR` if that variable is set (and not
 /// empty); `None` otherwise.
 pub fn serve_from_env() -> Option<Result<EndpointHandle, ServeError>> {
-    let addr = std::env::var("MEMPROF_ADDR").ok()?;
-    let addr = addr.trim();
-    if addr.is_empty() {
-        return None;
-    }
-    Some(serve(addr))
+    Some(match crate::config::env::addr()? {
+        Ok(addr) => serve(addr),
+        Err(bad) => Err(ServeError::InvalidAddress {
+            address: bad.address,
+            reason: bad.reason,
+        }),
+    })
 }
 
 /// [`serve`] with explicit settings.

@@ -320,7 +320,7 @@ pub struct LiveSamples {
 impl LiveSamples {
     /// Default cap on live samples: enough for exact mode over a few million
     /// live blocks; at the default rate a 1 GiB heap needs a few thousand.
-    pub const DEFAULT_MAX_SAMPLES: usize = 1 << 22;
+    pub const DEFAULT_MAX_SAMPLES: usize = crate::config::DEFAULT_MAX_SAMPLES;
 
     pub(crate) const fn new() -> Self {
         LiveSamples {
@@ -346,6 +346,11 @@ impl LiveSamples {
     /// The shard of `addr`, by its region (see [`filter`]).
     fn shard_of(addr: usize) -> usize {
         filter::shard_of(addr)
+    }
+
+    /// The cap on live samples.
+    pub(crate) fn max_samples(&self) -> usize {
+        self.max_samples.load(Ordering::Relaxed)
     }
 
     /// Caps the number of live samples kept; later samples past it are dropped.

@@ -9,10 +9,9 @@
 //! stands for `1 / (1 - exp(-s / rate))` allocations. Summing those weights
 //! gives unbiased estimates of allocated and in-use bytes and objects.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-/// The default mean distance between samples: 512 KiB, as in Go and jemalloc.
-pub const DEFAULT_RATE: u64 = 512 * 1024;
+pub use crate::config::DEFAULT_RATE;
 
 /// Rate value meaning "not yet configured": `MEMPROF_RATE` is read lazily on
 /// the first slow path.
@@ -22,35 +21,6 @@ static RATE: AtomicU64 = AtomicU64::new(UNSET);
 
 /// Bumped on every rate change so threads redraw their countdown promptly.
 static RATE_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// What became of `MEMPROF_RATE`, for `/stats`: its state, published with
-/// Release after the text and the error below are written.
-static ENV_STATE: AtomicU8 = AtomicU8::new(EnvRate::Unread as u8);
-
-/// The most bytes of `MEMPROF_RATE`'s value kept (and echoed on stderr).
-const ENV_TEXT_MAX: usize = 64;
-
-/// `MEMPROF_RATE`'s value as read (its first [`ENV_TEXT_MAX`] bytes, other
-/// than printable ASCII shown as `?`), written once before `ENV_STATE`.
-static ENV_TEXT: [AtomicU8; ENV_TEXT_MAX] = [const { AtomicU8::new(0) }; ENV_TEXT_MAX];
-static ENV_TEXT_LEN: AtomicUsize = AtomicUsize::new(0);
-/// Why the value was refused: [`RateEnvError::code`], 0 if it was not.
-static ENV_ERROR: AtomicU8 = AtomicU8::new(0);
-
-/// How the `MEMPROF_RATE` environment variable was taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum EnvRate {
-    /// Not read yet (no allocation has reached the slow path).
-    Unread = 0,
-    /// Not set; the default or the code's setting applies.
-    Unset = 1,
-    /// Set and valid; it gave the starting rate.
-    Applied = 2,
-    /// Set but not a number of bytes; the default was kept.
-    Invalid = 3,
-}
 
 /// Returns the current sampling rate in bytes (0: off, 1: every allocation).
 pub fn rate() -> u64 {
@@ -85,144 +55,16 @@ pub(crate) fn generation() -> u64 {
     RATE_GENERATION.load(Ordering::Relaxed)
 }
 
-/// How `MEMPROF_RATE` was taken, for reporting.
-pub fn env_rate_state() -> EnvRate {
-    let _ = rate();
-    match ENV_STATE.load(Ordering::Acquire) {
-        1 => EnvRate::Unset,
-        2 => EnvRate::Applied,
-        3 => EnvRate::Invalid,
-        _ => EnvRate::Unread,
-    }
-}
-
-/// `MEMPROF_RATE` as read: its value (the first 64 bytes, anything but
-/// printable ASCII as `?`), and why it was refused if it was.
-pub fn env_rate_value() -> Option<(String, Option<&'static str>)> {
-    if matches!(env_rate_state(), EnvRate::Unread | EnvRate::Unset) {
-        return None;
-    }
-    let len = ENV_TEXT_LEN.load(Ordering::Relaxed);
-    let text = ENV_TEXT[..len]
-        .iter()
-        .map(|b| char::from(b.load(Ordering::Relaxed)))
-        .collect();
-    let error = RateEnvError::from_code(ENV_ERROR.load(Ordering::Relaxed)).map(|e| e.reason());
-    Some((text, error))
-}
-
-/// Why a `MEMPROF_RATE` value was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RateEnvError {
-    /// Not UTF-8.
-    NotText,
-    /// Not a size in bytes.
-    Size(memprof_size::SizeError),
-    /// Above [`MAX_ENV_RATE`]: a thread's countdown could not hold it.
-    TooLarge,
-}
-
-/// The largest rate `MEMPROF_RATE` accepts: a thread's countdown is an
-/// `i64`, and larger rates would turn sampling off while claiming a rate.
-const MAX_ENV_RATE: u64 = i64::MAX as u64;
-
-impl RateEnvError {
-    const SIZE_ERRORS: [memprof_size::SizeError; 5] = [
-        memprof_size::SizeError::NoNumber,
-        memprof_size::SizeError::NotANumber,
-        memprof_size::SizeError::UnknownUnit,
-        memprof_size::SizeError::TooLarge,
-        memprof_size::SizeError::NotWhole,
-    ];
-
-    fn reason(self) -> &'static str {
-        match self {
-            RateEnvError::NotText => "not UTF-8 text",
-            RateEnvError::Size(e) => e.reason(),
-            RateEnvError::TooLarge => "above the largest rate, 9223372036854775807 bytes",
-        }
-    }
-
-    /// A non-zero code for a static.
-    fn code(self) -> u8 {
-        match self {
-            RateEnvError::NotText => 1,
-            RateEnvError::TooLarge => 2,
-            RateEnvError::Size(e) => {
-                let i = Self::SIZE_ERRORS.iter().position(|&k| k == e);
-                3 + i.unwrap_or(Self::SIZE_ERRORS.len()) as u8
-            }
-        }
-    }
-
-    fn from_code(code: u8) -> Option<RateEnvError> {
-        match code {
-            0 => None,
-            1 => Some(RateEnvError::NotText),
-            2 => Some(RateEnvError::TooLarge),
-            n => Self::SIZE_ERRORS
-                .get(usize::from(n - 3))
-                .map(|&e| RateEnvError::Size(e)),
-        }
-    }
-}
-
-/// Parses `MEMPROF_RATE` without allocating: a number of bytes, with or
-/// without a unit (`524288`, `512KiB`, `1 MiB`), as `#[memprof::test]`
-/// sizes are written, up to [`MAX_ENV_RATE`].
-fn parse_env_rate(value: &[u8]) -> Result<u64, RateEnvError> {
-    let text = core::str::from_utf8(value).map_err(|_| RateEnvError::NotText)?;
-    let size = memprof_size::parse_size(text).map_err(RateEnvError::Size)?;
-    if size.bytes > MAX_ENV_RATE {
-        return Err(RateEnvError::TooLarge);
-    }
-    Ok(size.bytes)
-}
-
+/// Reads `MEMPROF_RATE` (without allocating: the allocator's slow path is
+/// where the rate is first read).
 #[cold]
 fn init_from_env() -> u64 {
-    let value = crate::os::getenv(c"MEMPROF_RATE");
-    let (rate, state, error) = match value.map(parse_env_rate) {
-        None => (DEFAULT_RATE, EnvRate::Unset, None),
-        Some(Ok(rate)) => (rate, EnvRate::Applied, None),
-        Some(Err(error)) => (DEFAULT_RATE, EnvRate::Invalid, Some(error)),
-    };
+    let rate = crate::config::env::rate().unwrap_or(DEFAULT_RATE);
     // Only the first initialiser wins; a racing thread reads its value.
     match RATE.compare_exchange(UNSET, rate, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => {
-            let text = value.map_or(&[][..], |v| &v[..v.len().min(ENV_TEXT_MAX)]);
-            for (slot, &b) in ENV_TEXT.iter().zip(text) {
-                slot.store(crate::os::shown_byte(b), Ordering::Relaxed);
-            }
-            ENV_TEXT_LEN.store(text.len(), Ordering::Relaxed);
-            ENV_ERROR.store(error.map_or(0, RateEnvError::code), Ordering::Relaxed);
-            // Release: a reader that sees the state sees the text and error.
-            ENV_STATE.store(state as u8, Ordering::Release);
-            if let Some(error) = error {
-                say_refused(text.len(), error);
-            }
-            rate
-        }
+        Ok(_) => rate,
         Err(current) => current,
     }
-}
-
-/// Says on stderr, once, which value was refused and why (no allocation:
-/// the allocator's slow path may be where the rate is first read).
-fn say_refused(len: usize, error: RateEnvError) {
-    let mut shown = [0u8; ENV_TEXT_MAX];
-    for (out, slot) in shown.iter_mut().zip(&ENV_TEXT[..len]) {
-        *out = slot.load(Ordering::Relaxed);
-    }
-    crate::os::write_stderr(&[
-        b"memprof: MEMPROF_RATE=\"",
-        &shown[..len],
-        b"\" is not a sampling rate: ",
-        error.reason().as_bytes(),
-        b". Give a number of bytes, with or without a unit (524288, 512KiB, 1 MiB; ",
-        b"0 turns sampling off, 1 samples every allocation). ",
-        b"Keeping the default rate of 524288 bytes.\n",
-    ]);
 }
 
 /// The weight of a sample of `size` bytes taken at `rate`: how many
@@ -350,50 +192,6 @@ impl SampleRng {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_rates_are_sizes_like_the_test_attributes() {
-        assert_eq!(parse_env_rate(b"524288"), Ok(524_288));
-        assert_eq!(parse_env_rate(b" 1 "), Ok(1));
-        assert_eq!(parse_env_rate(b"0"), Ok(0));
-        assert_eq!(parse_env_rate(b"512KiB"), Ok(524_288));
-        assert_eq!(parse_env_rate(b"1 MiB"), Ok(1 << 20));
-        assert_eq!(parse_env_rate(b"64 KB"), Ok(64_000));
-        assert_eq!(parse_env_rate(b"9223372036854775807"), Ok(i64::MAX as u64));
-    }
-
-    #[test]
-    fn bad_env_rates_say_why() {
-        use memprof_size::SizeError;
-        let err = |v: &[u8]| parse_env_rate(v).unwrap_err();
-        assert_eq!(err(b"garbage"), RateEnvError::Size(SizeError::NoNumber));
-        assert_eq!(err(b"12k"), RateEnvError::Size(SizeError::UnknownUnit));
-        assert_eq!(err(b""), RateEnvError::Size(SizeError::NoNumber));
-        assert_eq!(err(b"\xff\xfe"), RateEnvError::NotText);
-        assert_eq!(err(b"9223372036854775808"), RateEnvError::TooLarge);
-        assert_eq!(err(b"18446744073709551615"), RateEnvError::TooLarge);
-        assert_eq!(err(b"16 EiB"), RateEnvError::Size(SizeError::UnknownUnit));
-        assert_eq!(
-            err(b"99999999999999999999999"),
-            RateEnvError::Size(SizeError::TooLarge)
-        );
-        assert!(err(b"9223372036854775808")
-            .reason()
-            .contains("9223372036854775807"));
-    }
-
-    #[test]
-    fn env_errors_survive_their_code() {
-        let errors = RateEnvError::SIZE_ERRORS
-            .iter()
-            .map(|&e| RateEnvError::Size(e))
-            .chain([RateEnvError::NotText, RateEnvError::TooLarge]);
-        for e in errors {
-            assert_ne!(e.code(), 0);
-            assert_eq!(RateEnvError::from_code(e.code()), Some(e));
-        }
-        assert_eq!(RateEnvError::from_code(0), None);
-    }
 
     #[test]
     fn weights_follow_the_poisson_estimator() {

@@ -12,8 +12,9 @@
 //! * **backtrace** (`backtrace::trace_unsynchronized`, DWARF CFI through
 //!   libgcc; microseconds per stack): correct for any build, any platform.
 //!
-//! `MEMPROF_UNWIND=fp`, `=framehop` or `=dwarf` (backtrace) forces a choice.
-//! Otherwise memprof starts with backtrace and, for the first
+//! `MEMPROF_UNWIND=fp` (or `frame_pointers`), `=framehop` or `=dwarf`
+//! (backtrace) forces a choice, as does [`crate::Config::unwinder`].
+//! Otherwise (or with `auto`) memprof starts with backtrace and, for the first
 //! [`VERIFY_SAMPLES`] samples, also walks the frame-pointer chain and runs
 //! framehop, comparing each with backtrace's frames. Frame pointers win if
 //! they agreed every time; else framehop if it did; the first disagreement
@@ -33,6 +34,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub(crate) use super::table::STACK_LEN_MAX;
 use super::table::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
+pub use crate::config::Unwinder;
 
 mod framehop_unwind;
 
@@ -74,12 +76,13 @@ fn as_frames(buf: &mut [usize]) -> &mut Frames {
     unsafe { &mut *(buf as *mut [usize] as *mut Frames) }
 }
 
-/// The most frames a walk keeps, from `MEMPROF_MAX_FRAMES`; 0 until read.
+/// The most frames a walk keeps, from `MEMPROF_MAX_FRAMES` or code; 0 until
+/// read.
 static FRAME_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// The most frames a sample's walk keeps: `MEMPROF_MAX_FRAMES` (1 to
-/// [`MAX_FRAMES`]) if set and valid, else [`DEFAULT_MAX_FRAMES`]. Read from
-/// the environment once, at the first sample.
+/// [`MAX_FRAMES`]) if set and valid, else [`DEFAULT_MAX_FRAMES`], unless
+/// code has set it. Read from the environment once, at the first sample.
 #[inline(always)]
 pub fn frame_limit() -> usize {
     match FRAME_LIMIT.load(Ordering::Relaxed) {
@@ -88,46 +91,34 @@ pub fn frame_limit() -> usize {
     }
 }
 
-/// Parses `MEMPROF_MAX_FRAMES`: a whole number from 1 to [`MAX_FRAMES`].
-fn parse_frame_limit(value: &[u8]) -> Option<usize> {
-    let limit: usize = core::str::from_utf8(value).ok()?.trim().parse().ok()?;
-    (1..=MAX_FRAMES).contains(&limit).then_some(limit)
-}
-
 #[cold]
 fn frame_limit_from_env() -> usize {
-    let value = crate::os::getenv(c"MEMPROF_MAX_FRAMES");
-    let limit = value.map_or(Some(DEFAULT_MAX_FRAMES), parse_frame_limit);
-    let chosen = limit.unwrap_or(DEFAULT_MAX_FRAMES);
-    // Only the first reader says a bad value; a racing one reads its result.
-    match FRAME_LIMIT.compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => {
-            if let (Some(value), None) = (value, limit) {
-                let mut buf = [0u8; 64];
-                let shown = crate::os::shown(value, &mut buf);
-                crate::os::write_stderr(&[
-                    b"memprof: MEMPROF_MAX_FRAMES=\"",
-                    shown,
-                    b"\" is not a stack depth: give a whole number of frames from 1 to 256. ",
-                    b"Keeping the default of 64 frames.\n",
-                ]);
-            }
-            chosen
-        }
+    let limit = crate::config::env::max_frames().unwrap_or(DEFAULT_MAX_FRAMES);
+    // Only the first reader sets it; a racing one reads its result.
+    match FRAME_LIMIT.compare_exchange(0, limit, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => limit,
         Err(current) => current,
     }
+}
+
+/// Sets the depth limit (1 to [`MAX_FRAMES`]; others are clamped) from the
+/// next sample on, over the environment's.
+pub(crate) fn set_frame_limit(frames: usize) {
+    let _ = frame_limit();
+    FRAME_LIMIT.store(frames.clamp(1, MAX_FRAMES), Ordering::Relaxed);
 }
 
 /// How many samples are checked before trusting frame pointers or framehop.
 pub const VERIFY_SAMPLES: u32 = 64;
 
-const UNDECIDED: u8 = 0;
-const FRAME_POINTERS: u8 = 1;
-const BACKTRACE: u8 = 2;
-const FRAMEHOP: u8 = 3;
-
-static MODE: AtomicU8 = AtomicU8::new(UNDECIDED);
-static FORCED: AtomicU8 = AtomicU8::new(u8::MAX);
+/// The walker in use: an [`Unwinder`]'s discriminant
+/// ([`Unwinder::Verifying`] until the automatic choice is made).
+static MODE: AtomicU8 = AtomicU8::new(Unwinder::Verifying as u8);
+/// The walker forced by `MEMPROF_UNWIND` or code, as [`MODE`]
+/// ([`Unwinder::Verifying`] for the automatic choice); [`NOT_READ`] until
+/// `MEMPROF_UNWIND` is read.
+static FORCED: AtomicU8 = AtomicU8::new(NOT_READ);
+const NOT_READ: u8 = u8::MAX;
 
 /// Agreements so far of a walker under verification, or [`RULED_OUT`].
 static FP_AGREED: AtomicU32 = AtomicU32::new(0);
@@ -142,47 +133,57 @@ thread_local! {
     static STACK_LOW: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Which stack walker is in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unwinder {
-    /// Still comparing frame pointers and framehop with backtrace.
-    Verifying,
-    /// Walking frame pointers.
-    FramePointers,
-    /// DWARF unwinding through `backtrace` (libgcc).
-    Dwarf,
-    /// DWARF unwinding through framehop, with per-thread rule caches.
-    Framehop,
-}
-
 /// The walker in use now.
 pub fn unwinder() -> Unwinder {
-    match MODE.load(Ordering::Relaxed) {
-        FRAME_POINTERS => Unwinder::FramePointers,
-        BACKTRACE => Unwinder::Dwarf,
-        FRAMEHOP => Unwinder::Framehop,
-        _ => Unwinder::Verifying,
+    Unwinder::from_u8(MODE.load(Ordering::Relaxed))
+}
+
+/// The walker forced by `MEMPROF_UNWIND` or code; `None` for the automatic
+/// choice. Reads `MEMPROF_UNWIND` if no sample has yet.
+pub(crate) fn forced_unwinder() -> Option<Unwinder> {
+    match forced_mode() {
+        Unwinder::Verifying => None,
+        walker => Some(walker),
     }
 }
 
-fn forced_mode() -> u8 {
+/// The walker that stands for `walker` here: framehop where it is not
+/// supported is backtrace.
+fn supported(walker: Unwinder) -> Unwinder {
+    match walker {
+        Unwinder::Framehop if !framehop_unwind::supported() => Unwinder::Dwarf,
+        walker => walker,
+    }
+}
+
+/// The forced walker, reading `MEMPROF_UNWIND` the first time (without
+/// allocating: the first sample is where it is read).
+fn forced_mode() -> Unwinder {
     let forced = FORCED.load(Ordering::Relaxed);
-    if forced != u8::MAX {
-        return forced;
+    if forced != NOT_READ {
+        return Unwinder::from_u8(forced);
     }
-    let mode = match crate::os::getenv(c"MEMPROF_UNWIND") {
-        Some(b"fp") | Some(b"frame-pointers") => FRAME_POINTERS,
-        Some(b"dwarf") | Some(b"unwinder") | Some(b"backtrace") => BACKTRACE,
-        Some(b"framehop") if framehop_unwind::supported() => FRAMEHOP,
-        Some(b"framehop") => BACKTRACE,
-        _ => UNDECIDED,
-    };
-    FORCED.store(mode, Ordering::Relaxed);
-    if mode != UNDECIDED {
-        MODE.store(mode, Ordering::Relaxed);
+    let walker = supported(crate::config::env::unwinder().unwrap_or(Unwinder::Verifying));
+    // Code that forced a walker meanwhile wins.
+    match FORCED.compare_exchange(NOT_READ, walker as u8, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => {
+            if walker != Unwinder::Verifying {
+                MODE.store(walker as u8, Ordering::Relaxed);
+            }
+            walker
+        }
+        Err(current) => Unwinder::from_u8(current),
     }
-    mode
+}
+
+/// Forces `walker` over `MEMPROF_UNWIND`, or with [`Unwinder::Verifying`]
+/// returns to the automatic choice (which settles again from the
+/// verdicts so far at the next sample).
+pub(crate) fn force_unwinder(walker: Unwinder) {
+    let _ = forced_mode();
+    let walker = supported(walker);
+    FORCED.store(walker as u8, Ordering::Relaxed);
+    MODE.store(walker as u8, Ordering::Relaxed);
 }
 
 /// Fills `buf` with return addresses, leaf first, up to [`frame_limit`];
@@ -206,11 +207,11 @@ pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
 #[inline(always)]
 fn walk(buf: &mut Frames) -> usize {
     let _ = forced_mode();
-    match MODE.load(Ordering::Relaxed) {
-        FRAME_POINTERS => walk_frame_pointers(buf),
-        FRAMEHOP => framehop_or_backtrace(buf),
-        BACKTRACE => unwind(buf),
-        _ => capture_and_verify(buf),
+    match unwinder() {
+        Unwinder::FramePointers => walk_frame_pointers(buf),
+        Unwinder::Framehop => framehop_or_backtrace(buf),
+        Unwinder::Dwarf => unwind(buf),
+        Unwinder::Verifying => capture_and_verify(buf),
     }
 }
 
@@ -302,18 +303,23 @@ fn tally(agreed: &AtomicU32, agrees: bool) {
 fn decide() {
     let fp = FP_AGREED.load(Ordering::Relaxed);
     let fh = FRAMEHOP_AGREED.load(Ordering::Relaxed);
-    let mode = if fp != RULED_OUT && fp >= VERIFY_SAMPLES {
-        FRAME_POINTERS
+    let walker = if fp != RULED_OUT && fp >= VERIFY_SAMPLES {
+        Unwinder::FramePointers
     } else if fp != RULED_OUT {
         return;
     } else if fh == RULED_OUT {
-        BACKTRACE
+        Unwinder::Dwarf
     } else if fh >= VERIFY_SAMPLES {
-        FRAMEHOP
+        Unwinder::Framehop
     } else {
         return;
     };
-    let _ = MODE.compare_exchange(UNDECIDED, mode, Ordering::Relaxed, Ordering::Relaxed);
+    let _ = MODE.compare_exchange(
+        Unwinder::Verifying as u8,
+        walker as u8,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether a frame-pointer walk found the same frames as the unwinder.

@@ -1,68 +1,26 @@
-//! `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES`: the table caps, read from
-//! the environment once, before the stack table is first used, so they hold
-//! even when sampling starts before `main` (`MEMPROF_RATE=1`).
+//! `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES` applied to the tables:
+//! once, before the stack table is first used, so they hold even when
+//! sampling starts before `main` (`MEMPROF_RATE=1`).
 //!
-//! A cap set in code wins over the environment: the setters read the
-//! environment first, then apply their own value.
+//! A cap set in code wins over the environment: the setters apply the
+//! environment first, then their own value.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether the environment has been read (or is being read).
-static READ: AtomicBool = AtomicBool::new(false);
+/// Whether the environment has been applied (or is being applied).
+static APPLIED: AtomicBool = AtomicBool::new(false);
 
 /// Applies `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES` the first time it
 /// is called; later calls do nothing. Never allocates (it runs on the
 /// allocator's slow path, before the stack table's first use).
 pub(crate) fn apply_env_once() {
-    if READ.load(Ordering::Relaxed) || READ.swap(true, Ordering::Relaxed) {
+    if APPLIED.load(Ordering::Relaxed) || APPLIED.swap(true, Ordering::Relaxed) {
         return;
     }
-    if let Some(max) = read_cap(c"MEMPROF_MAX_STACKS", b"MEMPROF_MAX_STACKS", b"65536") {
+    if let Some(max) = crate::config::env::max_stacks() {
         super::STACKS.store_max_stacks(max);
     }
-    if let Some(max) = read_cap(c"MEMPROF_MAX_SAMPLES", b"MEMPROF_MAX_SAMPLES", b"4194304") {
+    if let Some(max) = crate::config::env::max_samples() {
         crate::sample::LIVE.set_max_samples(max);
-    }
-}
-
-/// A cap: a whole number from 1 up.
-fn parse_cap(value: &[u8]) -> Option<usize> {
-    let cap: usize = core::str::from_utf8(value).ok()?.trim().parse().ok()?;
-    (cap > 0).then_some(cap)
-}
-
-/// The variable's value if set and valid; a bad value is said on stderr
-/// (naming `default`, which stays).
-fn read_cap(var: &core::ffi::CStr, name: &[u8], default: &[u8]) -> Option<usize> {
-    let value = crate::os::getenv(var)?;
-    let cap = parse_cap(value);
-    if cap.is_none() {
-        let mut buf = [0u8; 64];
-        let shown = crate::os::shown(value, &mut buf);
-        crate::os::write_stderr(&[
-            b"memprof: ",
-            name,
-            b"=\"",
-            shown,
-            b"\" is not a cap: give a whole number from 1 up. Keeping the default of ",
-            default,
-            b".\n",
-        ]);
-    }
-    cap
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_cap;
-
-    #[test]
-    fn caps_are_whole_positive_numbers() {
-        assert_eq!(parse_cap(b"200000"), Some(200_000));
-        assert_eq!(parse_cap(b" 7 "), Some(7));
-        assert_eq!(parse_cap(b"0"), None);
-        assert_eq!(parse_cap(b"-3"), None);
-        assert_eq!(parse_cap(b"1e6"), None);
-        assert_eq!(parse_cap(b"\xff"), None);
     }
 }

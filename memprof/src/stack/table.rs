@@ -26,12 +26,7 @@ use crate::os;
 use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
 
-/// The deepest stack walk `MEMPROF_MAX_FRAMES` may ask for.
-pub const MAX_FRAMES: usize = 256;
-
-/// How many return addresses a walk keeps unless `MEMPROF_MAX_FRAMES` says
-/// otherwise; deeper stacks end in a `[truncated]` frame.
-pub const DEFAULT_MAX_FRAMES: usize = 64;
+pub use crate::config::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
 
 /// The most addresses one stored stack holds: the deepest walk, a
 /// truncation marker and a scope marker.
@@ -138,7 +133,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 
 impl StackTable {
     /// Default cap on distinct stacks.
-    pub const DEFAULT_MAX_STACKS: usize = 1 << 16;
+    pub const DEFAULT_MAX_STACKS: usize = crate::config::DEFAULT_MAX_STACKS;
 
     pub(crate) const fn new() -> Self {
         StackTable {
@@ -171,6 +166,11 @@ impl StackTable {
         }
         self.store_max_stacks(max);
         true
+    }
+
+    /// The cap on distinct stacks.
+    pub(crate) fn max_stacks(&self) -> usize {
+        self.max_stacks.load(Ordering::Relaxed)
     }
 
     /// Sets the cap without looking: for the environment's value, read
