@@ -112,24 +112,26 @@ pub fn set_max_samples(max: usize) {
     crate::sample::LIVE.set_max_samples(max);
 }
 
-/// Caps how many distinct stacks are kept (default 65,536, or
+/// Caps how many distinct stacks are kept (default 4,194,304, or
 /// `MEMPROF_MAX_STACKS`); stacks past the cap are counted under a
-/// `[stack table full]` stack so totals stay right.
+/// `[stack table full]` stack so totals stay right. The table's memory
+/// follows the stacks it holds (about 320 bytes of counters and 8 bytes a
+/// frame per stack), not the cap.
 ///
-/// Takes effect only before the first sample, which sizes the table: returns
-/// `false` and says so on stderr when called later. With `MEMPROF_RATE=1`
-/// sampling starts before `main`, so set `MEMPROF_MAX_STACKS` instead.
+/// Takes effect whenever it is called, from the next new stack. Returns
+/// `false`, and says so on stderr, when more stacks than `max` are kept
+/// already: they stay, and new stacks go to `[stack table full]`.
 pub fn set_max_stacks(max: usize) -> bool {
     crate::stack::limits::apply_env_once();
-    let applied = crate::stack::STACKS.set_max_stacks(max);
-    if !applied {
+    let fits = crate::stack::STACKS.set_max_stacks(max);
+    if !fits {
         eprintln!(
-            "memprof: set_max_stacks({max}) came too late: the stack table is in use \
-             (the first sample sized it), so its cap stays; set MEMPROF_MAX_STACKS \
-             to size it before the first sample"
+            "memprof: set_max_stacks({max}) is below the {} stacks kept already: they stay, \
+             and new stacks go to [stack table full]",
+            crate::stack::STACKS.id_limit().saturating_sub(1)
         );
     }
-    applied
+    fits
 }
 
 /// Sets (or with `None` clears) a sampling rate for the calling thread only,

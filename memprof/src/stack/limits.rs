@@ -7,6 +7,10 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// The defaults, as said when a bad value keeps them.
+const DEFAULT_MAX_STACKS_SHOWN: &[u8] = b"4194304";
+const DEFAULT_MAX_SAMPLES_SHOWN: &[u8] = b"4194304";
+
 /// Whether the environment has been read (or is being read).
 static READ: AtomicBool = AtomicBool::new(false);
 
@@ -17,10 +21,18 @@ pub(crate) fn apply_env_once() {
     if READ.load(Ordering::Relaxed) || READ.swap(true, Ordering::Relaxed) {
         return;
     }
-    if let Some(max) = read_cap(c"MEMPROF_MAX_STACKS", b"MEMPROF_MAX_STACKS", b"65536") {
+    if let Some(max) = read_cap(
+        c"MEMPROF_MAX_STACKS",
+        b"MEMPROF_MAX_STACKS",
+        DEFAULT_MAX_STACKS_SHOWN,
+    ) {
         super::STACKS.store_max_stacks(max);
     }
-    if let Some(max) = read_cap(c"MEMPROF_MAX_SAMPLES", b"MEMPROF_MAX_SAMPLES", b"4194304") {
+    if let Some(max) = read_cap(
+        c"MEMPROF_MAX_SAMPLES",
+        b"MEMPROF_MAX_SAMPLES",
+        DEFAULT_MAX_SAMPLES_SHOWN,
+    ) {
         crate::sample::LIVE.set_max_samples(max);
     }
 }
@@ -54,7 +66,9 @@ fn read_cap(var: &core::ffi::CStr, name: &[u8], default: &[u8]) -> Option<usize>
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cap;
+    use super::*;
+    use crate::sample::live::LiveSamples;
+    use crate::stack::StackTable;
 
     #[test]
     fn caps_are_whole_positive_numbers() {
@@ -64,5 +78,17 @@ mod tests {
         assert_eq!(parse_cap(b"-3"), None);
         assert_eq!(parse_cap(b"1e6"), None);
         assert_eq!(parse_cap(b"\xff"), None);
+    }
+
+    #[test]
+    fn the_defaults_said_for_bad_caps_are_the_defaults() {
+        assert_eq!(
+            parse_cap(DEFAULT_MAX_STACKS_SHOWN),
+            Some(StackTable::DEFAULT_MAX_STACKS)
+        );
+        assert_eq!(
+            parse_cap(DEFAULT_MAX_SAMPLES_SHOWN),
+            Some(LiveSamples::DEFAULT_MAX_SAMPLES)
+        );
     }
 }
