@@ -103,9 +103,18 @@ pub struct StackCounters {
     pub inuse_bytes: f64,
 }
 
+/// An index slot: the low half of the stack's hash above `id + 1`, or 0
+/// for an empty slot. The hash's low half gives the slot's home (capacity
+/// stays below 2^32) and tells most stacks in a probe run apart, so probing
+/// and growing read the slots alone, not the records they name.
+type Slot = u64;
+
+fn slot_of(id: u32, hash: u64) -> Slot {
+    hash << 32 | u64::from(id + 1)
+}
+
 struct IndexShard {
-    /// Slots hold `id + 1`; 0 is empty.
-    slots: *mut u32,
+    slots: *mut Slot,
     capacity_log2: u32,
     len: usize,
 }
@@ -316,7 +325,7 @@ impl StackTable {
                 .published
                 .store(frames.len() as u32 + 1, Ordering::Release);
         }
-        Self::insert_index_with_hash(&mut shard, id, hash);
+        Self::insert_slot(&mut shard, slot_of(id, hash));
         recent.store(hash >> 32 << 32 | u64::from(id), Ordering::Relaxed);
         id
     }
@@ -346,10 +355,12 @@ impl StackTable {
             if slot == 0 {
                 return None;
             }
-            let id = slot - 1;
-            if let Some(record) = self.record(id) {
-                if record.hash == hash && self.frames(id) == Some(frames) {
-                    return Some(id);
+            if slot >> 32 == hash & 0xffff_ffff {
+                let id = slot as u32 - 1;
+                if let Some(record) = self.record(id) {
+                    if record.hash == hash && self.frames(id) == Some(frames) {
+                        return Some(id);
+                    }
                 }
             }
             i = (i + 1) & mask;
@@ -357,7 +368,7 @@ impl StackTable {
     }
 
     fn grow_index(&self, shard: &mut IndexShard, capacity: usize) -> bool {
-        let bytes = capacity * core::mem::size_of::<u32>();
+        let bytes = capacity * core::mem::size_of::<Slot>();
         let Some(mapping) = os::map_zeroed(bytes) else {
             return false;
         };
@@ -374,8 +385,7 @@ impl StackTable {
             // SAFETY: the old index maps `old_capacity` slots.
             let slot = unsafe { *old.add(i) };
             if slot != 0 {
-                let hash = self.record(slot - 1).map_or(0, |r| r.hash);
-                Self::insert_index_with_hash(shard, slot - 1, hash);
+                Self::insert_slot(shard, slot);
             }
         }
         if !old.is_null() {
@@ -383,24 +393,27 @@ impl StackTable {
             unsafe {
                 os::unmap(
                     core::ptr::NonNull::new_unchecked(old.cast()),
-                    old_capacity * 4,
+                    old_capacity * core::mem::size_of::<Slot>(),
                 )
             };
-            self.index_bytes
-                .fetch_sub(old_capacity * 4, Ordering::Relaxed);
+            self.index_bytes.fetch_sub(
+                old_capacity * core::mem::size_of::<Slot>(),
+                Ordering::Relaxed,
+            );
         }
         self.index_bytes.fetch_add(bytes, Ordering::Relaxed);
         true
     }
 
-    fn insert_index_with_hash(shard: &mut IndexShard, id: u32, hash: u64) {
+    /// Puts `slot` (see [`Slot`]) in the first free place from its home.
+    fn insert_slot(shard: &mut IndexShard, slot: Slot) {
         let mask = (1usize << shard.capacity_log2) - 1;
-        let mut i = (hash as usize) & mask;
+        let mut i = (slot >> 32) as usize & mask;
         loop {
             // SAFETY: `i <= mask`; the shard maps `mask + 1` slots.
-            let slot = unsafe { &mut *shard.slots.add(i) };
-            if *slot == 0 {
-                *slot = id + 1;
+            let place = unsafe { &mut *shard.slots.add(i) };
+            if *place == 0 {
+                *place = slot;
                 shard.len += 1;
                 return;
             }
@@ -517,7 +530,12 @@ impl Drop for StackTable {
             if let Some(slots) = core::ptr::NonNull::new(shard.slots) {
                 // SAFETY: one mapping of `1 << capacity_log2` slots made by
                 // `grow_index`; `&mut self` means no one uses it any more.
-                unsafe { os::unmap(slots.cast(), (1usize << shard.capacity_log2) * 4) };
+                unsafe {
+                    os::unmap(
+                        slots.cast(),
+                        (1usize << shard.capacity_log2) * core::mem::size_of::<Slot>(),
+                    )
+                };
             }
         }
     }
