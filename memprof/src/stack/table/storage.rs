@@ -85,7 +85,10 @@ impl<T> Segments<T> {
     /// A raw pointer to item `id`, for its one writer; null if unmapped.
     pub(super) fn get_mut_ptr(&self, id: u32) -> *mut T {
         let (segment, at) = place(id);
-        let base = self.segments[segment].load(Ordering::Acquire);
+        let Some(slot) = self.segments.get(segment) else {
+            return null_mut();
+        };
+        let base = slot.load(Ordering::Acquire);
         if base.is_null() {
             return base;
         }
@@ -99,7 +102,9 @@ impl<T> Segments<T> {
     /// Call under the owner's growth lock (one mapper at a time).
     pub(super) fn map_for(&self, id: u32, mapped_bytes: &AtomicUsize) -> bool {
         let (segment, _) = place(id);
-        let slot = &self.segments[segment];
+        let Some(slot) = self.segments.get(segment) else {
+            return false;
+        };
         if !slot.load(Ordering::Relaxed).is_null() {
             return true;
         }
