@@ -1,6 +1,7 @@
 //! `MEMPROF_MAX_STACKS` and `MEMPROF_MAX_SAMPLES` take effect even when
-//! sampling starts before `main` (`MEMPROF_RATE=1`), and a setter called
-//! after the stack table is in use says it came too late.
+//! sampling starts before `main` (`MEMPROF_RATE=1`), the default stack cap
+//! holds every stack of a program with 2^17 of them, and a stack cap set
+//! below the stacks already kept says so and keeps them.
 //!
 //! The limits are read once per process, so each setting runs in a child:
 //! this test binary again, running only the child test with `CHILD` set.
@@ -15,7 +16,9 @@ static ALLOC: MemProf = MemProf::jemalloc();
 
 const CHILD: &str = "MEMPROF_TABLE_ENV_TEST_CHILD";
 const TEST: &str = "child_allocates_from_many_stacks";
-/// Levels of the call tree: 2^17 distinct stacks, twice the default cap.
+/// The cap the child sets once its stacks are in the table.
+const LATE_CAP: &str = "MEMPROF_TABLE_ENV_TEST_LATE_CAP";
+/// Levels of the call tree: 2^17 distinct stacks.
 const LEVELS: u32 = 17;
 
 #[inline(always)]
@@ -43,22 +46,33 @@ fn one(bits: u32, level: u32, kept: &mut Vec<Vec<u32>>) {
     black_box(level + 2);
 }
 
-/// In a child: allocates once from each of 2^LEVELS stacks, then prints the
-/// sampler's counters and what a late `set_max_stacks` answered.
+/// In a child: allocates once from each of 2^LEVELS stacks, then prints
+/// the sampler's counters, what a later `set_max_stacks(LATE_CAP)`
+/// answered (`LATE_CAP` from the environment, 2^20 unless set), and the
+/// stacks dropped after allocating from 1,000 new stacks under that cap.
 #[test]
 fn child_allocates_from_many_stacks() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let mut kept = Vec::with_capacity(1 << LEVELS);
+    let mut kept = Vec::with_capacity(2 << LEVELS);
     for path in 0..1u32 << LEVELS {
         step(path, LEVELS, &mut kept);
     }
     let counters = memprof::sample::counters();
-    let late = memprof::set_max_stacks(1 << 20);
+    let late_cap = std::env::var(LATE_CAP).map_or(1 << 20, |v| v.parse().unwrap());
+    let late_fits = memprof::set_max_stacks(late_cap);
+    for path in 0..1000 {
+        step(path, LEVELS + 1, &mut kept);
+    }
     println!(
-        "COUNTERS stacks={} stacks_dropped={} live_samples={} samples_dropped={} late_set_applied={late}",
-        counters.stacks, counters.stacks_dropped, counters.live_samples, counters.samples_dropped
+        "COUNTERS stacks={} stacks_dropped={} live_samples={} samples_dropped={} \
+         late_cap_fits={late_fits} stacks_dropped_after={}",
+        counters.stacks,
+        counters.stacks_dropped,
+        counters.live_samples,
+        counters.samples_dropped,
+        memprof::sample::counters().stacks_dropped,
     );
     drop(kept);
 }
@@ -81,6 +95,7 @@ fn run_with(env: &[(&str, &str)]) -> Child {
         .env(CHILD, "1")
         .env_remove("MEMPROF_MAX_STACKS")
         .env_remove("MEMPROF_MAX_SAMPLES")
+        .env_remove(LATE_CAP)
         .envs(env.iter().copied());
     let out = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -112,12 +127,33 @@ fn max_stacks_from_the_environment_holds_every_stack_in_exact_mode() {
 }
 
 #[test]
-fn a_set_max_stacks_after_the_first_sample_says_it_is_too_late() {
-    let child = run_with(&[("MEMPROF_RATE", "1")]);
+fn max_stacks_from_the_environment_caps_the_table_in_exact_mode() {
+    let child = run_with(&[("MEMPROF_RATE", "1"), ("MEMPROF_MAX_STACKS", "50000")]);
     assert!(child.get("stacks_dropped") > 0, "{:?}", child.counters);
-    assert_eq!(child.counters["late_set_applied"], "false");
+    assert_eq!(child.get("stacks"), 49_999, "{:?}", child.counters);
+}
+
+#[test]
+fn the_default_cap_holds_every_stack_in_exact_mode() {
+    let child = run_with(&[("MEMPROF_RATE", "1")]);
+    assert_eq!(child.get("stacks_dropped"), 0, "{:?}", child.counters);
+    assert_eq!(child.counters["late_cap_fits"], "true");
+    assert_eq!(child.get("stacks_dropped_after"), 0, "{:?}", child.counters);
+    assert!(!child.stderr.contains("set_max_stacks"), "{}", child.stderr);
+}
+
+#[test]
+fn a_set_max_stacks_below_the_stacks_kept_says_so_and_caps_new_ones() {
+    let child = run_with(&[("MEMPROF_RATE", "1"), (LATE_CAP, "1000")]);
+    assert_eq!(child.get("stacks_dropped"), 0, "{:?}", child.counters);
+    assert_eq!(child.counters["late_cap_fits"], "false");
     assert!(
-        child.stderr.contains("set_max_stacks") && child.stderr.contains("too late"),
+        child.get("stacks_dropped_after") >= 1000,
+        "{:?}",
+        child.counters
+    );
+    assert!(
+        child.stderr.contains("set_max_stacks(1000)") && child.stderr.contains("kept already"),
         "stderr {:?}",
         child.stderr
     );
@@ -148,6 +184,7 @@ fn bad_limits_are_said_and_the_defaults_kept() {
         "{}",
         child.stderr
     );
-    assert!(child.get("stacks_dropped") > 0, "{:?}", child.counters);
+    assert_eq!(child.get("stacks_dropped"), 0, "{:?}", child.counters);
+    assert!(child.get("stacks") > 1 << LEVELS, "{:?}", child.counters);
     assert_eq!(child.get("samples_dropped"), 0, "{:?}", child.counters);
 }

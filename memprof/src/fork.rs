@@ -13,8 +13,8 @@
 //! | 1 | `START` (std `Mutex`) | `history` | starting or looking up the history (`/stats`, `/metrics`, the page) | lock | release | mark the history not started (its thread is not in the child; the next start spawns one), release |
 //! | 2 | history state (std `Mutex`) | `history` | the sampler's tick, reading points | lock | release | release |
 //! | 3 | scope index (`SpinLock`) | `scope` | a thread's first entry of a scope | lock | release | release |
-//! | 4 | `STACKS.init` (`SpinLock`) | `stack::table` | the first sample | lock | release | release |
-//! | 5 | `STACKS.index`, 16 shards (`SpinLock`) | `stack::table` | a sample of a new stack | lock each | release | release |
+//! | 4 | `STACKS.index`, 16 shards (`SpinLock`) | `stack::table` | a sample of a new stack | lock each | release | release |
+//! | 5 | `STACKS.growth` (`SpinLock`) | `stack::table` | the first sample; a new stack's id and frame space, under its shard (4) | lock | release | release |
 //! | 6 | `LIVE`, 256 shards (`SpinLock`) | `sample::live` | every sample and every free of a sampled block | lock each, in shard order | release | release |
 //! | 7 | symbol cache (std `Mutex`) | `stack::symbolize` | snapshots, leaks, test reports, `/stats` (its size) | try: a first symbolization can take seconds | release if taken | release if taken; if another thread held it, name frames by address |
 //!
@@ -48,8 +48,9 @@
 //!
 //! Prepare handlers take the locks in the table's order, which is the
 //! order any thread takes them in: code holding (1) may take (2), code
-//! holding (1) or (2) allocates and so may record a sample (4-6), and
-//! nothing is taken under (3), (4)-(6) or inside a sample. The symbol cache
+//! holding (1) or (2) allocates and so may record a sample (4-6), a
+//! sample interning a new stack takes (5) under (4), and nothing else is
+//! taken under (3), (4)-(6) or inside a sample. The symbol cache
 //! comes last because it is only tried: whatever its holder is waiting for,
 //! the prepare handler does not wait for it. Parent and child handlers
 //! release in reverse.

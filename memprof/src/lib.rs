@@ -31,7 +31,7 @@
 //! | `MEMPROF_RATE` | `524288` (512 KiB) | mean bytes between samples, with or without a unit (`524288`, `512KiB`, `1 MiB`; KB, MB, GB are powers of 1000, KiB, MiB, GiB of 1024), up to 9223372036854775807; `0` turns sampling off, `1` samples every allocation | keeps the default |
 //! | `MEMPROF_UNWIND` | `auto` | the stack walker: `auto` (the first samples verify frame pointers, then framehop, against a full unwind; the cheapest that agrees is kept), `fp` or `frame_pointers`, `framehop` (x86_64 Linux; elsewhere `dwarf`), `dwarf` (the `backtrace` crate) | keeps `auto` |
 //! | `MEMPROF_MAX_FRAMES` | `64` | the deepest stack kept, a whole number from 1 to 256; a deeper stack keeps its leaf-most frames and ends in a `[truncated]` root frame | keeps the default |
-//! | `MEMPROF_MAX_STACKS` | `65536` | the distinct-stack cap, a whole number from 1 up (see [`set_max_stacks`]) | keeps the default |
+//! | `MEMPROF_MAX_STACKS` | `4194304` | the distinct-stack cap, a whole number from 1 up (see [`set_max_stacks`]) | keeps the default |
 //! | `MEMPROF_MAX_SAMPLES` | `4194304` | the live-sample cap, a whole number from 1 up (see [`set_max_samples`]) | keeps the default |
 //! | `MEMPROF_ADDR` | unset or blank: no endpoint | `host:port` to serve on, for `http::serve_from_env()` (feature `http`) | no endpoint: `serve_from_env()` returns `ServeError::InvalidAddress` |
 //! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::Config::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |

@@ -97,8 +97,8 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::MaxFramesOutOfRange`] applies nothing. With
-    /// [`ConfigError::MaxStacksTooLate`] the stack cap stays as it was and
-    /// every other setting is applied.
+    /// [`ConfigError::MaxStacksBelowKept`] the cap is set, the stacks kept
+    /// already stay, and every other setting is applied.
     pub fn apply(self) -> Result<(), ConfigError> {
         if let Some(frames) = self.max_frames {
             if !(1..=MAX_FRAMES).contains(&frames) {
@@ -106,7 +106,10 @@ impl Config {
             }
         }
         let stacks = match self.max_stacks {
-            Some(max) if !set_max_stacks(max) => Err(ConfigError::MaxStacksTooLate(max)),
+            Some(max) if !set_max_stacks(max) => Err(ConfigError::MaxStacksBelowKept {
+                max,
+                kept: crate::stack::STACKS.id_limit().saturating_sub(1) as usize,
+            }),
             _ => Ok(()),
         };
         if let Some(max) = self.max_samples {
@@ -137,8 +140,14 @@ impl Config {
 pub enum ConfigError {
     /// A depth outside 1 to [`MAX_FRAMES`].
     MaxFramesOutOfRange(usize),
-    /// The stack table was in use already (the first sample sized it).
-    MaxStacksTooLate(usize),
+    /// The cap asked for is below the stacks kept already: they stay, and
+    /// new stacks go to `[stack table full]`.
+    MaxStacksBelowKept {
+        /// The cap asked for.
+        max: usize,
+        /// Stacks the table holds.
+        kept: usize,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -148,11 +157,11 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "max_frames({frames}): a stack depth is from 1 to {MAX_FRAMES} frames"
             ),
-            ConfigError::MaxStacksTooLate(max) => write!(
+            ConfigError::MaxStacksBelowKept { max, kept } => write!(
                 f,
-                "set_max_stacks({max}) came too late: the stack table is in use (the first \
-                 sample sized it), so its cap stays; set MEMPROF_MAX_STACKS to size it \
-                 before the first sample"
+                "set_max_stacks({max}) is below the {kept} stacks kept already: they stay, \
+                 and new stacks go to [stack table full] (MEMPROF_MAX_STACKS sets the cap \
+                 before the first sample)"
             ),
         }
     }
@@ -175,20 +184,23 @@ pub fn set_max_samples(max: usize) {
     crate::sample::LIVE.set_max_samples(max);
 }
 
-/// Caps how many distinct stacks are kept (default 65,536, or
+/// Caps how many distinct stacks are kept (default 4,194,304, or
 /// `MEMPROF_MAX_STACKS`); stacks past the cap are counted under a
-/// `[stack table full]` stack so totals stay right.
+/// `[stack table full]` stack so totals stay right. The table's memory
+/// follows the stacks it holds (about 320 bytes of counters and 8 bytes a
+/// frame per stack), not the cap.
 ///
-/// Takes effect only before the first sample, which sizes the table: returns
-/// `false` and says so on stderr when called later. With `MEMPROF_RATE=1`
-/// sampling starts before `main`, so set `MEMPROF_MAX_STACKS` instead.
+/// Takes effect whenever it is called, from the next new stack. Returns
+/// `false`, and says so on stderr, when more stacks than `max` are kept
+/// already: they stay, and new stacks go to `[stack table full]`.
 pub fn set_max_stacks(max: usize) -> bool {
     crate::stack::limits::apply_env_once();
-    let applied = crate::stack::STACKS.set_max_stacks(max);
-    if !applied {
-        eprintln!("memprof: {}", ConfigError::MaxStacksTooLate(max));
+    let fits = crate::stack::STACKS.set_max_stacks(max);
+    if !fits {
+        let kept = crate::stack::STACKS.id_limit().saturating_sub(1) as usize;
+        eprintln!("memprof: {}", ConfigError::MaxStacksBelowKept { max, kept });
     }
-    applied
+    fits
 }
 
 /// The settings in effect and how each variable was read, as `/stats`
@@ -300,9 +312,9 @@ mod tests {
     }
 
     #[test]
-    fn the_stacks_too_late_error_names_the_setter_and_the_variable() {
-        let text = ConfigError::MaxStacksTooLate(7).to_string();
-        assert!(text.contains("set_max_stacks(7)") && text.contains("too late"));
+    fn the_stacks_below_kept_error_names_the_setter_the_count_and_the_variable() {
+        let text = ConfigError::MaxStacksBelowKept { max: 7, kept: 9 }.to_string();
+        assert!(text.contains("set_max_stacks(7)") && text.contains("below the 9 stacks"));
         assert!(text.contains("MEMPROF_MAX_STACKS"));
     }
 }

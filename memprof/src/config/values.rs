@@ -22,8 +22,10 @@ pub const DEFAULT_MAX_FRAMES: usize = 64;
 /// The deepest stack walk `MEMPROF_MAX_FRAMES` may ask for.
 pub const MAX_FRAMES: usize = 256;
 
-/// The default cap on distinct stacks.
-pub const DEFAULT_MAX_STACKS: usize = 1 << 16;
+/// The default cap on distinct stacks: room for exact mode on large real
+/// programs (parsing 16 MB of Rust sources with `syn` interns some
+/// 805,000). The table's memory follows the stacks interned, not the cap.
+pub const DEFAULT_MAX_STACKS: usize = 1 << 22;
 
 /// The default cap on live samples: enough for exact mode over a few
 /// million live blocks.

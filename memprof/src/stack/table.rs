@@ -1,11 +1,13 @@
 //! `StackTable`: interned stacks and their per-stack counters.
 //!
 //! Every distinct stack gets a small integer id, the same id every time it is
-//! seen again. Records and frames live in regions reserved once with
-//! `MAP_NORESERVE` for the configured maximum and filled in order, so only
-//! the pages in use become resident. Lookup goes through a sharded hash
-//! index whose shards grow by remapping. Past the maximum, new stacks are
-//! attributed to [`OVERFLOW_STACK`] and counted, so totals stay honest.
+//! seen again. Records and frames live in storage that grows in bounded
+//! steps as stacks are interned (see [`storage`]): a table with room for
+//! millions of stacks maps only what the stacks it holds need, and a record
+//! is found from its id in a few instructions without a lock. Lookup of a
+//! stack goes through a sharded hash index whose shards grow by remapping.
+//! Past the cap, or when memory is refused, new stacks are attributed to
+//! [`OVERFLOW_STACK`] and counted, so totals stay honest.
 //!
 //! Counters are estimates (sums of sample weights) in fixed point, so one
 //! `fetch_add` updates each: objects in 1/65536ths, bytes in 1/256ths. A
@@ -18,13 +20,20 @@
 //! apart from the fields lookups read, so threads sampling the same stack at
 //! once (every allocation, in exact mode) do not pass one line back and
 //! forth, and a thread holding a stripe's lease adds without atomics.
+//!
+//! Locks: an index shard's, then (for a new stack) the growth lock, which
+//! hands out ids and frame space and maps storage; never the other way
+//! round (see `crate::fork`).
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+mod storage;
+
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::fixed::Fixed;
 use crate::os;
 use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
+use storage::{FrameChunks, Segments};
 
 pub use crate::config::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
 
@@ -40,20 +49,28 @@ const RECENT: usize = 4096;
 const INDEX_SHARDS_LOG2: u32 = 4;
 const INDEX_SHARDS: usize = 1 << INDEX_SHARDS_LOG2;
 const MIN_INDEX_CAPACITY: usize = 256;
-/// Frames reserved per stack on average when sizing the frame region.
-const AVERAGE_FRAMES: usize = 32;
 
-/// One stack's record.
+const _: () = assert!(STACK_LEN_MAX < storage::CHUNK_WORDS);
+
+/// One stack's record. All zero until written, which reads as unpublished.
 #[repr(C, align(64))]
 struct StackRecord {
     hash: u64,
-    /// Offset of the first frame in the frame region.
-    frames_at: u64,
+    /// The first frame, in a frame chunk; null for a stack without frames.
+    frames: *const usize,
     /// `frame count + 1` once published; 0 while being written.
     published: AtomicU32,
     /// Summed by readers; see the module documentation.
     stripes: Stripes,
 }
+
+// SAFETY: `hash` and `frames` are written once, by the thread the id was
+// handed to, before `published` is stored with Release; readers load
+// `published` with Acquire before reading them, and the frames are never
+// written again. Everything else is atomic.
+unsafe impl Sync for StackRecord {}
+// SAFETY: as above; a record owns nothing (its frames belong to the table).
+unsafe impl Send for StackRecord {}
 
 /// A stack's stripes, starting on a line of their own.
 #[repr(C, align(64))]
@@ -81,9 +98,18 @@ pub struct StackCounters {
     pub inuse_bytes: f64,
 }
 
+/// An index slot: the low half of the stack's hash above `id + 1`, or 0
+/// for an empty slot. The hash's low half gives the slot's home (capacity
+/// stays below 2^32) and tells most stacks in a probe run apart, so probing
+/// and growing read the slots alone, not the records they name.
+type Slot = u64;
+
+fn slot_of(id: u32, hash: u64) -> Slot {
+    hash << 32 | u64::from(id + 1)
+}
+
 struct IndexShard {
-    /// Slots hold `id + 1`; 0 is empty.
-    slots: *mut u32,
+    slots: *mut Slot,
     capacity_log2: u32,
     len: usize,
 }
@@ -91,21 +117,29 @@ struct IndexShard {
 // SAFETY: the index memory is owned by the shard and only used under its lock.
 unsafe impl Send for IndexShard {}
 
+/// What the growth lock guards.
+struct Growth {
+    /// Whether the first record (the overflow stack's) is in place.
+    ready: bool,
+    frames: FrameChunks,
+}
+
 /// The stack table; see the module documentation.
 pub struct StackTable {
-    init: SpinLock<bool>,
-    records: AtomicPtr<StackRecord>,
-    frames: AtomicPtr<usize>,
+    growth: SpinLock<Growth>,
+    records: Segments<StackRecord>,
     max_stacks: AtomicUsize,
-    frame_capacity: AtomicUsize,
+    /// One past the highest id handed out; only the growth lock's holder
+    /// moves it.
     next_id: AtomicU32,
-    next_frame: AtomicUsize,
     index: [CachePadded<SpinLock<IndexShard>>; INDEX_SHARDS],
     /// Recently interned stacks, `hash`'s high half beside the id, slot
     /// `hash % RECENT`: a stack seen before is found here without a lock
     /// (and without writing a line another thread reads); the index under
     /// its locks is the authority.
     recent: [AtomicU64; RECENT],
+    /// Bytes mapped for records and frames.
+    storage_bytes: AtomicUsize,
     index_bytes: AtomicUsize,
     dropped: AtomicU64,
 }
@@ -132,18 +166,24 @@ fn hash_frames(frames: &[usize]) -> u64 {
 }
 
 impl StackTable {
-    /// Default cap on distinct stacks.
+    /// Default cap on distinct stacks (see `crate::config`). Memory
+    /// follows the stacks actually interned, not the cap.
     pub const DEFAULT_MAX_STACKS: usize = crate::config::DEFAULT_MAX_STACKS;
+
+    /// The highest cap: ids stay below 2^31.
+    const MAX_CAP: usize = u32::MAX as usize / 2;
 
     pub(crate) const fn new() -> Self {
         StackTable {
-            init: SpinLock::new(false),
-            records: AtomicPtr::new(core::ptr::null_mut()),
-            frames: AtomicPtr::new(core::ptr::null_mut()),
+            growth: SpinLock::new(Growth {
+                ready: false,
+                frames: FrameChunks::new(),
+            }),
+            // SAFETY: a zeroed StackRecord is valid: zero hash, null frames,
+            // atomics at zero (an unpublished record with empty counters).
+            records: unsafe { Segments::new() },
             max_stacks: AtomicUsize::new(Self::DEFAULT_MAX_STACKS),
-            frame_capacity: AtomicUsize::new(0),
             next_id: AtomicU32::new(1),
-            next_frame: AtomicUsize::new(0),
             index: [const {
                 CachePadded(SpinLock::new(IndexShard {
                     slots: core::ptr::null_mut(),
@@ -152,20 +192,20 @@ impl StackTable {
                 }))
             }; INDEX_SHARDS],
             recent: [const { AtomicU64::new(0) }; RECENT],
+            storage_bytes: AtomicUsize::new(0),
             index_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Sets the cap if the table is not in use yet; returns whether it did
-    /// (the regions are sized for the cap when the first stack is interned).
+    /// Sets the cap on stacks, from the next new stack on. Returns whether
+    /// every stack kept so far fits under it; those past it stay (their
+    /// ids, frames and counters are never taken back), and new stacks go
+    /// to the overflow stack until the cap is raised.
     pub(crate) fn set_max_stacks(&self, max: usize) -> bool {
-        let in_use = self.init.lock();
-        if *in_use {
-            return false;
-        }
+        let _growth = self.growth.lock();
         self.store_max_stacks(max);
-        true
+        self.id_limit() as usize <= self.max_stacks.load(Ordering::Relaxed)
     }
 
     /// The cap on distinct stacks.
@@ -173,56 +213,62 @@ impl StackTable {
         self.max_stacks.load(Ordering::Relaxed)
     }
 
-    /// Sets the cap without looking: for the environment's value, read
-    /// before the regions are sized, with or without the init lock held.
+    /// Sets the cap without the growth lock: for the environment's value,
+    /// read while the first stack is being interned (with the lock held).
     pub(crate) fn store_max_stacks(&self, max: usize) {
         self.max_stacks
-            .store(max.clamp(2, u32::MAX as usize / 2), Ordering::Relaxed);
+            .store(max.clamp(2, Self::MAX_CAP), Ordering::Relaxed);
     }
 
-    /// Reserves the regions on first use. Returns false if memory was refused.
+    /// Maps the overflow stack's record on first use. Returns false if
+    /// memory was refused.
     fn ensure_init(&self) -> bool {
-        if !self.records.load(Ordering::Acquire).is_null() {
+        if self.records.get(OVERFLOW_STACK).is_some() {
             return true;
         }
-        let mut done = self.init.lock();
-        if *done {
+        let mut growth = self.growth.lock();
+        if growth.ready {
             return true;
         }
         if core::ptr::eq(self, &super::STACKS) {
             super::limits::apply_env_once();
         }
-        let max = self.max_stacks.load(Ordering::Relaxed);
-        let frame_capacity = max * AVERAGE_FRAMES + STACK_LEN_MAX;
-        let Some(records) = os::map_zeroed(max * core::mem::size_of::<StackRecord>()) else {
+        if !self.records.map_for(OVERFLOW_STACK, &self.storage_bytes) {
             return false;
-        };
-        let Some(frames) = os::map_zeroed(frame_capacity * core::mem::size_of::<usize>()) else {
-            // SAFETY: just mapped with this size, never shared.
-            unsafe { os::unmap(records, max * core::mem::size_of::<StackRecord>()) };
-            return false;
-        };
-        let records: *mut StackRecord = records.as_ptr().cast();
+        }
         // Record 0 is the overflow stack: published, with no frames.
-        // SAFETY: the region holds at least two zeroed records.
-        unsafe { (*records).published.store(1, Ordering::Relaxed) };
-        self.frame_capacity.store(frame_capacity, Ordering::Relaxed);
-        self.frames.store(frames.as_ptr().cast(), Ordering::Release);
-        // Release: a reader that sees `records` sees everything above.
-        self.records.store(records, Ordering::Release);
-        *done = true;
+        let overflow = self.records.get_mut_ptr(OVERFLOW_STACK);
+        // SAFETY: just mapped; the Release store publishes it to readers.
+        unsafe { (*overflow).published.store(1, Ordering::Release) };
+        growth.ready = true;
         true
     }
 
-    fn record(&self, id: u32) -> Option<&StackRecord> {
-        let records = self.records.load(Ordering::Acquire);
-        if records.is_null() || id as usize >= self.max_stacks.load(Ordering::Relaxed) {
+    /// Hands out the next id and room for `len` frames, mapping storage as
+    /// needed; `None` at the cap or when memory is refused (nothing is
+    /// taken then). Call with the stack's index shard locked.
+    fn allocate(&self, len: usize) -> Option<(u32, *mut usize)> {
+        let mut growth = self.growth.lock();
+        let id = self.next_id.load(Ordering::Relaxed);
+        if id as usize >= self.max_stacks.load(Ordering::Relaxed)
+            || !self.records.map_for(id, &self.storage_bytes)
+        {
             return None;
         }
-        // SAFETY: `records` maps `max_stacks` records for the life of the
-        // process (it is never unmapped), and every field is an atomic or is
-        // written before `published` is set with Release.
-        Some(unsafe { &*records.add(id as usize) })
+        let frames = if len == 0 {
+            core::ptr::null_mut()
+        } else {
+            growth.frames.reserve(len, &self.storage_bytes)?
+        };
+        self.next_id.store(id + 1, Ordering::Relaxed);
+        Some((id, frames))
+    }
+
+    /// Stack `id`'s record, if its storage is mapped. On every sampled
+    /// allocation and free: keep it a handful of instructions.
+    #[inline(always)]
+    fn record(&self, id: u32) -> Option<&StackRecord> {
+        self.records.get(id)
     }
 
     /// Returns the id of `frames`, interning it if new.
@@ -258,34 +304,27 @@ impl StackTable {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;
         }
-        let max = self.max_stacks.load(Ordering::Relaxed);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frames_at = self.next_frame.fetch_add(frames.len(), Ordering::Relaxed);
-        if id as usize >= max
-            || frames_at + frames.len() > self.frame_capacity.load(Ordering::Relaxed)
-        {
-            self.next_id.store(max as u32, Ordering::Relaxed);
+        let Some((id, stored)) = self.allocate(frames.len()) else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return OVERFLOW_STACK;
-        }
-        let base = self.frames.load(Ordering::Acquire);
-        // SAFETY: `frames_at..frames_at + len` lies inside the frame region
-        // (checked above) and was handed to us alone by the fetch_add.
-        unsafe {
-            core::ptr::copy_nonoverlapping(frames.as_ptr(), base.add(frames_at), frames.len())
         };
-        let records = self.records.load(Ordering::Acquire);
-        // SAFETY: `id < max`, and this id was handed to us alone; no reader
-        // looks at `hash`/`frames_at` before `published` is set below.
+        if !stored.is_null() {
+            // SAFETY: `allocate` handed these `frames.len()` words to us
+            // alone, inside a mapped chunk.
+            unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), stored, frames.len()) };
+        }
+        let record = self.records.get_mut_ptr(id);
+        // SAFETY: `allocate` mapped this id's segment and handed the id to
+        // us alone; no reader looks at `hash`/`frames` before `published`
+        // is set below.
         unsafe {
-            let record = records.add(id as usize);
             (*record).hash = hash;
-            (*record).frames_at = frames_at as u64;
+            (*record).frames = stored;
             (*record)
                 .published
                 .store(frames.len() as u32 + 1, Ordering::Release);
         }
-        Self::insert_index_with_hash(&mut shard, id, hash);
+        Self::insert_slot(&mut shard, slot_of(id, hash));
         recent.store(hash >> 32 << 32 | u64::from(id), Ordering::Relaxed);
         id
     }
@@ -315,10 +354,12 @@ impl StackTable {
             if slot == 0 {
                 return None;
             }
-            let id = slot - 1;
-            if let Some(record) = self.record(id) {
-                if record.hash == hash && self.frames(id) == Some(frames) {
-                    return Some(id);
+            if slot >> 32 == hash & 0xffff_ffff {
+                let id = slot as u32 - 1;
+                if let Some(record) = self.record(id) {
+                    if record.hash == hash && self.frames(id) == Some(frames) {
+                        return Some(id);
+                    }
                 }
             }
             i = (i + 1) & mask;
@@ -326,7 +367,7 @@ impl StackTable {
     }
 
     fn grow_index(&self, shard: &mut IndexShard, capacity: usize) -> bool {
-        let bytes = capacity * core::mem::size_of::<u32>();
+        let bytes = capacity * core::mem::size_of::<Slot>();
         let Some(mapping) = os::map_zeroed(bytes) else {
             return false;
         };
@@ -343,8 +384,7 @@ impl StackTable {
             // SAFETY: the old index maps `old_capacity` slots.
             let slot = unsafe { *old.add(i) };
             if slot != 0 {
-                let hash = self.record(slot - 1).map_or(0, |r| r.hash);
-                Self::insert_index_with_hash(shard, slot - 1, hash);
+                Self::insert_slot(shard, slot);
             }
         }
         if !old.is_null() {
@@ -352,24 +392,27 @@ impl StackTable {
             unsafe {
                 os::unmap(
                     core::ptr::NonNull::new_unchecked(old.cast()),
-                    old_capacity * 4,
+                    old_capacity * core::mem::size_of::<Slot>(),
                 )
             };
-            self.index_bytes
-                .fetch_sub(old_capacity * 4, Ordering::Relaxed);
+            self.index_bytes.fetch_sub(
+                old_capacity * core::mem::size_of::<Slot>(),
+                Ordering::Relaxed,
+            );
         }
         self.index_bytes.fetch_add(bytes, Ordering::Relaxed);
         true
     }
 
-    fn insert_index_with_hash(shard: &mut IndexShard, id: u32, hash: u64) {
+    /// Puts `slot` (see [`Slot`]) in the first free place from its home.
+    fn insert_slot(shard: &mut IndexShard, slot: Slot) {
         let mask = (1usize << shard.capacity_log2) - 1;
-        let mut i = (hash as usize) & mask;
+        let mut i = (slot >> 32) as usize & mask;
         loop {
             // SAFETY: `i <= mask`; the shard maps `mask + 1` slots.
-            let slot = unsafe { &mut *shard.slots.add(i) };
-            if *slot == 0 {
-                *slot = id + 1;
+            let place = unsafe { &mut *shard.slots.add(i) };
+            if *place == 0 {
+                *place = slot;
                 shard.len += 1;
                 return;
             }
@@ -388,11 +431,10 @@ impl StackTable {
         if len == 0 {
             return Some(&[]);
         }
-        let base = self.frames.load(Ordering::Acquire);
-        // SAFETY: the Acquire load of `published` makes the frames written
-        // before its Release store visible; the region is never unmapped and
-        // these frames are never rewritten.
-        Some(unsafe { core::slice::from_raw_parts(base.add(record.frames_at as usize), len) })
+        // SAFETY: the Acquire load of `published` makes `frames` and the
+        // frames it points at, written before its Release store, visible;
+        // chunks live as long as the table, and frames are never rewritten.
+        Some(unsafe { core::slice::from_raw_parts(record.frames, len) })
     }
 
     /// Adds an allocation of `bytes` with `weight` to stack `id`'s counters.
@@ -438,10 +480,10 @@ impl StackTable {
         })
     }
 
-    /// One past the highest id handed out.
+    /// One past the highest id handed out. Readers skip ids whose records
+    /// are not published yet.
     pub fn id_limit(&self) -> u32 {
-        (self.next_id.load(Ordering::Relaxed) as usize).min(self.max_stacks.load(Ordering::Relaxed))
-            as u32
+        self.next_id.load(Ordering::Relaxed)
     }
 
     /// Stacks that could not be stored (their samples went to the overflow stack).
@@ -449,35 +491,52 @@ impl StackTable {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Resident-equivalent bytes used: records and frames in use, plus the index.
+    /// Bytes mapped for the table: record segments, frame chunks and the
+    /// index. Pages become resident as they are filled, so resident memory
+    /// is at most this.
     pub fn memory_bytes(&self) -> usize {
-        let ids = self.id_limit() as usize;
-        ids * core::mem::size_of::<StackRecord>()
-            + self
-                .next_frame
-                .load(Ordering::Relaxed)
-                .min(self.frame_capacity.load(Ordering::Relaxed))
-                * core::mem::size_of::<usize>()
-            + self.index_bytes.load(Ordering::Relaxed)
+        self.storage_bytes.load(Ordering::Relaxed) + self.index_bytes.load(Ordering::Relaxed)
     }
 
+    /// Takes every lock, in the order interning takes them: the index
+    /// shards, then the growth lock.
     pub(crate) fn lock_all_for_fork(&self) {
-        self.init.lock_for_fork();
         for shard in &self.index {
             shard.lock_for_fork();
         }
+        self.growth.lock_for_fork();
     }
 
     /// # Safety
     ///
     /// Must follow [`StackTable::lock_all_for_fork`] in the same thread.
     pub(crate) unsafe fn unlock_all_after_fork(&self) {
+        // SAFETY: taken by `lock_all_for_fork`, per the contract.
+        unsafe { self.growth.unlock_after_fork() };
         for shard in &self.index {
-            // SAFETY: taken by `lock_all_for_fork`, per the contract.
+            // SAFETY: as above.
             unsafe { shard.unlock_after_fork() };
         }
-        // SAFETY: as above.
-        unsafe { self.init.unlock_after_fork() };
+    }
+}
+
+impl Drop for StackTable {
+    /// Unmaps the index; the record segments and frame chunks unmap
+    /// themselves. (The process's table is a `static`, never dropped.)
+    fn drop(&mut self) {
+        for shard in &self.index {
+            let shard = shard.lock();
+            if let Some(slots) = core::ptr::NonNull::new(shard.slots) {
+                // SAFETY: one mapping of `1 << capacity_log2` slots made by
+                // `grow_index`; `&mut self` means no one uses it any more.
+                unsafe {
+                    os::unmap(
+                        slots.cast(),
+                        (1usize << shard.capacity_log2) * core::mem::size_of::<Slot>(),
+                    )
+                };
+            }
+        }
     }
 }
 
@@ -582,5 +641,149 @@ mod tests {
         assert_eq!(ids.iter().filter(|&&id| id == OVERFLOW_STACK).count(), 11);
         assert_eq!(table.dropped(), 11);
         assert_eq!(table.frames(OVERFLOW_STACK), Some(&[][..]));
+    }
+
+    /// Synthetic stack `i`: `len` frames, distinct for every `i`.
+    fn synthetic(i: usize, len: usize) -> Vec<usize> {
+        (0..len).map(|f| 0x5555_0000_0000 + (i << 12) + f).collect()
+    }
+
+    #[test]
+    fn a_million_stacks_fit_by_default_and_memory_follows_use() {
+        const N: usize = 1 << 20;
+        const LEN: usize = 8;
+        let table = Box::new(StackTable::new());
+        let mut ids = Vec::with_capacity(N);
+        let mut after_thousand = 0;
+        for i in 0..N {
+            ids.push(table.intern(&synthetic(i, LEN)));
+            if i == 999 {
+                after_thousand = table.memory_bytes();
+            }
+        }
+        assert_eq!(table.dropped(), 0);
+        assert_eq!(table.id_limit() as usize, N + 1);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(id as usize, i + 1, "ids in order of interning");
+        }
+        for i in (0..N).step_by(97).chain(N - 3..N) {
+            let frames = synthetic(i, LEN);
+            assert_eq!(table.frames(ids[i]), Some(&frames[..]), "stack {i}");
+            assert_eq!(table.intern(&frames), ids[i], "stack {i} keeps its id");
+        }
+        let after_million = table.memory_bytes();
+        // A thousand stacks cost the first segment, a frame chunk and a
+        // small index: under 2 MiB.
+        assert!(after_thousand < 2 << 20, "{after_thousand} bytes");
+        // A million cost at least their records, and at most twice.
+        let records = N * core::mem::size_of::<StackRecord>();
+        assert!(
+            (records..4 * records).contains(&after_million),
+            "{after_million} bytes for {N} stacks"
+        );
+    }
+
+    #[test]
+    fn the_deepest_stacks_reach_the_cap_before_frame_space_runs_out() {
+        const CAP: usize = 20_000;
+        let table = Box::new(StackTable::new());
+        table.set_max_stacks(CAP);
+        let ids: Vec<u32> = (0..CAP)
+            .map(|i| table.intern(&synthetic(i, STACK_LEN_MAX)))
+            .collect();
+        assert!(ids[..CAP - 1].iter().all(|&id| id != OVERFLOW_STACK));
+        assert_eq!(ids[CAP - 1], OVERFLOW_STACK);
+        assert_eq!(table.dropped(), 1);
+        let last = synthetic(CAP - 2, STACK_LEN_MAX);
+        assert_eq!(table.frames(ids[CAP - 2]), Some(&last[..]));
+    }
+
+    #[test]
+    fn a_cap_lowered_below_the_count_keeps_what_is_there() {
+        let table = Box::new(StackTable::new());
+        let ids: Vec<u32> = (0..100).map(|i| table.intern(&synthetic(i, 3))).collect();
+        assert!(!table.set_max_stacks(10));
+        assert_eq!(table.intern(&synthetic(500, 3)), OVERFLOW_STACK);
+        assert_eq!(table.dropped(), 1);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(table.intern(&synthetic(i, 3)), id);
+            assert_eq!(table.frames(id), Some(&synthetic(i, 3)[..]));
+        }
+        assert_eq!(table.id_limit(), 101);
+        assert!(table.set_max_stacks(1000));
+        assert_eq!(table.intern(&synthetic(500, 3)), 101);
+    }
+
+    #[test]
+    fn concurrent_interners_and_readers_agree() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 20_000;
+        let table = StackTable::new();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut checked = 0u64;
+                        while !done.load(Ordering::Relaxed) {
+                            for id in 1..table.id_limit() {
+                                if let Some(frames) = table.frames(id) {
+                                    // Every stack's frames are its own.
+                                    let i = (frames[0] - 0x5555_0000_0000) >> 12;
+                                    assert_eq!(frames, &synthetic(i, frames.len())[..]);
+                                    assert!(table.counters(id).is_some());
+                                    checked += 1;
+                                }
+                            }
+                        }
+                        checked
+                    })
+                })
+                .collect();
+            let interners: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let table = &table;
+                    scope.spawn(move || {
+                        // Half of each thread's stacks are shared with the
+                        // next thread, interned in the other order.
+                        let mine = (t * PER_THREAD / 2..(t + 2) * PER_THREAD / 2)
+                            .map(|i| i % (THREADS * PER_THREAD / 2));
+                        let order: Vec<usize> = if t % 2 == 0 {
+                            mine.collect()
+                        } else {
+                            mine.rev().collect()
+                        };
+                        order
+                            .into_iter()
+                            .map(|i| {
+                                let id = table.intern(&synthetic(i, 1 + i % 40));
+                                table.record_alloc(id, 8, 1.0);
+                                (i, id)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut seen = std::collections::HashMap::new();
+            for interner in interners {
+                for (i, id) in interner.join().unwrap() {
+                    assert_ne!(id, OVERFLOW_STACK);
+                    assert_eq!(*seen.entry(i).or_insert(id), id, "stack {i}");
+                }
+            }
+            done.store(true, Ordering::Relaxed);
+            for reader in readers {
+                reader.join().unwrap();
+            }
+            let distinct = THREADS * PER_THREAD / 2;
+            assert_eq!(seen.len(), distinct);
+            assert_eq!(table.id_limit() as usize, distinct + 1);
+            for (&i, &id) in &seen {
+                assert_eq!(table.frames(id), Some(&synthetic(i, 1 + i % 40)[..]));
+                // Each stack was interned by two threads, each adding one.
+                assert_eq!(table.counters(id).unwrap().alloc_objects, 2.0);
+            }
+        });
+        assert_eq!(table.dropped(), 0);
     }
 }
