@@ -2,7 +2,7 @@
 //!
 //! Every distinct stack gets a small integer id, the same id every time it is
 //! seen again. Records and frames live in storage that grows in bounded
-//! steps as stacks are interned (see [`storage`]): a table with room for
+//! steps as stacks are interned (see `storage`): a table with room for
 //! millions of stacks maps only what the stacks it holds need, and a record
 //! is found from its id in a few instructions without a lock. Lookup of a
 //! stack goes through a sharded hash index whose shards grow by remapping.
