@@ -63,7 +63,6 @@
 //! ([`register_after_allocating`]). Both run before the first use of any
 //! lock above, and never with one held.
 
-use core::cell::UnsafeCell;
 use std::sync::Once;
 
 use crate::sample::LIVE;
@@ -130,34 +129,4 @@ extern "C" fn after_fork_in_child() {
         crate::scope::after_fork();
     }
     crate::history::after_fork_in_child();
-}
-
-/// What a prepare handler holds until the parent or child handler: lock
-/// guards, which are not `Sync`.
-pub(crate) struct HeldAcrossFork<T>(UnsafeCell<Option<T>>);
-
-// SAFETY: only the forking thread touches a slot, from its prepare handler
-// to its parent or child handler, and libc (glibc and musl alike) holds its
-// own fork-handler lock over that whole span, so two forks never use a
-// slot at once. What a slot holds is released on the thread that took it
-// (in the child, that thread's copy).
-unsafe impl<T> Sync for HeldAcrossFork<T> {}
-
-impl<T> HeldAcrossFork<T> {
-    pub(crate) const fn new() -> Self {
-        HeldAcrossFork(UnsafeCell::new(None))
-    }
-
-    /// Keeps `held` until [`HeldAcrossFork::take`]. Only from a prepare
-    /// handler.
-    pub(crate) fn put(&self, held: T) {
-        // SAFETY: see the `Sync` impl.
-        unsafe { *self.0.get() = Some(held) };
-    }
-
-    /// Empties the slot. Only from a parent or child handler.
-    pub(crate) fn take(&self) -> Option<T> {
-        // SAFETY: see the `Sync` impl.
-        unsafe { (*self.0.get()).take() }
-    }
 }

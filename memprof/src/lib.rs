@@ -88,13 +88,16 @@ pub mod stack;
 mod stripe;
 mod sync;
 pub mod testing;
+mod thread_state;
 
-pub use crate::alloc::{is_active, unsampled, MemProf};
+pub use crate::alloc::MemProf;
 #[cfg(feature = "http")]
 pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
+pub use crate::sample::is_active;
 pub use crate::sample::rate::{rate, set_rate, DEFAULT_RATE};
 pub use crate::scope::scope;
+pub use crate::thread_state::{set_thread_rate, unsampled};
 pub use memprof_macros::{scope, test};
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
@@ -130,13 +133,4 @@ pub fn set_max_stacks(max: usize) -> bool {
         );
     }
     applied
-}
-
-/// Sets (or with `None` clears) a sampling rate for the calling thread only,
-/// effective from its next allocation; returns the previous override.
-///
-/// `Some(1)` records every allocation this thread makes, exactly, while the
-/// rest of the process keeps sampling; `#[memprof::test]` uses it.
-pub fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
-    crate::alloc::thread::set_thread_rate(rate)
 }

@@ -83,7 +83,7 @@ pub(crate) fn current() -> Stripe {
             leased: true,
         },
         _ => Stripe {
-            index: crate::alloc::thread::thread_id() as usize % SHARED,
+            index: crate::thread_state::thread_id() as usize % SHARED,
             leased: false,
         },
     }

@@ -22,16 +22,14 @@
 //! padding would be too large, and every free must consult the table anyway.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 
-use super::thread;
 use crate::sample::live::promoted_layout;
-use crate::sample::rate::{self, next_sample_distance, sample_weight};
-use crate::sample::{LiveSample, LIVE, SKIPPED_BUSY};
+use crate::sample::per_thread::{draw_distance, effective_rate};
+use crate::sample::rate::{self, sample_weight};
+use crate::sample::{LiveSample, ACTIVE, LIVE, SKIPPED_BUSY};
 use crate::stack::{capture, STACKS};
-
-/// Set by the first sample: `MemProf` is the global allocator.
-pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
+use crate::thread_state as thread;
 
 /// How far a thread runs between re-reading the rate while sampling is off.
 const OFF_RECHECK_BYTES: i64 = 64 << 20;
@@ -70,7 +68,7 @@ struct SamplePoint {
 
 impl Drop for SamplePoint {
     fn drop(&mut self) {
-        thread::set_countdown(draw(self.rate));
+        thread::set_countdown(draw_distance(self.rate));
     }
 }
 
@@ -96,9 +94,9 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     thread::set_countdown(i64::MAX);
     once_per_process();
     crate::stripe::lease();
-    super::context::settle_thread();
+    thread::context::settle_thread();
 
-    let rate = thread::effective_rate();
+    let rate = effective_rate();
     if rate == 0 {
         thread::set_countdown(OFF_RECHECK_BYTES);
         thread::set_generation(rate::generation());
@@ -109,17 +107,13 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     let generation = rate::generation();
     if thread::generation() != generation {
         thread::set_generation(generation);
-        let distance = draw(rate);
+        let distance = draw_distance(rate);
         if distance - size as i64 >= 0 {
             thread::set_countdown(distance - size as i64);
             return None;
         }
     }
     Some(SamplePoint { rate, _busy: busy })
-}
-
-fn draw(rate: u64) -> i64 {
-    thread::with_rng(|rng| next_sample_distance(rng.next_uniform(), rate)).unwrap_or(rate as i64)
 }
 
 /// Allocates a block whose allocation crossed the countdown, and samples it

@@ -1,6 +1,7 @@
 //! Profiles built from the samples: snapshots, diffs, leak candidates and
 //! growth trends.
 
+mod counters;
 pub mod diff;
 mod folded;
 pub mod leaks;
@@ -10,6 +11,7 @@ pub mod trend;
 mod uncertainty;
 pub mod usage;
 
+pub use counters::counters;
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
 pub use site::{distinct_sites, program_site};

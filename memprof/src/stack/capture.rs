@@ -189,7 +189,7 @@ fn forced_mode() -> u8 {
 /// returns how many. A stack deeper than the limit ends in
 /// [`super::TRUNCATED_MARKER`] after the first `limit` frames.
 ///
-/// Must be called with the thread marked busy (see [`crate::alloc`]).
+/// Must be called with the thread marked busy (see [`crate::thread_state::BusyGuard`]).
 #[inline(never)]
 pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
     let limit = frame_limit();
@@ -224,7 +224,7 @@ fn walk(buf: &mut Frames) -> usize {
 #[inline(never)]
 pub fn capture_with(walker: Unwinder, buf: &mut [usize; MAX_FRAMES]) -> usize {
     let buf = as_frames(buf);
-    crate::alloc::unsampled(|| match walker {
+    crate::thread_state::unsampled(|| match walker {
         Unwinder::FramePointers => walk_frame_pointers(buf),
         Unwinder::Framehop => framehop_or_backtrace(buf),
         Unwinder::Dwarf => unwind(buf),
