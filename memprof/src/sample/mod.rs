@@ -4,6 +4,7 @@
 pub mod filter;
 pub mod live;
 pub(crate) mod per_thread;
+pub(crate) mod promotion;
 pub mod rate;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +13,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// table and the symbol cache too) and kept at this path for callers.
 #[doc(inline)]
 pub use crate::profile::counters;
-pub use live::{LiveSample, LiveSamples, SAMPLED_BLOCK_ALIGN};
+pub use live::{LiveSample, LiveSamples};
+pub use promotion::SAMPLED_BLOCK_ALIGN;
 
 /// Every sampled block that is still allocated.
 pub(crate) static LIVE: LiveSamples = LiveSamples::new();
