@@ -37,9 +37,11 @@
 //!   held by a thread not in the child is simply never handed out there).
 //! * glibc's loader lock, which framehop holds (through `dl_iterate_phdr`)
 //!   while it reads a library's unwind tables: glibc does not reset it in a
-//!   child, so a child never takes it; it walks with the rules learned before
+//!   child, so the child handler marks the process as a forked child and the
+//!   unwinder never takes it there; it walks with the rules learned before
 //!   the fork and hands frames without one to libgcc's unwinder (see
-//!   `stack::capture::framehop_unwind::loader`).
+//!   `stack::capture::framehop_unwind::loader`, which registers these
+//!   handlers before its first `dl_iterate_phdr`).
 //! * The inner allocator's locks: jemalloc registers its own atfork
 //!   handlers, and glibc's malloc is locked by `fork()` itself, after every
 //!   prepare handler.
@@ -120,6 +122,7 @@ extern "C" fn after_fork_in_parent() {
 }
 
 extern "C" fn after_fork_in_child() {
+    crate::stack::capture::after_fork_in_child();
     crate::stack::symbolize::after_fork_in_child();
     // SAFETY: `before_fork` took these locks on the thread this child's
     // only thread is a copy of.

@@ -36,6 +36,9 @@ use super::table::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
 
 mod framehop_unwind;
 
+/// Marks a forked child, where the unwinder never takes the loader's lock
+/// (see `crate::fork`).
+pub(crate) use framehop_unwind::after_fork_in_child;
 pub use framehop_unwind::FramehopCounters;
 
 /// Room for return addresses, which a walker fills from the start, up to
