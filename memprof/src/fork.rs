@@ -37,9 +37,11 @@
 //!   held by a thread not in the child is simply never handed out there).
 //! * glibc's loader lock, which framehop holds (through `dl_iterate_phdr`)
 //!   while it reads a library's unwind tables: glibc does not reset it in a
-//!   child, so a child never takes it; it walks with the rules learned before
+//!   child, so the child handler marks the process as a forked child and the
+//!   unwinder never takes it there; it walks with the rules learned before
 //!   the fork and hands frames without one to libgcc's unwinder (see
-//!   `stack::capture::framehop_unwind::loader`).
+//!   `stack::capture::framehop_unwind::loader`, which registers these
+//!   handlers before its first `dl_iterate_phdr`).
 //! * The inner allocator's locks: jemalloc registers its own atfork
 //!   handlers, and glibc's malloc is locked by `fork()` itself, after every
 //!   prepare handler.
@@ -64,7 +66,6 @@
 //! ([`register_after_allocating`]). Both run before the first use of any
 //! lock above, and never with one held.
 
-use core::cell::UnsafeCell;
 use std::sync::Once;
 
 use crate::sample::LIVE;
@@ -122,6 +123,7 @@ extern "C" fn after_fork_in_parent() {
 }
 
 extern "C" fn after_fork_in_child() {
+    crate::stack::capture::after_fork_in_child();
     crate::stack::symbolize::after_fork_in_child();
     // SAFETY: `before_fork` took these locks on the thread this child's
     // only thread is a copy of.
@@ -131,34 +133,4 @@ extern "C" fn after_fork_in_child() {
         crate::scope::after_fork();
     }
     crate::history::after_fork_in_child();
-}
-
-/// What a prepare handler holds until the parent or child handler: lock
-/// guards, which are not `Sync`.
-pub(crate) struct HeldAcrossFork<T>(UnsafeCell<Option<T>>);
-
-// SAFETY: only the forking thread touches a slot, from its prepare handler
-// to its parent or child handler, and libc (glibc and musl alike) holds its
-// own fork-handler lock over that whole span, so two forks never use a
-// slot at once. What a slot holds is released on the thread that took it
-// (in the child, that thread's copy).
-unsafe impl<T> Sync for HeldAcrossFork<T> {}
-
-impl<T> HeldAcrossFork<T> {
-    pub(crate) const fn new() -> Self {
-        HeldAcrossFork(UnsafeCell::new(None))
-    }
-
-    /// Keeps `held` until [`HeldAcrossFork::take`]. Only from a prepare
-    /// handler.
-    pub(crate) fn put(&self, held: T) {
-        // SAFETY: see the `Sync` impl.
-        unsafe { *self.0.get() = Some(held) };
-    }
-
-    /// Empties the slot. Only from a parent or child handler.
-    pub(crate) fn take(&self) -> Option<T> {
-        // SAFETY: see the `Sync` impl.
-        unsafe { (*self.0.get()).take() }
-    }
 }

@@ -103,26 +103,23 @@ mod os;
 pub mod profile;
 pub mod sample;
 pub mod scope;
+mod settings;
 pub mod stack;
 mod stripe;
 mod sync;
 pub mod testing;
+mod thread_state;
 
-pub use crate::alloc::{is_active, unsampled, MemProf};
+pub use crate::alloc::MemProf;
 pub use crate::config::DEFAULT_RATE;
-pub use crate::config::{set_max_samples, set_max_stacks, Config};
 #[cfg(feature = "http")]
 pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
+pub use crate::sample::is_active;
 pub use crate::sample::rate::{rate, set_rate};
 pub use crate::scope::scope;
+pub use crate::settings::{
+    set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
+};
+pub use crate::thread_state::{set_thread_rate, unsampled};
 pub use memprof_macros::{scope, test};
-
-/// Sets (or with `None` clears) a sampling rate for the calling thread only,
-/// effective from its next allocation; returns the previous override.
-///
-/// `Some(1)` records every allocation this thread makes, exactly, while the
-/// rest of the process keeps sampling; `#[memprof::test]` uses it.
-pub fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
-    crate::alloc::thread::set_thread_rate(rate)
-}

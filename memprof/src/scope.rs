@@ -25,9 +25,9 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::alloc::thread;
 use crate::fixed::Fixed;
 use crate::sync::SpinLock;
+use crate::thread_state;
 
 /// The most distinct scope paths; entering more reuses the parent scope.
 pub const MAX_SCOPES: usize = 4096;
@@ -169,7 +169,7 @@ pub struct ScopeGuard {
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        thread::set_scope(self.previous);
+        thread_state::set_scope(self.previous);
     }
 }
 
@@ -178,7 +178,7 @@ impl Drop for ScopeGuard {
 /// The guard is not `Send`: a scope belongs to the thread that entered it.
 /// Do not hold one across an `.await`.
 pub fn enter(name: &'static str) -> ScopeGuard {
-    let parent = thread::scope();
+    let parent = thread_state::scope();
     let id = cached_id(parent, name).unwrap_or_else(|| {
         let id = register(parent, name);
         remember_id(parent, name, id);
@@ -188,7 +188,7 @@ pub fn enter(name: &'static str) -> ScopeGuard {
         RECORDS[id as usize].entered.fetch_add(1, Ordering::Relaxed);
     }
     ScopeGuard {
-        previous: thread::set_scope(if id == 0 { parent } else { id }),
+        previous: thread_state::set_scope(if id == 0 { parent } else { id }),
         _not_send: core::marker::PhantomData,
     }
 }
@@ -352,12 +352,12 @@ mod tests {
             .flat_map(|_| {
                 let top = {
                     let _x = enter("cache-x");
-                    thread::scope()
+                    thread_state::scope()
                 };
                 let nested = {
                     let _y = enter("cache-y");
                     let _x = enter("cache-x");
-                    thread::scope()
+                    thread_state::scope()
                 };
                 [top, nested]
             })
@@ -382,11 +382,15 @@ mod tests {
     fn nested_scopes_have_paths_and_roll_up() {
         let (outer, inner) = {
             let _a = enter("outer-test");
-            let outer = thread::scope();
+            let outer = thread_state::scope();
             let _b = enter("inner-test");
-            (outer, thread::scope())
+            (outer, thread_state::scope())
         };
-        assert_eq!(thread::scope(), 0, "guards restore the previous scope");
+        assert_eq!(
+            thread_state::scope(),
+            0,
+            "guards restore the previous scope"
+        );
         assert_eq!(scope_path(inner).as_deref(), Some("outer-test/inner-test"));
         record_alloc(inner, 100, 2.0);
         record_free(inner, 100, 1.0);
@@ -406,7 +410,7 @@ mod tests {
     fn everything_freed_leaves_nothing_in_use() {
         let id = {
             let _s = enter("exactly-zero-test");
-            thread::scope()
+            thread_state::scope()
         };
         let samples: Vec<(usize, f64)> = (0..1000)
             .map(|i| (1000 + 37 * i, 1.0 + 1.0 / (7 + i) as f64))

@@ -7,9 +7,10 @@
 //! Most stripes are *leased*: held by one thread at a time, which adds to
 //! them with a plain load and store. An atomic add is a locked instruction
 //! that waits for the core's store buffer to drain, some 20 cycles, and
-//! exact mode makes four of them per allocation and free; that was a tenth
-//! of its time. A thread leases a stripe at its first sample and gives it
-//! back when it exits (a thread-local destructor). Threads without a lease,
+//! exact mode would make four of them per allocation and free (their share
+//! of its profile is in benches/peers/RESULTS.md). A thread leases a stripe
+//! at its first sample and gives it back when it exits (a thread-local
+//! destructor). Threads without a lease,
 //! because more threads sample than there are leased stripes or because
 //! they only free, add atomically to a *shared* stripe.
 //!
@@ -83,7 +84,7 @@ pub(crate) fn current() -> Stripe {
             leased: true,
         },
         _ => Stripe {
-            index: crate::alloc::thread::thread_id() as usize % SHARED,
+            index: crate::thread_state::thread_id() as usize % SHARED,
             leased: false,
         },
     }

@@ -1,4 +1,5 @@
-//! The one lock the allocator path uses, and cache-line padding.
+//! The one lock the allocator path uses, cache-line padding, and the slot
+//! a fork handler keeps its lock guards in.
 //!
 //! Why not `std::sync::Mutex` or `parking_lot`? Both may allocate or park
 //! through structures that allocate (parking_lot's global hash table grows;
@@ -128,6 +129,36 @@ impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // Release publishes our writes to the next holder's Acquire.
         self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+/// What a fork's prepare handler holds until its parent or child handler
+/// (see `crate::fork`): lock guards, which are not `Sync`.
+pub(crate) struct HeldAcrossFork<T>(UnsafeCell<Option<T>>);
+
+// SAFETY: only the forking thread touches a slot, from its prepare handler
+// to its parent or child handler, and libc (glibc and musl alike) holds its
+// own fork-handler lock over that whole span, so two forks never use a
+// slot at once. What a slot holds is released on the thread that took it
+// (in the child, that thread's copy).
+unsafe impl<T> Sync for HeldAcrossFork<T> {}
+
+impl<T> HeldAcrossFork<T> {
+    pub(crate) const fn new() -> Self {
+        HeldAcrossFork(UnsafeCell::new(None))
+    }
+
+    /// Keeps `held` until [`HeldAcrossFork::take`]. Only from a prepare
+    /// handler.
+    pub(crate) fn put(&self, held: T) {
+        // SAFETY: see the `Sync` impl.
+        unsafe { *self.0.get() = Some(held) };
+    }
+
+    /// Empties the slot. Only from a parent or child handler.
+    pub(crate) fn take(&self) -> Option<T> {
+        // SAFETY: see the `Sync` impl.
+        unsafe { (*self.0.get()).take() }
     }
 }
 

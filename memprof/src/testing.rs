@@ -16,7 +16,7 @@
 //! test's thread from its main thread, and a thread belongs to a body only
 //! if a thread of that body created it. Linux hands that down from a thread
 //! to the threads it creates through their timer slack (see
-//! `memprof::alloc::context` in the source): a tracked body's threads run
+//! `memprof::thread_state::context` in the source): a tracked body's threads run
 //! with a slack 1 to 4,096 ns above the kernel's 50 µs default while it
 //! runs. Left out:
 //!
@@ -74,13 +74,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::alloc::context::{Context, MAX_MEMBERS};
 use crate::profile::leaks::human_bytes;
 use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
 use crate::sample::LiveSample;
 use crate::stack::symbolize::Symbolizer;
 use crate::stack::{Frame, Trim, STACKS};
+use crate::thread_state::context::{Context, MAX_MEMBERS};
 
 /// One stack's share of what a body retained.
 #[derive(Clone, Debug)]
@@ -192,7 +192,7 @@ impl Drop for ExactThread {
 /// Fails (with a message saying how to fix it) unless `MemProf` is the
 /// global allocator.
 fn require_memprof() {
-    if !crate::alloc::serves_global_allocator() {
+    if !crate::sample::serves_global_allocator() {
         panic!(
             "memprof: MemProf is not the global allocator, so this test cannot see allocations. \
              Add to the test crate:\n\n    #[global_allocator]\n    static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();\n"
@@ -214,7 +214,7 @@ impl Tracking {
         require_memprof();
         let context = Context::open();
         let since = crate::os::monotonic_nanos();
-        crate::alloc::thread::restart_sample_time();
+        crate::thread_state::restart_sample_time();
         Tracking {
             context,
             since,
@@ -224,7 +224,7 @@ impl Tracking {
 
     /// The body's blocks live now.
     fn live(&self) -> Vec<LiveSample> {
-        crate::alloc::unsampled(|| {
+        crate::thread_state::unsampled(|| {
             let members: HashSet<u32> = self.context.members().into_iter().collect();
             let mut live = crate::sample::live_samples();
             live.retain(|s| s.allocated_at_nanos >= self.since && members.contains(&s.thread));
@@ -279,7 +279,7 @@ struct StackLive {
 }
 
 fn by_stack(samples: &[LiveSample]) -> HashMap<u32, StackLive> {
-    crate::alloc::unsampled(|| {
+    crate::thread_state::unsampled(|| {
         let mut stacks: HashMap<u32, StackLive> = HashMap::new();
         for s in samples {
             let entry = stacks.entry(s.stack).or_default();
@@ -293,7 +293,7 @@ fn by_stack(samples: &[LiveSample]) -> HashMap<u32, StackLive> {
 /// Symbolizes stacks with positive bytes and merges those that read the
 /// same; blocks below zero count as none.
 fn summarize(stacks: &HashMap<u32, StackLive>) -> Retained {
-    crate::alloc::unsampled(|| {
+    crate::thread_state::unsampled(|| {
         let mut by_key: HashMap<String, RetainedStack> = HashMap::new();
         let mut symbolizer = Symbolizer::lock();
         for (&stack, live) in stacks {

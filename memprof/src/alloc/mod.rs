@@ -23,14 +23,16 @@
 //! allocates through itself, or panics; anything that goes wrong while
 //! recording is dropped and counted.
 
-pub(crate) mod context;
 mod record;
-pub(crate) mod thread;
 
 use core::alloc::{GlobalAlloc, Layout};
 
 use crate::sample::LIVE;
+use crate::thread_state as thread;
 use record::Fill;
+
+pub use crate::sample::{is_active, serves_global_allocator, NOT_GLOBAL_ALLOCATOR};
+pub use crate::thread_state::unsampled;
 
 /// The inner allocator `MemProf` wraps when none is named: jemalloc with
 /// the `jemalloc` feature, else the system allocator.
@@ -127,35 +129,4 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for MemProf<A> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
-}
-
-/// Whether `MemProf` has served an allocation in this process (any
-/// thread's first allocation takes its slow path, whatever the rate), which
-/// shows that it is the global allocator.
-pub fn is_active() -> bool {
-    record::ACTIVE.load(core::sync::atomic::Ordering::Relaxed)
-}
-
-/// Whether `MemProf` is the process's global allocator: allocates one small
-/// block and sees whether `MemProf` took note (every thread's first
-/// allocation passes through its slow path, whatever the rate).
-pub fn serves_global_allocator() -> bool {
-    drop(core::hint::black_box(Box::new(0u64)));
-    is_active()
-}
-
-/// What to tell someone whose program does not have `MemProf` as its global
-/// allocator: without it memprof sees no allocation, and every profile is
-/// empty.
-pub const NOT_GLOBAL_ALLOCATOR: &str = "MemProf is not the global allocator, so memprof \
-    sees no allocations and every profile is empty. Add to the program's main.rs (or \
-    lib.rs): #[global_allocator] static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();";
-
-/// Runs `f` with sampling suspended on this thread: what it allocates is not
-/// recorded. Frees are still tracked. memprof uses it for its own work
-/// (snapshots, symbolization) so the profile shows the program, not the
-/// profiler.
-pub fn unsampled<R>(f: impl FnOnce() -> R) -> R {
-    let _busy = thread::BusyGuard::enter_nested();
-    f()
 }

@@ -5,40 +5,23 @@
 //! thread is marked busy while recording, so anything allocated meanwhile
 //! (by the unwinder, say) goes straight to the inner allocator.
 //!
-//! # Promotion
-//!
-//! At rates of [`PROMOTE_MIN_RATE`] and above, a sampled block is allocated
-//! with a page-aligned layout of at least a page ([`promoted_layout`]), as
-//! jemalloc's profiler promotes its sampled blocks to a large size class.
-//! Then every live sample is page-aligned and the free path settles most
-//! frees by their address's low bits (the page gate, see
-//! [`crate::sample::live`]). It costs at most a page per live sample, and
-//! since samples are drawn per byte, most sampled blocks are not tiny: at
-//! the default rate the padding is under 1% of the heap in the worst case.
-//! A promoted block is freed with its promoted layout, found in its sample;
-//! a promoted block is therefore never left without one: if the live table
-//! refuses the sample, the block is swapped for an ordinary one at once.
-//! Below that rate (exact mode above all), blocks keep their layout: the
-//! padding would be too large, and every free must consult the table anyway.
+//! At promoting rates a sampled block gets a page-aligned layout, and a
+//! promoted block never lives without its sample: the argument, and the
+//! page gate it serves, are in [`crate::sample::promotion`].
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 
-use super::thread;
-use crate::sample::live::promoted_layout;
-use crate::sample::rate::{self, next_sample_distance, sample_weight};
-use crate::sample::{LiveSample, LIVE, SKIPPED_BUSY};
+use crate::sample::live::Outgoing;
+use crate::sample::per_thread::{draw_distance, effective_rate};
+use crate::sample::promotion::{self, promoted_layout};
+use crate::sample::rate::{self, sample_weight};
+use crate::sample::{LiveSample, ACTIVE, LIVE, SKIPPED_BUSY};
 use crate::stack::{capture, STACKS};
-
-/// Set by the first sample: `MemProf` is the global allocator.
-pub(super) static ACTIVE: AtomicBool = AtomicBool::new(false);
+use crate::thread_state as thread;
 
 /// How far a thread runs between re-reading the rate while sampling is off.
 const OFF_RECHECK_BYTES: i64 = 64 << 20;
-
-/// The lowest rate at which sampled blocks are promoted (see the module
-/// docs): a page of padding per `rate` bytes of heap is then at most 1/64.
-pub(crate) const PROMOTE_MIN_RATE: u64 = 256 << 10;
 
 /// Whether an allocation wants zeroed memory.
 #[derive(Clone, Copy)]
@@ -61,6 +44,15 @@ impl Fill {
     }
 }
 
+/// Which layout a sampled block was allocated with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BlockLayout {
+    /// The caller's.
+    AsAsked,
+    /// [`promoted_layout`] of the caller's.
+    Promoted,
+}
+
 /// A sample point reached with sampling on: the thread is busy until it is
 /// dropped, which also draws the distance to the next one.
 struct SamplePoint {
@@ -70,16 +62,14 @@ struct SamplePoint {
 
 impl Drop for SamplePoint {
     fn drop(&mut self) {
-        thread::set_countdown(draw(self.rate));
+        thread::set_countdown(draw_distance(self.rate));
     }
 }
 
 impl SamplePoint {
     /// The layout to give the sampled block, if it is to be promoted.
     fn promotion(&self, layout: Layout) -> Option<Layout> {
-        (self.rate >= PROMOTE_MIN_RATE)
-            .then(|| promoted_layout(layout))
-            .flatten()
+        promotion::layout_for(self.rate, layout)
     }
 }
 
@@ -96,9 +86,9 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     thread::set_countdown(i64::MAX);
     once_per_process();
     crate::stripe::lease();
-    super::context::settle_thread();
+    thread::context::settle_thread();
 
-    let rate = thread::effective_rate();
+    let rate = effective_rate();
     if rate == 0 {
         thread::set_countdown(OFF_RECHECK_BYTES);
         thread::set_generation(rate::generation());
@@ -109,17 +99,13 @@ fn sample_point(size: usize) -> Option<SamplePoint> {
     let generation = rate::generation();
     if thread::generation() != generation {
         thread::set_generation(generation);
-        let distance = draw(rate);
+        let distance = draw_distance(rate);
         if distance - size as i64 >= 0 {
             thread::set_countdown(distance - size as i64);
             return None;
         }
     }
     Some(SamplePoint { rate, _busy: busy })
-}
-
-fn draw(rate: u64) -> i64 {
-    thread::with_rng(|rng| next_sample_distance(rng.next_uniform(), rate)).unwrap_or(rate as i64)
 }
 
 /// Allocates a block whose allocation crossed the countdown, and samples it
@@ -139,34 +125,80 @@ pub(super) unsafe fn alloc_at_sample_point<A: GlobalAlloc>(
         // SAFETY: the caller's layout, unchanged.
         return unsafe { fill.alloc(inner, layout) };
     };
-    let mut sampled = true;
-    if let Some(promoted) = point.promotion(layout) {
-        // SAFETY: a promoted layout is at least a page.
-        let ptr = unsafe { fill.alloc(inner, promoted) };
-        if !ptr.is_null() {
-            if record(ptr, layout.size(), point.rate, true).is_ok() {
-                return ptr;
+    let ordinary = match point.promotion(layout) {
+        None => OrdinaryBlock::Sampled,
+        Some(promoted) => {
+            // SAFETY: a promoted layout is at least a page.
+            let attempt = unsafe { alloc_promoted(inner, fill, promoted, layout.size(), &point) };
+            match attempt {
+                Promoted::Sampled(ptr) => return ptr,
+                Promoted::Refused => OrdinaryBlock::Unsampled,
+                Promoted::NoBlock => OrdinaryBlock::Sampled,
             }
-            // The table refused the sample (counted): no promoted block may
-            // live without one.
-            // SAFETY: allocated just above with this layout.
-            unsafe { inner.dealloc(ptr, promoted) };
-            sampled = false;
         }
-    }
+    };
     // SAFETY: the caller's layout, unchanged.
     let ptr = unsafe { fill.alloc(inner, layout) };
-    if sampled && !ptr.is_null() {
-        let _ = record(ptr, layout.size(), point.rate, false);
+    if ordinary == OrdinaryBlock::Sampled && !ptr.is_null() {
+        let _ = record(ptr, layout.size(), point.rate, BlockLayout::AsAsked);
     }
     ptr
+}
+
+/// Whether a sample point's block, when it is an ordinary one, is recorded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OrdinaryBlock {
+    /// Recorded: promotion does not apply, or found no block.
+    Sampled,
+    /// Not recorded: the live table refused this point's promoted sample
+    /// (dropped and counted once already).
+    Unsampled,
+}
+
+/// How an attempt at a promoted sampled block ended.
+enum Promoted {
+    /// The block is allocated and its sample recorded.
+    Sampled(*mut u8),
+    /// The live table refused the sample (dropped and counted) and the
+    /// block is freed again: go on with an ordinary block, unsampled.
+    Refused,
+    /// The inner allocator had no promoted block: go on with an ordinary
+    /// block, sampled.
+    NoBlock,
+}
+
+/// Allocates a block of the `promoted` layout for `size` bytes and records
+/// its sample; a block the table refuses is freed at once (no promoted
+/// block may live without its sample).
+///
+/// # Safety
+///
+/// `promoted` is a promoted layout (non-zero).
+unsafe fn alloc_promoted<A: GlobalAlloc>(
+    inner: &A,
+    fill: Fill,
+    promoted: Layout,
+    size: usize,
+    point: &SamplePoint,
+) -> Promoted {
+    // SAFETY: per this function's contract.
+    let ptr = unsafe { fill.alloc(inner, promoted) };
+    if ptr.is_null() {
+        return Promoted::NoBlock;
+    }
+    if record(ptr, size, point.rate, BlockLayout::Promoted).is_ok() {
+        return Promoted::Sampled(ptr);
+    }
+    // SAFETY: allocated just above with this layout.
+    unsafe { inner.dealloc(ptr, promoted) };
+    Promoted::Refused
 }
 
 /// Records a sample of the block at `addr`, allocated (or reallocated) by
 /// the calling thread now: its stack is captured here. `Err` when the live
 /// table refused it (the sample is then counted as dropped, and as freed at
 /// once).
-fn record(addr: *mut u8, size: usize, rate: u64, promoted: bool) -> Result<(), ()> {
+fn record(addr: *mut u8, size: usize, rate: u64, layout: BlockLayout) -> Result<(), ()> {
     // Before the first lock of the tables; the block is allocated already,
     // as the handlers' order needs (see `crate::fork`).
     crate::fork::register_after_allocating();
@@ -194,13 +226,13 @@ fn record(addr: *mut u8, size: usize, rate: u64, promoted: bool) -> Result<(), (
         thread_id,
         scope,
     );
-    if promoted {
+    if layout == BlockLayout::Promoted {
         sample = sample.promoted();
     }
     match LIVE.insert(sample) {
         Ok(None) => Ok(()),
         Ok(Some(stale)) => {
-            forget((stale, false));
+            forget(stale);
             Ok(())
         }
         // Dropped and counted by the table; keep the in-use estimate honest
@@ -213,16 +245,11 @@ fn record(addr: *mut u8, size: usize, rate: u64, promoted: bool) -> Result<(), (
     }
 }
 
-/// Accounts for a sampled block that is gone. `last_unaligned`: it was its
-/// shard's last unaligned sample, so the page gate may reopen.
-fn forget((sample, last_unaligned): (LiveSample, bool)) {
+/// Takes a sample that left the live table out of its stack's and scope's
+/// in-use figures.
+fn forget(sample: LiveSample) {
     STACKS.record_free(sample.stack, sample.size, sample.weight);
     crate::scope::record_free(sample.scope, sample.size, sample.weight);
-    // In exact mode nothing is promoted and the gate stays shut; trying to
-    // reopen it there would only cost.
-    if last_unaligned && rate::rate() >= PROMOTE_MIN_RATE {
-        LIVE.try_open_gate();
-    }
 }
 
 /// Frees a block the gate and prefilter say may have been sampled.
@@ -239,11 +266,11 @@ pub(super) unsafe fn dealloc_maybe_sampled<A: GlobalAlloc>(
 ) {
     // Forget before freeing: once freed, another thread may be handed the
     // same address and sample it.
-    if let Some(removed) = LIVE.remove(ptr as usize) {
-        if removed.0.is_promoted() {
+    if let Some(sample) = LIVE.remove(ptr as usize) {
+        if sample.is_promoted() {
             layout = real_layout(layout);
         }
-        forget(removed);
+        forget(sample);
     }
     // SAFETY: forwarded with the caller's guarantees, and the layout the
     // block was allocated with.
@@ -280,14 +307,15 @@ pub(super) unsafe fn realloc_maybe_sampled<A: GlobalAlloc>(
     new_size: usize,
     inner: &A,
 ) -> *mut u8 {
-    // An unpromoted sample is forgotten before the block may be freed
-    // (another thread could be handed the address and sample it); a
-    // promoted one stays in the table until its block is released, so it is
-    // never without its sample if the reallocation fails.
-    let old = LIVE.remove_if(ptr as usize, |s| !s.is_promoted());
+    let old = LIVE.remove_unless_promoted(ptr as usize);
     let crossed = thread::countdown_crossed(new_size);
+    let point = if crossed {
+        sample_point(new_size)
+    } else {
+        None
+    };
     // SAFETY: the caller's contract, passed on.
-    unsafe { realloc_slow(inner, ptr, layout, new_size, old, crossed) }
+    unsafe { realloc_slow(inner, ptr, layout, new_size, old, point) }
 }
 
 /// Reallocates an unsampled block whose new size crossed the countdown.
@@ -303,13 +331,19 @@ pub(super) unsafe fn realloc_at_sample_point<A: GlobalAlloc>(
     new_size: usize,
     inner: &A,
 ) -> *mut u8 {
+    let point = sample_point(new_size);
     // SAFETY: the caller's contract, passed on.
-    unsafe { realloc_slow(inner, ptr, layout, new_size, None, true) }
+    unsafe { realloc_slow(inner, ptr, layout, new_size, None, point) }
 }
 
-/// The reallocation slow path. `old` is the block's sample if it had one
-/// (still in the table if promoted, removed otherwise); `crossed` says
-/// whether the new size crossed the countdown.
+/// The reallocation slow path: `old` is the old block's sample, if it has
+/// one, and `point` the sample point the new size reached, if it did.
+///
+/// The new block is, in order of preference: a promoted block, sampled
+/// (when `point` promotes); an ordinary block, sampled (when `point` is
+/// set); an ordinary block, unsampled. A promoted new block is allocated
+/// and recorded before the old one is let go, so a refused sample only
+/// means falling back to an ordinary block.
 ///
 /// # Safety
 ///
@@ -319,79 +353,90 @@ unsafe fn realloc_slow<A: GlobalAlloc>(
     ptr: *mut u8,
     layout: Layout,
     new_size: usize,
-    old: Option<(LiveSample, bool)>,
-    crossed: bool,
+    old: Option<Outgoing>,
+    point: Option<SamplePoint>,
 ) -> *mut u8 {
     // SAFETY: `realloc`'s contract: `new_size` is non-zero and, rounded up
     // to `layout.align()`, does not overflow `isize`.
     let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-    let old_sample = old.map(|(sample, _)| sample);
-    let old_promoted = old_sample.is_some_and(|s| s.is_promoted());
-    let point = if crossed {
-        sample_point(new_size)
-    } else {
-        None
-    };
-    let mut sample_new = point.is_some();
-
-    // A promoted new block: recorded before the old block is let go, so a
-    // refused sample only means falling back to an ordinary block.
-    if let Some((point, promoted)) = point
-        .as_ref()
-        .and_then(|p| Some((p, p.promotion(new_layout)?)))
-    {
-        // SAFETY: a promoted layout is at least a page.
-        let new = unsafe { inner.alloc(promoted) };
-        if !new.is_null() {
-            if record(new, new_size, point.rate, true).is_ok() {
-                // SAFETY: both blocks hold at least the copied bytes, and
-                // they are distinct live blocks.
-                unsafe { move_contents(ptr, new, layout.size().min(new_size)) };
-                // SAFETY: the caller's block, released once.
-                unsafe { release(inner, ptr, layout, old) };
-                return new;
-            }
-            // SAFETY: allocated just above with this layout.
-            unsafe { inner.dealloc(new, promoted) };
-            sample_new = false;
-        }
-    }
-
-    let new = if old_promoted {
-        // The block cannot be resized in place: its real layout is not the
-        // caller's. Move it into an ordinary block.
-        // SAFETY: `new_layout` is valid (see above) and non-zero.
-        let new = unsafe { inner.alloc(new_layout) };
-        if new.is_null() {
-            // The old block and its sample are untouched.
-            return new;
-        }
-        // SAFETY: as above.
-        unsafe { move_contents(ptr, new, layout.size().min(new_size)) };
-        // SAFETY: the caller's block, released once.
-        unsafe { release(inner, ptr, layout, old) };
-        new
-    } else {
-        // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { inner.realloc(ptr, layout, new_size) };
-        if new.is_null() {
-            // The old block is still allocated and still sampled.
-            if let Some(old) = old_sample {
-                if LIVE.insert(old).is_err() {
-                    forget((old, false));
+    // The sample point an ordinary new block is recorded at, if any.
+    let record_at = match point.as_ref() {
+        None => None,
+        Some(point) => match point.promotion(new_layout) {
+            None => Some(point),
+            Some(promoted) => {
+                // SAFETY: a promoted layout is at least a page.
+                let attempt =
+                    unsafe { alloc_promoted(inner, Fill::Uninit, promoted, new_size, point) };
+                match attempt {
+                    Promoted::Sampled(new) => {
+                        // SAFETY: both blocks hold at least the copied bytes, and
+                        // they are distinct live blocks.
+                        unsafe { move_contents(ptr, new, layout.size().min(new_size)) };
+                        // SAFETY: the caller's block, released once.
+                        unsafe { release(inner, ptr, layout, old) };
+                        return new;
+                    }
+                    Promoted::Refused => None,
+                    Promoted::NoBlock => Some(point),
                 }
             }
-            return new;
-        }
-        if let Some(old) = old {
-            forget(old);
-        }
-        new
+        },
     };
-    if let (Some(point), true) = (&point, sample_new) {
-        let _ = record(new, new_size, point.rate, false);
+    // SAFETY: the caller's contract, passed on.
+    let new = unsafe { realloc_ordinary(inner, ptr, layout, new_layout, old) };
+    if let Some(point) = record_at.filter(|_| !new.is_null()) {
+        let _ = record(new, new_size, point.rate, BlockLayout::AsAsked);
     }
     new
+}
+
+/// Reallocates into an ordinary block of `new_layout`, letting go of the
+/// old block and its sample only once the new block exists: on failure
+/// (null) the old block is still allocated and still sampled.
+///
+/// # Safety
+///
+/// The caller's `GlobalAlloc::realloc` contract, with `new_layout` of its
+/// `new_size` and `layout.align()`.
+unsafe fn realloc_ordinary<A: GlobalAlloc>(
+    inner: &A,
+    ptr: *mut u8,
+    layout: Layout,
+    new_layout: Layout,
+    old: Option<Outgoing>,
+) -> *mut u8 {
+    match old {
+        Some(Outgoing::StaysUntilFreed) => {
+            // The block cannot be resized in place: its real layout is not
+            // the caller's. Move it into an ordinary block.
+            // SAFETY: `new_layout` is valid and non-zero (the contract).
+            let new = unsafe { inner.alloc(new_layout) };
+            if !new.is_null() {
+                // SAFETY: both blocks hold at least the copied bytes, and
+                // they are distinct live blocks.
+                unsafe { move_contents(ptr, new, layout.size().min(new_layout.size())) };
+                // SAFETY: the caller's block, released once.
+                unsafe { release(inner, ptr, layout, old) };
+            }
+            new
+        }
+        Some(Outgoing::Removed(sample)) => {
+            // SAFETY: forwarded with the caller's guarantees.
+            let new = unsafe { inner.realloc(ptr, layout, new_layout.size()) };
+            if new.is_null() {
+                // Still allocated, so still sampled.
+                if LIVE.insert(sample).is_err() {
+                    forget(sample);
+                }
+            } else {
+                forget(sample);
+            }
+            new
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        None => unsafe { inner.realloc(ptr, layout, new_layout.size()) },
+    }
 }
 
 /// Copies `len` bytes from the old block to the new one.
@@ -405,31 +450,24 @@ unsafe fn move_contents(from: *mut u8, to: *mut u8, len: usize) {
 }
 
 /// Frees the old block of a reallocation that moved it by hand: a promoted
-/// block still has its sample in the table and is freed as any sampled
-/// block is; an unpromoted one's sample was taken out already.
+/// block's sample is still in the table, and the block is freed as any
+/// sampled block is; an ordinary block's sample is out of the table already.
 ///
 /// # Safety
 ///
 /// `ptr` is the caller's live block of `layout`, with `old` its sample as
-/// `realloc_maybe_sampled` found it.
-unsafe fn release<A: GlobalAlloc>(
-    inner: &A,
-    ptr: *mut u8,
-    layout: Layout,
-    old: Option<(LiveSample, bool)>,
-) {
+/// [`realloc_maybe_sampled`] found it.
+unsafe fn release<A: GlobalAlloc>(inner: &A, ptr: *mut u8, layout: Layout, old: Option<Outgoing>) {
     match old {
         // SAFETY: the caller's block and layout, freed once.
-        Some((sample, _)) if sample.is_promoted() => unsafe {
-            dealloc_maybe_sampled(ptr, layout, inner)
-        },
-        other => {
-            if let Some(removed) = other {
-                forget(removed);
-            }
+        Some(Outgoing::StaysUntilFreed) => unsafe { dealloc_maybe_sampled(ptr, layout, inner) },
+        Some(Outgoing::Removed(sample)) => {
+            forget(sample);
             // SAFETY: the caller's block and layout.
             unsafe { inner.dealloc(ptr, layout) }
         }
+        // SAFETY: the caller's block and layout.
+        None => unsafe { inner.dealloc(ptr, layout) },
     }
 }
 
@@ -437,5 +475,132 @@ unsafe fn release<A: GlobalAlloc>(
 fn once_per_process() {
     if !ACTIVE.load(Ordering::Relaxed) {
         ACTIVE.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+
+    thread_local! {
+        /// Whether the test allocator refuses its next `alloc` or `realloc`.
+        static FAIL_NEXT: Cell<bool> = const { Cell::new(false) };
+        /// The layout of the test allocator's last `dealloc`.
+        static LAST_FREED: Cell<Option<Layout>> = const { Cell::new(None) };
+    }
+
+    /// The system allocator, which can be told to fail once and notes how
+    /// blocks are freed.
+    struct Inner;
+
+    // SAFETY: forwards to `System`, or returns null (a valid answer).
+    unsafe impl GlobalAlloc for Inner {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if FAIL_NEXT.with(|f| f.replace(false)) {
+                return core::ptr::null_mut();
+            }
+            // SAFETY: the caller's layout.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            LAST_FREED.with(|l| l.set(Some(layout)));
+            // SAFETY: the caller's block and layout.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            if FAIL_NEXT.with(|f| f.replace(false)) {
+                return core::ptr::null_mut();
+            }
+            // SAFETY: the caller's block, layout and size.
+            unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    fn sampled(addr: *mut u8) -> bool {
+        let mut live = Vec::new();
+        LIVE.copy_into(&mut live);
+        live.iter().any(|s| s.addr == addr as usize)
+    }
+
+    /// A block of `layout` from `Inner`, filled with 7s and given a live
+    /// sample (promoted: allocated with its promoted layout).
+    fn sampled_block(layout: Layout, promoted: bool) -> *mut u8 {
+        let real = if promoted {
+            promoted_layout(layout).unwrap()
+        } else {
+            layout
+        };
+        // SAFETY: a non-zero layout.
+        let ptr = unsafe { Inner.alloc(real) };
+        assert!(!ptr.is_null());
+        // SAFETY: the block holds `layout.size()` bytes.
+        unsafe { ptr.write_bytes(7, layout.size()) };
+        let mut sample = LiveSample::new(ptr as usize, layout.size(), 1.0, 0, 1, 1, 0);
+        if promoted {
+            sample = sample.promoted();
+        }
+        assert!(matches!(LIVE.insert(sample), Ok(None)));
+        ptr
+    }
+
+    /// Reallocations here are never sample points (the thread's rate is
+    /// 0), so only the old block's sample is at stake.
+    fn unsampled_thread() -> Option<u64> {
+        crate::thread_state::set_thread_rate(Some(0))
+    }
+
+    #[test]
+    fn a_failed_reallocation_keeps_the_old_sample() {
+        let previous = unsampled_thread();
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        for promoted in [false, true] {
+            let ptr = sampled_block(layout, promoted);
+            FAIL_NEXT.with(|f| f.set(true));
+            // SAFETY: a live block of `layout` from `Inner`.
+            let new = unsafe { realloc_maybe_sampled(ptr, layout, 256, &Inner) };
+            assert!(new.is_null(), "promoted: {promoted}");
+            assert!(
+                sampled(ptr),
+                "the block and its sample stay (promoted: {promoted})"
+            );
+            // SAFETY: still the live block of `layout`.
+            unsafe { dealloc_maybe_sampled(ptr, layout, &Inner) };
+            assert!(!sampled(ptr));
+            let freed = LAST_FREED.with(Cell::get).unwrap();
+            assert_eq!(
+                freed.align() == crate::sample::SAMPLED_BLOCK_ALIGN,
+                promoted
+            );
+        }
+        crate::thread_state::set_thread_rate(previous);
+    }
+
+    #[test]
+    fn a_reallocated_sampled_block_keeps_its_bytes_and_leaves_the_table() {
+        let previous = unsampled_thread();
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        for promoted in [false, true] {
+            let ptr = sampled_block(layout, promoted);
+            // SAFETY: a live block of `layout` from `Inner`.
+            let new = unsafe { realloc_maybe_sampled(ptr, layout, 256, &Inner) };
+            assert!(!new.is_null());
+            assert!(!sampled(ptr) && !sampled(new), "promoted: {promoted}");
+            if promoted {
+                let freed = LAST_FREED.with(Cell::get).unwrap();
+                assert_eq!(
+                    freed,
+                    promoted_layout(layout).unwrap(),
+                    "freed as allocated"
+                );
+            }
+            // SAFETY: the new block holds at least the 64 copied bytes.
+            let bytes = unsafe { core::slice::from_raw_parts(new, 64) };
+            assert!(bytes.iter().all(|&b| b == 7), "promoted: {promoted}");
+            let new_layout = Layout::from_size_align(256, 8).unwrap();
+            // SAFETY: the reallocated block, an ordinary one of `new_layout`.
+            unsafe { dealloc_maybe_sampled(new, new_layout, &Inner) };
+        }
+        crate::thread_state::set_thread_rate(previous);
     }
 }

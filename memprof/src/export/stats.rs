@@ -6,13 +6,14 @@
 
 use serde::Serialize;
 
-use crate::config::{EnvState, Settings};
+use crate::config::EnvState;
 use crate::history::ProcessFigures;
 #[cfg(feature = "jemalloc")]
 use crate::jemalloc::{JemallocStats, PageCounts, Ratios, Totals};
 use crate::profile::{Estimates, Snapshot};
 use crate::sample::SamplerCounters;
 use crate::scope::ScopeStats;
+use crate::settings::Settings;
 
 /// The profiler's figures at one moment.
 #[derive(Clone, Debug, Serialize)]
@@ -83,7 +84,7 @@ impl Stats {
     /// Reads the figures, taking the heap totals from `snapshot`; the
     /// allocator and process fields start empty (see the `with_*` methods).
     pub fn from_snapshot(snapshot: &Snapshot) -> Stats {
-        let config = crate::config::settings();
+        let config = crate::settings::settings();
         let rate_env = config.env.get("MEMPROF_RATE").cloned();
         Stats {
             taken_at_unix_ms: snapshot.taken_at_unix_ms,

@@ -188,8 +188,8 @@ type HeldForFork = (
     Option<MutexGuard<'static, State>>,
 );
 
-static HELD_ACROSS_FORK: crate::fork::HeldAcrossFork<HeldForFork> =
-    crate::fork::HeldAcrossFork::new();
+static HELD_ACROSS_FORK: crate::sync::HeldAcrossFork<HeldForFork> =
+    crate::sync::HeldAcrossFork::new();
 
 /// Prepare handler: takes `START`, then the state, waiting for their
 /// holders (a tick or a reader), who never wait for a lock taken after.
@@ -322,7 +322,7 @@ fn run(shared: &'static Shared) {
     crate::set_thread_rate(Some(0));
     loop {
         let top_stacks = lock(&shared.state).config.top_stacks;
-        let tick = crate::alloc::unsampled(|| point::read_tick(top_stacks));
+        let tick = crate::thread_state::unsampled(|| point::read_tick(top_stacks));
         let mut state = lock(&shared.state);
         state.cost.add(tick.point.cost_us);
         state.allocator_unavailable = tick.allocator_unavailable;

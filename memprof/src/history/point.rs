@@ -219,7 +219,7 @@ fn read_allocator(_rss: Option<u64>) -> (Option<AllocatorFigures>, Option<String
 /// The heap totals over every stack, and the `top` stacks by in-use bytes
 /// (from [`crate::profile::stack_usage`]: counters only, no symbolization).
 fn read_heap(top: usize) -> (HeapFigures, Vec<(u32, f64)>) {
-    let counters = crate::sample::counters();
+    let counters = crate::profile::counters();
     let table = &crate::stack::STACKS;
     let mut heap = HeapFigures {
         live_samples: counters.live_samples,

@@ -203,7 +203,7 @@ pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
     }
     let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind(addr, e))?;
     if !super::unprofiled::profiled() {
-        eprintln!("memprof: {}", crate::alloc::NOT_GLOBAL_ALLOCATOR);
+        eprintln!("memprof: {}", crate::sample::NOT_GLOBAL_ALLOCATOR);
     }
     let local = listener
         .local_addr()

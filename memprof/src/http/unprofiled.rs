@@ -18,7 +18,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::alloc::NOT_GLOBAL_ALLOCATOR;
+use crate::sample::NOT_GLOBAL_ALLOCATOR;
 
 /// The header every answer carries while `MemProf` does not serve the
 /// process.
@@ -35,7 +35,7 @@ pub(crate) fn profiled() -> bool {
     if SEEN.load(Ordering::Relaxed) {
         return true;
     }
-    let serves = crate::alloc::serves_global_allocator();
+    let serves = crate::sample::serves_global_allocator();
     if serves {
         SEEN.store(true, Ordering::Relaxed);
     }

@@ -23,7 +23,7 @@ const PROBE_BYTES: usize = 4096;
 /// could not even be asked.
 pub fn serves_global_allocator() -> Result<bool, Unavailable> {
     let before = keys::THREAD_ALLOCATED.read()?;
-    crate::alloc::unsampled(|| {
+    crate::thread_state::unsampled(|| {
         let block: Vec<u8> = Vec::with_capacity(PROBE_BYTES);
         // Keep the allocation from being optimised away.
         drop(std::hint::black_box(block));

@@ -201,7 +201,7 @@ pub fn find_leaks(
     history: &[StackUsage],
     process: &[ProcessPoint],
 ) -> LeakReport {
-    crate::alloc::unsampled(|| find(options, history, process))
+    crate::thread_state::unsampled(|| find(options, history, process))
 }
 
 fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint]) -> LeakReport {

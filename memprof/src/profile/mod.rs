@@ -2,6 +2,7 @@
 //! growth trends.
 
 pub mod bound;
+mod counters;
 pub mod diff;
 mod folded;
 pub mod leaks;
@@ -13,6 +14,7 @@ mod uncertainty;
 pub mod usage;
 
 pub use bound::Bound;
+pub use counters::counters;
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
 pub use site::{distinct_sites, program_site};

@@ -244,7 +244,7 @@ pub fn snapshot() -> Snapshot {
 /// each stack's leaf end is left out: [`Trim::None`] keeps the allocator
 /// shim and the standard library's allocation frames.
 pub fn snapshot_with(trim: Trim) -> Snapshot {
-    crate::alloc::unsampled(|| take(trim))
+    crate::thread_state::unsampled(|| take(trim))
 }
 
 fn take(trim: Trim) -> Snapshot {

@@ -19,7 +19,7 @@ pub struct StackUsage {
 
 /// Reads the in-use estimate of the `top_n` largest stacks.
 pub fn stack_usage(top_n: usize) -> StackUsage {
-    crate::alloc::unsampled(|| {
+    crate::thread_state::unsampled(|| {
         let mut stacks: Vec<(u32, f64)> = (0..STACKS.id_limit())
             .filter_map(|id| STACKS.counters(id).map(|c| (id, c.inuse_bytes)))
             .filter(|&(_, bytes)| bytes > 0.0)

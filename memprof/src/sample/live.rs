@@ -18,24 +18,18 @@
 //!
 //! # The page gate
 //!
-//! Before the filter, a free meets the page gate. At the default rate the
-//! allocator gives every sampled block a page-aligned layout (see
-//! `alloc::record`, which promotes them as jemalloc's own profiler does), so
-//! while every live sample sits on a [`SAMPLED_BLOCK_ALIGN`] boundary, a free
-//! of any other address is settled by its low bits alone, without touching
-//! the filter: most frees are of small blocks, and most small blocks are not
-//! page-aligned. The gate is a mask read on every free: `PAGE_MASK` while all
-//! live samples are aligned, 0 (everything goes on to the filter) from the
-//! first unaligned insert on. Each shard counts its unaligned samples under
-//! its lock; the gate closes under the inserting shard's lock and only
-//! reopens under every shard lock, once all counts are zero, so it is never
-//! open while an unaligned sample is live.
+//! Before the filter, a free meets the page gate, which settles most frees
+//! by their address's low bits while every live sample is page-aligned. The
+//! argument (promotion, and why the gate is never open over an unaligned
+//! sample) is in `sample::promotion`; this table keeps it: inserts shut the
+//! gate, and removing the last unaligned sample reopens it.
 
-use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::filter::{self, SampledFilter};
+pub use super::promotion::SAMPLED_BLOCK_ALIGN;
+use super::promotion::{self, PAGE_MASK};
 use crate::os;
 use crate::sync::{CachePadded, SpinLock};
 
@@ -112,21 +106,28 @@ impl LiveSample {
     }
 }
 
-/// Alignment (and minimum size) of a promoted sampled block: one 4 KiB page,
-/// the boundary the page gate tests.
-pub const SAMPLED_BLOCK_ALIGN: usize = 4096;
+/// The sample of a block about to be reallocated, as
+/// [`LiveSamples::remove_unless_promoted`] leaves it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outgoing {
+    /// An ordinary block's sample, out of the table: once the inner
+    /// allocator frees or moves the block, another thread may be handed its
+    /// address and sample it.
+    Removed(LiveSample),
+    /// A promoted block's sample, left in the table until the block is
+    /// freed: only the sample says the block's real layout, so the block
+    /// never lives without it, even if the reallocation fails.
+    StaysUntilFreed,
+}
 
-/// The gate's mask while every live sample is aligned.
-const PAGE_MASK: usize = SAMPLED_BLOCK_ALIGN - 1;
-
-/// The layout a promoted block of the caller's `layout` really has, or
-/// `None` if the layout cannot be promoted (it needs a larger alignment, or
-/// its size would overflow).
-pub(crate) fn promoted_layout(layout: Layout) -> Option<Layout> {
-    if layout.align() > SAMPLED_BLOCK_ALIGN {
-        return None;
-    }
-    Layout::from_size_align(layout.size().max(SAMPLED_BLOCK_ALIGN), SAMPLED_BLOCK_ALIGN).ok()
+/// What [`LiveSamples::remove_if`] found.
+struct Removal {
+    sample: LiveSample,
+    /// Whether it was taken out of the table.
+    removed: bool,
+    /// It was taken out, unaligned, and its shard holds no other unaligned
+    /// sample: the page gate may reopen.
+    last_unaligned: bool,
 }
 
 /// One shard's open-addressing table. `slots` is null until first use.
@@ -496,26 +497,40 @@ impl LiveSamples {
         (self.max_samples.load(Ordering::Relaxed) / SHARDS / 32).max(1)
     }
 
-    /// Removes and returns the sample at `addr`, if there is one. The second
-    /// value says whether it was the shard's last unaligned sample, when
-    /// [`LiveSamples::try_open_gate`] may succeed.
-    pub(crate) fn remove(&self, addr: usize) -> Option<(LiveSample, bool)> {
-        self.remove_if(addr, |_| true)
+    /// Removes and returns the sample at `addr`, if there is one. If it was
+    /// its shard's last unaligned sample, tries to reopen the page gate (see
+    /// [`super::promotion`]), with the shard's lock released.
+    pub(crate) fn remove(&self, addr: usize) -> Option<LiveSample> {
+        let removal = self.remove_if(addr, |_| true)?;
+        if removal.last_unaligned && promotion::promotes_at(super::rate::rate()) {
+            self.try_open_gate();
+        }
+        Some(removal.sample)
     }
 
-    /// Like [`LiveSamples::remove`], but a sample for which `remove` returns
-    /// false stays in the table; it is returned all the same.
-    pub(crate) fn remove_if(
-        &self,
-        addr: usize,
-        remove: impl FnOnce(&LiveSample) -> bool,
-    ) -> Option<(LiveSample, bool)> {
+    /// Takes the sample of a block about to be reallocated out of the
+    /// table, unless the block is promoted: see [`Outgoing`].
+    pub(crate) fn remove_unless_promoted(&self, addr: usize) -> Option<Outgoing> {
+        let removal = self.remove_if(addr, |s| !s.is_promoted())?;
+        Some(if removal.removed {
+            Outgoing::Removed(removal.sample)
+        } else {
+            Outgoing::StaysUntilFreed
+        })
+    }
+
+    /// Finds the sample at `addr` and removes it if `remove` says so.
+    fn remove_if(&self, addr: usize, remove: impl FnOnce(&LiveSample) -> bool) -> Option<Removal> {
         let slot = &self.shards[Self::shard_of(addr)];
         let mut shard = slot.table.lock();
         let i = shard.find(addr)?;
         let sample = shard.slots()[i];
         if !remove(&sample) {
-            return Some((sample, false));
+            return Some(Removal {
+                sample,
+                removed: false,
+                last_unaligned: false,
+            });
         }
         shard.remove_at(i);
         slot.publish_len(&shard);
@@ -531,10 +546,13 @@ impl LiveSamples {
         }
         ShardSlot::bump(&slot.removed);
         let unaligned_left = slot.count(&sample, -1);
-        let last_unaligned = addr & PAGE_MASK != 0 && unaligned_left == 0;
         // SAFETY: we hold the shard lock for `addr`.
         unsafe { self.filter.remove(addr) };
-        Some((sample, last_unaligned))
+        Some(Removal {
+            sample,
+            removed: true,
+            last_unaligned: addr & PAGE_MASK != 0 && unaligned_left == 0,
+        })
     }
 
     /// Rehashes `shard` into a fresh mapping of `capacity` slots, which
@@ -662,7 +680,7 @@ mod tests {
         assert_eq!(table.len(), 20_000);
         // Remove every other one; the rest must still be found.
         for a in (1..=20_000usize).step_by(2) {
-            assert_eq!(table.remove(a * 16).unwrap().0.addr, a * 16);
+            assert_eq!(table.remove(a * 16).unwrap().addr, a * 16);
         }
         for a in 1..=20_000usize {
             let found = table.remove(a * 16).is_some();
@@ -734,16 +752,19 @@ mod tests {
         assert!(!table.page_gate_open());
         assert_eq!(table.unaligned(), 2);
         assert!(table.may_contain(a) && table.may_contain(b));
-        let (_, last) = table.remove(a).unwrap();
-        assert!(last, "a was its shard's only unaligned sample");
+        let removal = table.remove_if(a, |_| true).unwrap();
+        assert!(
+            removal.last_unaligned,
+            "a was its shard's only unaligned sample"
+        );
         table.try_open_gate();
         assert!(!table.page_gate_open(), "b is still live");
         assert!(table.may_contain(b));
         table.remove(b).unwrap();
         table.try_open_gate();
         assert!(table.page_gate_open());
-        let (promoted, last) = table.remove(40 * page).unwrap();
-        assert!(promoted.is_promoted() && !last);
+        let removal = table.remove_if(40 * page, |_| true).unwrap();
+        assert!(removal.sample.is_promoted() && !removal.last_unaligned);
         assert_eq!(table.promotion_padding(), 0);
     }
 
@@ -786,19 +807,22 @@ mod tests {
     }
 
     #[test]
-    fn promoted_layouts_are_page_aligned_and_at_least_a_page() {
-        let small = Layout::from_size_align(24, 8).unwrap();
-        let p = promoted_layout(small).unwrap();
-        assert_eq!(
-            (p.size(), p.align()),
-            (SAMPLED_BLOCK_ALIGN, SAMPLED_BLOCK_ALIGN)
-        );
-        let big = Layout::from_size_align(100_000, 16).unwrap();
-        assert_eq!(promoted_layout(big).unwrap().size(), 100_000);
-        let over_aligned = Layout::from_size_align(64, 2 * SAMPLED_BLOCK_ALIGN).unwrap();
-        assert!(promoted_layout(over_aligned).is_none());
-        let huge = Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap();
-        assert!(promoted_layout(huge).is_none());
+    fn a_promoted_sample_stays_through_a_reallocation_and_an_ordinary_one_leaves() {
+        let table = Box::new(LiveSamples::new());
+        let page = SAMPLED_BLOCK_ALIGN;
+        table.insert(sample(9 * page).promoted()).unwrap();
+        table.insert(sample(9 * page + 64)).unwrap();
+        assert!(matches!(
+            table.remove_unless_promoted(9 * page),
+            Some(Outgoing::StaysUntilFreed)
+        ));
+        assert!(matches!(
+            table.remove_unless_promoted(9 * page + 64),
+            Some(Outgoing::Removed(s)) if s.addr == 9 * page + 64
+        ));
+        assert_eq!(table.len(), 1, "only the promoted sample is left");
+        assert!(table.remove_unless_promoted(9 * page + 64).is_none());
+        assert!(table.remove(9 * page).is_some());
     }
 
     /// Inserts `addrs`, returning how many were stored.

@@ -3,17 +3,50 @@
 
 pub mod filter;
 pub mod live;
+pub(crate) mod per_thread;
+pub(crate) mod promotion;
 pub mod rate;
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use live::{LiveSample, LiveSamples, SAMPLED_BLOCK_ALIGN};
+/// Reads the sampler's counters; defined in `profile` (it reads the stack
+/// table and the symbol cache too) and kept at this path for callers.
+#[doc(inline)]
+pub use crate::profile::counters;
+pub use live::{LiveSample, LiveSamples};
+pub use promotion::SAMPLED_BLOCK_ALIGN;
 
 /// Every sampled block that is still allocated.
 pub(crate) static LIVE: LiveSamples = LiveSamples::new();
 
 /// Crossings skipped because memprof was already busy on that thread.
 pub(crate) static SKIPPED_BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// Set by the first slow path of any thread: `MemProf` is the global
+/// allocator.
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `MemProf` has served an allocation in this process (any
+/// thread's first allocation takes its slow path, whatever the rate), which
+/// shows that it is the global allocator.
+pub fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Whether `MemProf` is the process's global allocator: allocates one small
+/// block and sees whether `MemProf` took note (every thread's first
+/// allocation passes through its slow path, whatever the rate).
+pub fn serves_global_allocator() -> bool {
+    drop(core::hint::black_box(Box::new(0u64)));
+    is_active()
+}
+
+/// What to tell someone whose program does not have `MemProf` as its global
+/// allocator: without it memprof sees no allocation, and every profile is
+/// empty.
+pub const NOT_GLOBAL_ALLOCATOR: &str = "MemProf is not the global allocator, so memprof \
+    sees no allocations and every profile is empty. Add to the program's main.rs (or \
+    lib.rs): #[global_allocator] static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();";
 
 /// What the sampler has done, and what it had to drop.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -49,28 +82,9 @@ pub struct SamplerCounters {
 /// Copies every live sample: the sampled blocks not freed yet, with their
 /// addresses, sizes and stack ids. What `snapshot` aggregates, one by one.
 pub fn live_samples() -> Vec<LiveSample> {
-    crate::alloc::unsampled(|| {
+    crate::thread_state::unsampled(|| {
         let mut live = Vec::new();
         LIVE.copy_into(&mut live);
         live
     })
-}
-
-/// Reads the sampler's counters.
-pub fn counters() -> SamplerCounters {
-    let stacks = &crate::stack::STACKS;
-    SamplerCounters {
-        samples_taken: LIVE.samples_taken(),
-        samples_freed: LIVE.samples_freed(),
-        live_samples: LIVE.len() as u64,
-        samples_dropped: LIVE.dropped(),
-        stacks_dropped: stacks.dropped(),
-        stacks: u64::from(stacks.id_limit().saturating_sub(1)),
-        skipped_reentrant: SKIPPED_BUSY.load(Ordering::Relaxed),
-        profiler_bytes: (LIVE.mapped_bytes()
-            + stacks.memory_bytes()
-            + crate::stack::symbolize::cache_bytes()) as u64,
-        promotion_padding_bytes: LIVE.promotion_padding() as u64,
-        unaligned_live_samples: LIVE.unaligned() as u64,
-    }
 }

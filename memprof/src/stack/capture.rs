@@ -38,6 +38,9 @@ pub use crate::config::Unwinder;
 
 mod framehop_unwind;
 
+/// Marks a forked child, where the unwinder never takes the loader's lock
+/// (see `crate::fork`).
+pub(crate) use framehop_unwind::after_fork_in_child;
 pub use framehop_unwind::FramehopCounters;
 
 /// Room for return addresses, which a walker fills from the start, up to
@@ -190,7 +193,7 @@ pub(crate) fn force_unwinder(walker: Unwinder) {
 /// returns how many. A stack deeper than the limit ends in
 /// [`super::TRUNCATED_MARKER`] after the first `limit` frames.
 ///
-/// Must be called with the thread marked busy (see [`crate::alloc`]).
+/// Must be called with the thread marked busy (see [`crate::thread_state::BusyGuard`]).
 #[inline(never)]
 pub(crate) fn capture(buf: &mut FrameBuf) -> usize {
     let limit = frame_limit();
@@ -225,7 +228,7 @@ fn walk(buf: &mut Frames) -> usize {
 #[inline(never)]
 pub fn capture_with(walker: Unwinder, buf: &mut [usize; MAX_FRAMES]) -> usize {
     let buf = as_frames(buf);
-    crate::alloc::unsampled(|| match walker {
+    crate::thread_state::unsampled(|| match walker {
         Unwinder::FramePointers => walk_frame_pointers(buf),
         Unwinder::Framehop => framehop_or_backtrace(buf),
         Unwinder::Dwarf => unwind(buf),

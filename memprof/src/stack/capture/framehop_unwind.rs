@@ -66,6 +66,11 @@ mod rules;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(crate) use imp::{supported, unwind};
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) use loader::after_fork_in_child;
+/// Nothing to mark where the unwinder does not read the loader's list.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+pub(crate) fn after_fork_in_child() {}
 
 /// Counters of the framehop unwinder's own bookkeeping, since the process
 /// started (all zero where framehop is unsupported).

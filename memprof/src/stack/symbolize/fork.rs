@@ -25,7 +25,7 @@ use std::sync::{MutexGuard, TryLockError};
 use std::time::Duration;
 
 use super::{Cache, CACHE};
-use crate::fork::HeldAcrossFork;
+use crate::sync::HeldAcrossFork;
 
 /// How long a child waits for the `backtrace` crate's lock before
 /// deciding that a thread not in the child holds it. Free, it takes a

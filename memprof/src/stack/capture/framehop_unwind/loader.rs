@@ -43,11 +43,14 @@ thread_local! {
 
 /// Runs `f` with the loader's lock held, given the counters that name the
 /// current list of objects. `None` (and `f` not run) in a forked child (see
-/// the module docs) or while the fork handler that marks one is being
-/// registered, when nested on this thread, or when the loader reports no
-/// objects or no counters.
+/// the module docs), when nested on this thread, or when the loader reports
+/// no objects or no counters.
 pub(super) fn locked<R>(f: impl FnOnce(Counters) -> R) -> Option<R> {
-    if !fork_handler_registered() || IN_FORKED_CHILD.load(Ordering::Relaxed) {
+    // The handler that marks a forked child is registered before the
+    // loader's lock is first taken (a no-op once registered, as it is on
+    // the sampling path).
+    crate::fork::register();
+    if IN_FORKED_CHILD.load(Ordering::Relaxed) {
         return None;
     }
     if INSIDE.try_with(|inside| inside.replace(true)) != Ok(false) {
@@ -139,26 +142,8 @@ pub(super) fn for_each_object(each: &mut dyn FnMut(u64, &[libc::Elf64_Phdr])) {
     }
 }
 
-/// Registers the fork handler, once; whether it is registered (not yet
-/// while another thread is registering it).
-fn fork_handler_registered() -> bool {
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    static REGISTERING: AtomicBool = AtomicBool::new(false);
-    if REGISTERED.load(Ordering::Acquire) {
-        return true;
-    }
-    if REGISTERING.swap(true, Ordering::AcqRel) {
-        return false;
-    }
-    // SAFETY: the handler is an `extern "C"` function that neither unwinds
-    // nor allocates; registration has no other precondition.
-    unsafe {
-        libc::pthread_atfork(None, None, Some(after_fork_in_child));
-    }
-    REGISTERED.store(true, Ordering::Release);
-    true
-}
-
-extern "C" fn after_fork_in_child() {
+/// Marks this process as a forked child, where [`locked`] never runs. Called
+/// by memprof's child handler (see `crate::fork`).
+pub(crate) fn after_fork_in_child() {
     IN_FORKED_CHILD.store(true, Ordering::Relaxed);
 }

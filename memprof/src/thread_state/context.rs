@@ -43,7 +43,7 @@
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use super::thread::{self, NO_CONTEXT, UNDECIDED_CONTEXT};
+use crate::thread_state::{self as thread, NO_CONTEXT, UNDECIDED_CONTEXT};
 
 /// Contexts open at once; a body that finds none free waits for one.
 const SLOTS: usize = 64;

@@ -1,4 +1,11 @@
-//! Per-thread state of the sampler.
+//! Per-thread state of the sampler: the thread-local cells, the reentrancy
+//! guard ([`BusyGuard`], and [`unsampled`] built on it) and the tracking
+//! contexts ([`context`]).
+//!
+//! The bottom of the hot path: it imports nothing of memprof's but `os`, so
+//! `sample`, `stack`, `scope`, `stripe` and everything above may use it,
+//! and the allocator wrapper (`alloc`) needs nothing from above it to reach
+//! a thread's state (see ARCHITECTURE.md for the layers).
 //!
 //! Every cell is a const-initialised `thread_local!` of a type without a
 //! destructor. Such a thread-local compiles to a plain TLS slot: no lazy
@@ -6,6 +13,8 @@
 //! stays readable while other thread-locals are being destroyed at thread
 //! exit. Accesses still go through `try_with`, which cannot fail for these
 //! but costs nothing, so a surprise becomes "do not sample", never a panic.
+
+pub(crate) mod context;
 
 use core::cell::Cell;
 
@@ -28,7 +37,7 @@ thread_local! {
     /// Innermost active scope (0: none).
     static SCOPE: Cell<u32> = const { Cell::new(0) };
     /// The tracking context this thread belongs to (see
-    /// [`super::context`]): [`UNDECIDED_CONTEXT`] until its first slow
+    /// [`context`]): [`UNDECIDED_CONTEXT`] until its first slow
     /// path settles it, then [`NO_CONTEXT`] or a context id.
     static CONTEXT: Cell<u32> = const { Cell::new(UNDECIDED_CONTEXT) };
     /// `(coarse tick, fine time)` of this thread's last fine clock read, for
@@ -98,8 +107,9 @@ pub(crate) fn set_generation(generation: u64) {
     let _ = GENERATION.try_with(|c| c.set(generation));
 }
 
-/// Runs `f` with this thread's generator, seeding it on first use.
-pub(crate) fn with_rng<R>(f: impl FnOnce(&mut crate::sample::rate::SampleRng) -> R) -> Option<R> {
+/// Runs `f` on this thread's random generator state, seeding it on first
+/// use (`sample::per_thread` draws the sample distances from it).
+pub(crate) fn with_rng_state<R>(f: impl FnOnce(&mut u64) -> R) -> Option<R> {
     RNG.try_with(|cell| {
         let mut state = cell.get();
         if state == 0 {
@@ -108,9 +118,8 @@ pub(crate) fn with_rng<R>(f: impl FnOnce(&mut crate::sample::rate::SampleRng) ->
             state =
                 (cell as *const Cell<u64> as u64) ^ crate::os::monotonic_nanos().rotate_left(32);
         }
-        let mut rng = crate::sample::rate::SampleRng::new(state);
-        let r = f(&mut rng);
-        cell.set(rng.state());
+        let r = f(&mut state);
+        cell.set(state);
         r
     })
     .ok()
@@ -185,21 +194,20 @@ pub(crate) fn thread_id() -> u32 {
         .unwrap_or(0)
 }
 
-/// The rate this thread samples at: its override, else 1 (every
-/// allocation) while it belongs to a tracking context, else the global rate.
-pub(crate) fn effective_rate() -> u64 {
+/// This thread's own rate, if it has one (see [`set_thread_rate`]).
+pub(crate) fn rate_override() -> Option<u64> {
     match RATE_OVERRIDE.try_with(Cell::get).unwrap_or(NO_OVERRIDE) {
-        NO_OVERRIDE => match context() {
-            NO_CONTEXT | UNDECIDED_CONTEXT => crate::sample::rate::rate(),
-            _ => 1,
-        },
-        rate => rate,
+        NO_OVERRIDE => None,
+        rate => Some(rate),
     }
 }
 
-/// Sets (or with `None` clears) this thread's own rate, effective from its
-/// next allocation. Returns the previous override.
-pub(crate) fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
+/// Sets (or with `None` clears) a sampling rate for the calling thread only,
+/// effective from its next allocation; returns the previous override.
+///
+/// `Some(1)` records every allocation this thread makes, exactly, while the
+/// rest of the process keeps sampling; `#[memprof::test]` uses it.
+pub fn set_thread_rate(rate: Option<u64>) -> Option<u64> {
     let previous = RATE_OVERRIDE
         .try_with(|c| c.replace(rate.unwrap_or(NO_OVERRIDE)))
         .unwrap_or(NO_OVERRIDE);
@@ -233,6 +241,15 @@ pub(crate) fn scope() -> u32 {
 
 pub(crate) fn set_scope(scope: u32) -> u32 {
     SCOPE.try_with(|c| c.replace(scope)).unwrap_or(0)
+}
+
+/// Runs `f` with sampling suspended on this thread: what it allocates is not
+/// recorded. Frees are still tracked. memprof uses it for its own work
+/// (snapshots, symbolization) so the profile shows the program, not the
+/// profiler.
+pub fn unsampled<R>(f: impl FnOnce() -> R) -> R {
+    let _busy = BusyGuard::enter_nested();
+    f()
 }
 
 #[cfg(test)]
