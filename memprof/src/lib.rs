@@ -78,6 +78,7 @@ pub mod history;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
+mod human;
 #[cfg(feature = "jemalloc")]
 pub mod jemalloc;
 mod os;

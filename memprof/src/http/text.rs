@@ -5,20 +5,12 @@
 use std::fmt::Write;
 
 use super::views::{AllocatorBody, DoctorBody, HistoryBody, HostBody, TopBody};
-use crate::doctor::format_bytes;
 use crate::host::Reading;
+use crate::human::{format_bytes, format_bytes_signed};
 use crate::profile::{Diff, Kind, LeakReport};
 
 fn bytes(value: Option<u64>) -> String {
     value.map_or_else(|| "-".to_string(), format_bytes)
-}
-
-fn bytes_f(value: f64) -> String {
-    if value.is_finite() && value >= 0.0 {
-        format_bytes(value.round() as u64)
-    } else {
-        "-".to_string()
-    }
 }
 
 #[cfg(feature = "jemalloc")]
@@ -76,7 +68,7 @@ pub(crate) fn history(body: &HistoryBody) -> String {
             bytes(a.map(|a| a.retained_bytes)),
             bytes(pr.and_then(|p| p.rss_bytes)),
             bytes(pr.and_then(|p| p.pss_bytes)),
-            bytes_f(p.heap.inuse_bytes),
+            format_bytes_signed(p.heap.inuse_bytes),
         );
     }
     out
@@ -325,9 +317,9 @@ pub(crate) fn leaks(report: &LeakReport) -> String {
             out,
             "\n#{} {} in use, {} older than min age, growing {}/min (r² {:.2})\n  at {}\n  {}",
             c.rank,
-            bytes_f(c.inuse_bytes),
-            bytes_f(c.old_bytes),
-            bytes_f(c.growth_bytes_per_second * 60.0),
+            format_bytes_signed(c.inuse_bytes),
+            format_bytes_signed(c.old_bytes),
+            format_bytes_signed(c.growth_bytes_per_second * 60.0),
             c.growth_r_squared,
             c.site,
             c.summary
@@ -347,7 +339,7 @@ pub(crate) fn top(body: &TopBody) -> String {
         let error = if s.inuse_bytes_margin_95 > 0.0 {
             format!(
                 " ± {} (95%, {} samples)",
-                bytes_f(s.inuse_bytes_margin_95),
+                format_bytes_signed(s.inuse_bytes_margin_95),
                 s.inuse_samples
             )
         } else {
@@ -358,7 +350,7 @@ pub(crate) fn top(body: &TopBody) -> String {
             "\n#{} {:.0} ({} in use{error}, {:.0} objects)\n  at {}",
             s.rank,
             s.value,
-            bytes_f(s.inuse_bytes),
+            format_bytes_signed(s.inuse_bytes),
             s.inuse_objects,
             s.site
         );
@@ -372,7 +364,7 @@ const DIFF_ROWS: usize = 100;
 /// A value of `kind`: bytes in binary units, counts as numbers.
 fn amount(kind: Kind, value: f64) -> String {
     match kind {
-        Kind::InuseSpace | Kind::AllocSpace => bytes_f(value.abs()),
+        Kind::InuseSpace | Kind::AllocSpace => format_bytes_signed(value.abs()),
         Kind::InuseObjects | Kind::AllocObjects => format!("{:.0}", value.abs()),
     }
 }
