@@ -345,3 +345,6 @@ pub fn router_with(config: Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

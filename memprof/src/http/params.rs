@@ -205,3 +205,7 @@ impl Format {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "params_tests.rs"]
+mod tests;
