@@ -75,7 +75,7 @@ fn every_view_answers_json_or_its_text_form() {
     // (route, how its text form starts)
     let views = [
         ("/history", "history: "),
-        ("/host?top=0", "process\n"),
+        ("/host?top=0", "PROCESS\n"),
         ("/allocator", "allocator statistics not available: "),
         ("/doctor", ""),
         ("/leaks", ""),
@@ -104,6 +104,33 @@ fn every_view_answers_json_or_its_text_form() {
         leaks.contains(" leak candidates (min age 10 s, "),
         "{leaks}"
     );
+}
+
+#[test]
+fn host_text_shows_the_host_and_processes_as_the_command_line_does() {
+    let app = app();
+    let reply = get(&app, "/host?top=2&format=text");
+    let text = reply.text();
+    let sections: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "PROCESS",
+            "MEMORY",
+            "PRESSURE (percent of time stalled on memory)",
+            "SETTINGS",
+            "ZONES (free memory; unusable index = share of free memory in blocks too small)",
+            "CGROUP",
+            "TOP PROCESSES BY PSS",
+        ],
+        "{text}"
+    );
+    let header = "     PID User             Swap        USS        PSS        RSS  Program";
+    assert!(text.contains(header), "{text}");
+    assert!(text.contains("processes (totals over all read)"), "{text}");
 }
 
 #[test]

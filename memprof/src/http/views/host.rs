@@ -8,7 +8,9 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::bytes_or_dash;
-use crate::host::{read_all_with, Overview, ReadOptions, Reading, VmstatRates};
+use crate::host::{
+    read_all_with, render_host, render_top, Overview, ReadOptions, Reading, VmstatRates,
+};
 use crate::http::error::ApiError;
 use crate::http::params::{Format, Params, QueryPairs};
 use crate::http::respond::{answer, blocking, TextForm};
@@ -28,21 +30,22 @@ pub(crate) struct HostBody {
 }
 
 fn reason<T>(reading: &Reading<T>) -> &str {
-    reading.reason().unwrap_or("")
+    reading.reason().unwrap_or("?")
 }
 
 impl TextForm for HostBody {
-    /// The process, host and cgroup, and the top processes.
+    /// This process's memory, then the host and the cgroup as `memprof host`
+    /// prints them, the vmstat rates, and the top processes as `memprof top`
+    /// prints them.
     fn text(&self) -> String {
         let o = &self.overview;
         let bytes = bytes_or_dash;
-        let mut out = String::new();
-        out.push_str("process\n");
+        let mut out = String::from("PROCESS\n");
         match o.process.status.value() {
             Some(s) => {
                 let _ = writeln!(
                     out,
-                    "  rss {}  anon {}  file {}  swap {}  peak rss {}",
+                    "  rss {}   anon {}   file {}   swap {}   peak rss {}",
                     bytes(s.vm_rss_bytes),
                     bytes(s.rss_anon_bytes),
                     bytes(s.rss_file_bytes),
@@ -51,53 +54,22 @@ impl TextForm for HostBody {
                 );
             }
             None => {
-                let _ = writeln!(out, "  status: {}", reason(&o.process.status));
+                let _ = writeln!(out, "  unavailable: {}", reason(&o.process.status));
             }
         }
         if let Some(r) = o.process.smaps_rollup.value() {
             let _ = writeln!(
                 out,
-                "  pss {}  uss {}",
+                "  pss {}   uss {}",
                 bytes(r.pss_bytes),
                 format_bytes(r.uss_bytes())
             );
         }
-        out.push_str("host\n");
-        match o.host.meminfo.value() {
-            Some(m) => {
-                let _ = writeln!(
-                    out,
-                    "  total {}  available {}  free {}  swap {} of {} free",
-                    bytes(m.mem_total_bytes),
-                    bytes(m.mem_available_bytes),
-                    bytes(m.mem_free_bytes),
-                    bytes(m.swap_free_bytes),
-                    bytes(m.swap_total_bytes)
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  meminfo: {}", reason(&o.host.meminfo));
-            }
-        }
-        match o.host.pressure.value() {
-            Some(p) => {
-                let full = p
-                    .full
-                    .map_or_else(|| "-".to_string(), |f| format!("{:.2}%", f.avg10));
-                let _ = writeln!(
-                    out,
-                    "  memory pressure avg10: some {:.2}%  full {full}",
-                    p.some.avg10
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  pressure: {}", reason(&o.host.pressure));
-            }
-        }
+        out.push_str(&render_host(&o.host, &o.cgroup));
         if let Some(r) = &self.vmstat_rates {
             let _ = writeln!(
                 out,
-                "  over {:.1} s: swap in {:.0} KiB/s, out {:.0} KiB/s, major faults {:.1}/s, direct reclaim stalls {:.1}/s, OOM kills {}",
+                "RATES (over {:.1} s)\n  swap in {:.0} KiB/s   out {:.0} KiB/s   major faults {:.1}/s   direct reclaim stalls {:.1}/s   OOM kills {}",
                 r.interval_seconds,
                 r.swap_in_kib_per_sec,
                 r.swap_out_kib_per_sec,
@@ -106,54 +78,9 @@ impl TextForm for HostBody {
                 r.oom_kills
             );
         }
-        out.push_str("cgroup\n");
-        match o.cgroup.value() {
-            Some(c) => {
-                let _ = writeln!(
-                    out,
-                    "  {}",
-                    serde_json::to_string(&c.location.path).unwrap_or_default()
-                );
-                let (usage, limit) = match &c.memory {
-                    crate::host::CgroupMemory::V2(v2) => (
-                        v2.current_bytes.value().copied(),
-                        v2.max_bytes.value().copied(),
-                    ),
-                    crate::host::CgroupMemory::V1(v1) => (
-                        v1.usage_bytes.value().copied(),
-                        v1.limit_bytes.value().copied(),
-                    ),
-                };
-                let limit = match limit {
-                    Some(crate::host::Limit::Bytes(b)) => format_bytes(b),
-                    Some(crate::host::Limit::Unlimited) => "unlimited".to_string(),
-                    None => "-".to_string(),
-                };
-                let _ = writeln!(out, "  usage {}  limit {limit}", bytes(usage));
-            }
-            None => {
-                let _ = writeln!(out, "  {}", reason(&o.cgroup));
-            }
-        }
         if let Some(top) = o.top_processes.value() {
-            let _ = writeln!(
-                out,
-                "top processes by PSS\n  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  program",
-                "pid", "user", "swap", "uss", "pss", "rss"
-            );
-            for p in &top.processes {
-                let _ = writeln!(
-                    out,
-                    "  {:>8} {:<12} {:>10} {:>10} {:>10} {:>10}  {}",
-                    p.pid,
-                    p.user,
-                    format_bytes(p.swap_bytes),
-                    format_bytes(p.uss_bytes),
-                    format_bytes(p.pss_bytes),
-                    format_bytes(p.rss_bytes),
-                    p.command.as_deref().unwrap_or(&p.name)
-                );
-            }
+            out.push_str("TOP PROCESSES BY PSS\n");
+            out.push_str(&render_top(top));
         }
         out
     }
