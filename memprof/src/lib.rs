@@ -69,6 +69,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+mod allocator_reading;
 pub mod doctor;
 pub mod export;
 mod fixed;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::input::{DoctorInput, TimedReading};
+use crate::allocator_reading::AllocatorReading;
 use crate::history::{History, RecentReading};
 use crate::host::{read_all_with, HostView, Pid, ProcessView, ReadOptions};
 use crate::profile::LeakOptions;
@@ -115,7 +116,7 @@ fn read_now(options: &LiveOptions, mut series: Vec<TimedReading>) -> DoctorInput
     #[cfg(feature = "jemalloc")]
     if reads_allocator(options) {
         let rss = input.status().and_then(|s| s.vm_rss_bytes);
-        input.jemalloc = crate::jemalloc::stats_with_rss(rss).ok();
+        input.jemalloc = AllocatorReading::read(rss).into_stats();
     }
     let (allocated, resident) = figures_of(&input);
     series.push(
@@ -153,17 +154,11 @@ fn is_own(pid: Pid) -> bool {
 
 /// jemalloc's allocated and resident bytes now, if `own` and available.
 fn allocator_figures(own: bool) -> (Option<u64>, Option<u64>) {
-    #[cfg(feature = "jemalloc")]
     if own {
-        if let Ok(stats) = crate::jemalloc::stats_with_rss(None) {
-            return (
-                Some(stats.totals.allocated_bytes),
-                Some(stats.totals.resident_bytes),
-            );
-        }
+        AllocatorReading::read(None).allocated_and_resident()
+    } else {
+        (None, None)
     }
-    let _ = own;
-    (None, None)
 }
 
 /// The allocated and resident bytes of the input's jemalloc statistics.

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::params::{Format, Params, QueryPairs};
 use super::respond::{answer, blocking, json, with_type, FOLDED, JSON, SVG};
 use super::AppState;
+use crate::allocator_reading::AllocatorReading;
 use crate::export::delta::delta_snapshot;
 use crate::export::flamegraph::{self, FlamegraphOptions};
 use crate::export::pprof::{self, PprofOptions};
@@ -319,10 +320,11 @@ pub(crate) async fn stats(query: QueryPairs) -> Result<Response, ApiError> {
     blocking(|| {
         let stats = Stats::from_snapshot(&crate::profile::snapshot())
             .with_process(crate::history::ProcessFigures::read());
-        #[cfg(feature = "jemalloc")]
-        let stats = stats.with_allocator(crate::jemalloc::stats().as_ref());
-        #[cfg(not(feature = "jemalloc"))]
-        let stats = stats.without_allocator("memprof was built without the jemalloc feature");
+        let stats = match AllocatorReading::read(None) {
+            #[cfg(feature = "jemalloc")]
+            AllocatorReading::Stats(allocator) => stats.with_allocator(Ok(&allocator)),
+            AllocatorReading::Unavailable(why) => stats.without_allocator(why),
+        };
         json(StatusCode::OK, &stats)
     })
     .await
@@ -340,7 +342,7 @@ pub(crate) async fn metrics(query: QueryPairs) -> Result<Response, ApiError> {
         #[cfg(feature = "jemalloc")]
         {
             let rss = process.and_then(|p| p.rss_bytes);
-            let stats = crate::jemalloc::stats_with_rss(rss).ok();
+            let stats = AllocatorReading::read(rss).into_stats();
             prometheus::write_allocator_metrics(&mut m, stats.as_ref())?;
         }
         if let Some(process) = &process {

@@ -155,6 +155,21 @@ fn allocator_without_jemalloc_says_why_in_one_shape() {
         text.text(),
         format!("allocator statistics not available: {reason}\n")
     );
+    // /stats and the history say the same, in the same words.
+    let stats = get(&app, "/stats").json();
+    assert_eq!(stats["allocator"], serde_json::Value::Null, "{stats}");
+    assert_eq!(stats["allocator_unavailable"], reason, "{stats}");
+    let status = crate::history::ensure_started().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while status.latest().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        status.status().allocator_unavailable.as_deref(),
+        Some(reason),
+        "{:?}",
+        status.status()
+    );
     let purge = call(&app, Method::POST, "/allocator/purge");
     assert_eq!(
         purge.status,

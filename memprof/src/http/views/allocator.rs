@@ -7,6 +7,7 @@ use std::fmt::Write;
 use axum::response::Response;
 use serde::Serialize;
 
+use crate::allocator_reading::AllocatorReading;
 use crate::http::error::ApiError;
 use crate::http::params::{Format, Params, QueryPairs};
 use crate::http::respond::{answer, blocking, TextForm};
@@ -26,26 +27,14 @@ pub(crate) struct AllocatorBody {
     pub(crate) stats: Option<crate::jemalloc::JemallocStats>,
 }
 
-fn allocator_reading() -> AllocatorBody {
-    #[cfg(feature = "jemalloc")]
-    {
-        match crate::jemalloc::stats() {
-            Ok(stats) => AllocatorBody {
-                available: true,
-                reason: None,
-                stats: Some(stats),
-            },
-            Err(why) => AllocatorBody {
-                available: false,
-                reason: Some(why.to_string()),
-                stats: None,
-            },
+impl From<AllocatorReading> for AllocatorBody {
+    fn from(reading: AllocatorReading) -> AllocatorBody {
+        AllocatorBody {
+            available: reading.reason().is_none(),
+            reason: reading.reason().map(str::to_owned),
+            #[cfg(feature = "jemalloc")]
+            stats: reading.into_stats(),
         }
-    }
-    #[cfg(not(feature = "jemalloc"))]
-    AllocatorBody {
-        available: false,
-        reason: Some("memprof was built without the jemalloc feature".to_string()),
     }
 }
 
@@ -156,7 +145,7 @@ impl TextForm for crate::jemalloc::PurgeReport {
 pub(crate) async fn allocator_view(query: QueryPairs) -> Result<Response, ApiError> {
     let p = Params::parse(query, &["format"])?;
     let format = p.format(&[Format::Json, Format::Text])?;
-    blocking(move || answer(&allocator_reading(), format)).await
+    blocking(move || answer(&AllocatorBody::from(AllocatorReading::read(None)), format)).await
 }
 
 /// `POST /allocator/purge?format=`: 200 with the purge report, 503 when
@@ -175,7 +164,7 @@ pub(crate) async fn allocator_purge(query: QueryPairs) -> Result<Response, ApiEr
         {
             let _ = format;
             Err(ApiError::Unavailable(
-                "memprof was built without the jemalloc feature".to_string(),
+                crate::allocator_reading::NOT_BUILT.to_string(),
             ))
         }
     })
