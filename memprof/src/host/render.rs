@@ -135,7 +135,7 @@ pub fn render_host(host: &HostView, cgroup: &Reading<CgroupView>) -> String {
     let _ = writeln!(out, "CGROUP");
     match cgroup.value() {
         Some(view) => write_cgroup(&mut out, view),
-        None => unavailable(&mut out, &cgroup),
+        None => unavailable(&mut out, cgroup),
     }
     out
 }
