@@ -103,6 +103,25 @@ pub fn post(url: &str) -> Reply {
     reply(agent().post(url).send_empty())
 }
 
+/// Runs one `#[ignore]`d test of the running test binary on its own
+/// (`--ignored --exact name --nocapture`) and returns whether it passed and
+/// its output: how a test checks another test that fails on purpose.
+pub fn run_ignored_test(name: &str) -> (bool, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the test binary");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// Whether CI asked for every real client to be present
 /// (`MEMPROF_REQUIRE_CLIENTS` set, as `.ci/run` does).
 pub fn clients_required() -> bool {

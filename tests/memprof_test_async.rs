@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
-use std::process::Command;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -171,19 +170,7 @@ async fn parallel_test_that_keeps_nothing() {
 
 /// Runs one ignored case of this binary and returns (success, output).
 fn run_case(name: &str) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run the test binary");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    memprof_dev::run_ignored_test(name)
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! The leaky cases are `#[ignore]`d so a plain run passes; the harness tests
 //! at the bottom run this same binary on them and check the outcome.
 
-use std::process::Command;
 use std::sync::Mutex;
 
 #[global_allocator]
@@ -127,19 +126,7 @@ fn leaky_soak_case() {
 
 /// Runs one ignored case of this binary and returns (success, output).
 fn run_case(name: &str) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run the test binary");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    memprof_dev::run_ignored_test(name)
 }
 
 #[test]

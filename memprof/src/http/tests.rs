@@ -142,14 +142,17 @@ fn allocator_without_jemalloc_says_why_in_one_shape() {
     assert_eq!(body["available"], false, "{body}");
     let reason = body["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("not available"), "{body}");
+    // `warning` (memprof is not the global allocator) comes and goes with
+    // other unit tests in this binary that drive a `MemProf` directly.
     let mut keys: Vec<&str> = body
         .as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
+        .filter(|&k| k != "warning")
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["available", "reason", "warning"], "{body}");
+    assert_eq!(keys, ["available", "reason"], "{body}");
     let text = get(&app, "/allocator?format=text");
     assert_eq!(
         text.text(),
