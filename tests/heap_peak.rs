@@ -107,7 +107,10 @@ fn peak_profile_outlives_the_peak() {
     .unwrap();
     let endpoint = memprof::serve("127.0.0.1:0").unwrap();
     let url = endpoint.url();
-    let get = |path: &str| memprof_dev::get(&format!("{url}{path}"));
+    // The test's own client (response bodies, parsed snapshots) is not the
+    // program under study: unsampled, it cannot make a new peak.
+    let get = |path: &str| memprof::unsampled(|| memprof_dev::get(&format!("{url}{path}")));
+    let load = |body: &[u8]| memprof::unsampled(|| Snapshot::load(body).unwrap());
 
     wait_for("the peak to be kept", || {
         memprof::peak().is_some_and(|p| inuse_of(&p.snapshot, "build_peak_structure") >= peak_bytes)
@@ -134,7 +137,7 @@ fn peak_profile_outlives_the_peak() {
     // The endpoint serves the same kept profile.
     let reply = get("/heap?at=peak&format=json&limit=all");
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let served = Snapshot::load(&reply.body[..]).unwrap();
+    let served = load(&reply.body);
     assert_eq!(served.taken_at_unix_ms, peak.snapshot.taken_at_unix_ms);
     assert_eq!(inuse_of(&served, "build_peak_structure"), at_peak);
     for stack in served
@@ -162,7 +165,7 @@ fn peak_profile_outlives_the_peak() {
     assert_eq!(get("/heap?at=peak").status, 200, "pprof");
 
     // Now: the settled heap, without the peak's structure.
-    let now = Snapshot::load(&get("/heap?format=json&limit=all").body[..]).unwrap();
+    let now = load(&get("/heap?format=json&limit=all").body);
     assert_eq!(inuse_of(&now, "build_peak_structure"), 0.0);
     let settled_bytes = (SETTLED_BLOCKS * BLOCK) as f64;
     let live = inuse_of(&now, "settle_working_set");
@@ -170,7 +173,7 @@ fn peak_profile_outlives_the_peak() {
         (settled_bytes..=settled_bytes + SLACK).contains(&live),
         "{live}"
     );
-    let now_at = Snapshot::load(&get("/heap?at=now&format=json").body[..]).unwrap();
+    let now_at = load(&get("/heap?at=now&format=json").body);
     assert_eq!(inuse_of(&now_at, "build_peak_structure"), 0.0);
 
     // Listed beside the kept snapshots.

@@ -29,6 +29,11 @@
 //! allocations (its sampling rate is 0), and it times every tick
 //! ([`History::cost`]).
 //!
+//! At each tick it also keeps the profile of the heap at its peak
+//! ([`peak`]): when the heap estimate it read passes the kept peak's by
+//! [`PeakRule`]'s step, the tick takes a snapshot that replaces the kept
+//! one. One snapshot is kept, so this memory is bounded by one profile.
+//!
 //! [`start`] is idempotent: the first call starts the thread, later calls
 //! change its settings. The HTTP endpoint starts it with the defaults
 //! through [`ensure_started`], which leaves settings chosen in code alone.

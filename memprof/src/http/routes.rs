@@ -168,13 +168,13 @@ pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
     let p = Params::parse(
         query,
         &[
-            "at",
             "format",
             "kind",
             "seconds",
             "trim",
             "limit",
             "min_share",
+            "at",
         ],
     )?;
     let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
@@ -206,13 +206,13 @@ pub(crate) async fn flamegraph(
     let p = Params::parse(
         query,
         &[
-            "at",
             "kind",
             "seconds",
             "base",
             "trim",
             "limit",
             "min_share",
+            "at",
         ],
     )?;
     let kind = p.kind()?;
