@@ -115,6 +115,7 @@ mod thread_state;
 pub use crate::alloc::MemProf;
 pub use crate::config::DEFAULT_RATE;
 #[cfg(feature = "http")]
+pub use crate::history::peak;
 pub use crate::http::serve;
 pub use crate::profile::{snapshot, Kind, Snapshot};
 pub use crate::sample::is_active;

@@ -29,10 +29,16 @@
 //! allocations (its sampling rate is 0), and it times every tick
 //! ([`History::cost`]).
 //!
+//! At each tick it also keeps the profile of the heap at its peak
+//! ([`peak`]): when the heap estimate it read passes the kept peak's by
+//! [`PeakRule`]'s step, the tick takes a snapshot that replaces the kept
+//! one. One snapshot is kept, so this memory is bounded by one profile.
+//!
 //! [`start`] is idempotent: the first call starts the thread, later calls
 //! change its settings. The HTTP endpoint starts it with the defaults
 //! through [`ensure_started`], which leaves settings chosen in code alone.
 
+mod peak;
 mod point;
 
 use std::collections::VecDeque;
@@ -44,6 +50,7 @@ use serde::Serialize;
 use crate::host::{VmstatRates, VmstatSample};
 use crate::profile::{LeakOptions, LeakReport, ProcessPoint, StackUsage};
 
+pub use self::peak::{Peak, PeakRule, PEAK_FLOOR_BYTES, PEAK_MARGIN};
 pub use self::point::{
     AllocatorFigures, HeapFigures, HostFigures, Point, ProcessFigures, RecentReading,
 };
@@ -171,6 +178,7 @@ struct State {
     vmstat: VecDeque<VmstatSample>,
     cost: SamplerCost,
     allocator_unavailable: Option<String>,
+    peak: peak::Kept,
 }
 
 struct Shared {
@@ -257,6 +265,38 @@ pub fn ensure_started() -> std::io::Result<History> {
     start_inner(HistoryConfig::default(), false)
 }
 
+/// The profile of the heap at its peak: the highest heap estimate the
+/// history sampler has read, re-taken when a new high passes the kept one
+/// by [`PeakRule`]'s step (10%, at least 8 MiB). `None` until the sampler
+/// runs ([`start`], [`ensure_started`], or `memprof::serve`, which starts
+/// it) and has ticked once; the peak is only as fine as the sampler's
+/// interval, since the heap is read at each tick.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() -> std::io::Result<()> {
+///     memprof::history::ensure_started()?;
+///     // ... the program runs, rises and falls ...
+///     if let Some(peak) = memprof::peak() {
+///         println!(
+///             "peak {} bytes at {} ms, highest seen {}",
+///             peak.heap_bytes, peak.taken_at_unix_ms, peak.highest_heap_bytes
+///         );
+///         for stack in peak.snapshot.top(5, memprof::Kind::InuseSpace) {
+///             println!("{} {}", stack.estimates.inuse_bytes, stack.site());
+///         }
+///     }
+///     Ok(())
+/// }
+/// ```
+pub fn peak() -> Option<Peak> {
+    let shared = SHARED.get()?;
+    let state = lock(&shared.state);
+    state.peak.get()
+}
+
 /// The running history, if [`start`] or [`ensure_started`] has run.
 pub fn get() -> Option<History> {
     crate::fork::register();
@@ -283,6 +323,7 @@ fn start_inner(config: HistoryConfig, reconfigure: bool) -> std::io::Result<Hist
             vmstat: VecDeque::new(),
             cost: SamplerCost::default(),
             allocator_unavailable: None,
+            peak: peak::Kept::default(),
         }),
         wake: Condvar::new(),
     });
@@ -321,10 +362,17 @@ fn trim<T>(ring: &mut VecDeque<T>, capacity: usize) {
 fn run(shared: &'static Shared) {
     // The sampler's own allocations are not the program's.
     crate::set_thread_rate(Some(0));
+    let rule = PeakRule::default();
     loop {
-        let top_stacks = lock(&shared.state).config.top_stacks;
+        let (top_stacks, kept_peak) = {
+            let state = lock(&shared.state);
+            (state.config.top_stacks, state.peak.heap_bytes())
+        };
         let tick = crate::thread_state::unsampled(|| point::read_tick(top_stacks));
+        let reading = tick.point.heap.inuse_bytes;
+        let new_peak = peak::take_if_higher(&rule, kept_peak, reading);
         let mut state = lock(&shared.state);
+        state.peak.update(reading, new_peak);
         state.cost.add(tick.point.cost_us);
         state.allocator_unavailable = tick.allocator_unavailable;
         let capacity = state.config.capacity();

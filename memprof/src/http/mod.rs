@@ -23,11 +23,11 @@
 //! | route | answers |
 //! | --- | --- |
 //! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, links |
-//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `limit`, `min_share` (below) |
-//! | `/flamegraph` | SVG; `kind`, `seconds`, `limit`, `min_share`, or `base=ID` for a differential flamegraph from a snapshot to now |
+//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `at=now` (default) \| `peak` for the profile kept at the heap's highest ([`crate::history::peak`]); `limit`, `min_share` (below) |
+//! | `/flamegraph` | SVG; `kind`, `seconds`, `at`, `limit`, `min_share`, or `base=ID` for a differential flamegraph from a snapshot to now |
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
-//! | `/snapshots` | the kept snapshots |
-//! | `/snapshots/{id}` | `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind`, `limit`, `min_share` |
+//! | `/snapshots` | the kept snapshots, then the peak's (id `"peak"`) when one is kept |
+//! | `/snapshots/{id}` | `id` a kept snapshot's or `peak`; `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind`, `limit`, `min_share` |
 //! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind` |
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
 //! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |

@@ -207,6 +207,19 @@ impl Params {
         Ok(Bound::new(limit, min_share))
     }
 
+    /// `at`: `now` (default) or `peak`.
+    pub(crate) fn at(&self) -> Result<At, ApiError> {
+        match self.get("at") {
+            None | Some("now") => Ok(At::Now),
+            Some("peak") => Ok(At::Peak),
+            Some(value) => Err(ApiError::bad_parameter(
+                "at",
+                format!("unknown heap {value:?}"),
+                "now or peak",
+            )),
+        }
+    }
+
     /// A snapshot id parameter, if given.
     pub(crate) fn snapshot_id(&self, name: &str) -> Result<Option<u64>, ApiError> {
         let Some(value) = self.get(name) else {
@@ -221,6 +234,14 @@ impl Params {
             )),
         }
     }
+}
+
+/// Which heap a profile view shows: `at=now` (the default) or `at=peak`,
+/// the profile the history sampler kept at the heap's highest estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum At {
+    Now,
+    Peak,
 }
 
 /// An output format.

@@ -183,3 +183,14 @@ fn trim_is_allocation_or_none() {
         ))
     );
 }
+
+#[test]
+fn at_is_now_or_peak() {
+    assert_eq!(parse(&[], &["at"]).at(), Ok(At::Now));
+    assert_eq!(parse(&[("at", "now")], &["at"]).at(), Ok(At::Now));
+    assert_eq!(parse(&[("at", "peak")], &["at"]).at(), Ok(At::Peak));
+    assert_eq!(
+        parse(&[("at", "Peak")], &["at"]).at(),
+        Err(bad("at", "unknown heap \"Peak\"", "now or peak"))
+    );
+}

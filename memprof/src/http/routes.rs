@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::diff_text::DiffView;
 use super::error::ApiError;
-use super::params::{Format, Params, QueryPairs};
+use super::params::{At, Format, Params, QueryPairs};
 use super::respond::{answer, blocking, json, with_type, FOLDED, JSON, SVG};
 use super::AppState;
 use crate::allocator_reading::AllocatorReading;
@@ -107,16 +107,62 @@ fn title(kind: Kind, seconds: Option<Duration>) -> String {
     }
 }
 
-/// `GET /heap?format=&kind=&seconds=&trim=&limit=&min_share=`
+/// The profile the history sampler kept at the heap's peak
+/// (`crate::history::peak`), for `at=peak`. It is one profile already
+/// taken, so a change over `seconds` and another `trim` cannot apply.
+fn kept_peak(p: &Params) -> Result<Arc<Snapshot>, ApiError> {
+    for (name, conflict) in [
+        ("seconds", p.has("seconds")),
+        ("trim", p.trim()? != Trim::default()),
+    ] {
+        if conflict {
+            return Err(ApiError::bad_parameter(
+                name,
+                format!("at=peak serves the profile kept at the peak, so {name} cannot apply"),
+                format!("{name} left out with at=peak"),
+            ));
+        }
+    }
+    crate::history::peak()
+        .map(|peak| peak.snapshot)
+        .ok_or_else(|| {
+            ApiError::NotFound(
+                "no peak kept yet: the history sampler keeps it from its first tick".to_string(),
+            )
+        })
+}
+
+fn peak_title(kind: Kind, snapshot: &Snapshot) -> String {
+    format!(
+        "memprof {}: at the peak ({} MiB)",
+        kind.name(),
+        (snapshot.totals.inuse_bytes / (1 << 20) as f64).round()
+    )
+}
+
+/// `GET /heap?at=&format=&kind=&seconds=&trim=&limit=&min_share=`
 pub(crate) async fn heap(query: QueryPairs) -> Result<Response, ApiError> {
     let p = Params::parse(
         query,
-        &["format", "kind", "seconds", "trim", "limit", "min_share"],
+        &[
+            "format",
+            "kind",
+            "seconds",
+            "trim",
+            "limit",
+            "min_share",
+            "at",
+        ],
     )?;
     let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
     let bound = p.bound(default_limit(format))?;
+    if p.at()? == At::Peak {
+        let peak = kept_peak(&p)?;
+        let title = peak_title(kind, &peak);
+        return render(peak, format, kind, None, title, bound).await;
+    }
     let snapshot = profile_over(seconds, p.trim()?).await?;
     render(
         Arc::new(snapshot),
@@ -129,19 +175,39 @@ pub(crate) async fn heap(query: QueryPairs) -> Result<Response, ApiError> {
     .await
 }
 
-/// `GET /flamegraph?kind=&seconds=&base=&trim=&limit=&min_share=`
+/// `GET /flamegraph?at=&kind=&seconds=&base=&trim=&limit=&min_share=`
 pub(crate) async fn flamegraph(
     State(state): State<AppState>,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(
         query,
-        &["kind", "seconds", "base", "trim", "limit", "min_share"],
+        &[
+            "kind",
+            "seconds",
+            "base",
+            "trim",
+            "limit",
+            "min_share",
+            "at",
+        ],
     )?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
     let trim = p.trim()?;
     let bound = p.bound(default_limit(Format::Svg))?;
+    if p.at()? == At::Peak {
+        if p.has("base") {
+            return Err(ApiError::bad_parameter(
+                "base",
+                "base and at=peak cannot be combined",
+                "either base (a diff against a snapshot) or at=peak",
+            ));
+        }
+        let peak = kept_peak(&p)?;
+        let title = peak_title(kind, &peak);
+        return render(peak, Format::Svg, kind, None, title, bound).await;
+    }
     let Some(base_id) = p.snapshot_id("base")? else {
         let snapshot = profile_over(seconds, trim).await?;
         return render(
@@ -204,17 +270,26 @@ async fn differential(
     .await
 }
 
+/// A snapshot's id in `GET /snapshots`: a kept one's number, or `"peak"`
+/// for the profile kept at the heap's peak.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SnapshotId {
+    Kept(u64),
+    Peak(&'static str),
+}
+
 /// What `POST /snapshots` and `GET /snapshots` say about a snapshot.
 #[derive(Serialize)]
 struct SnapshotInfo {
-    id: u64,
+    id: SnapshotId,
     taken_at_unix_ms: u64,
     stacks: usize,
     totals: crate::profile::Estimates,
 }
 
 impl SnapshotInfo {
-    fn of(id: u64, s: &Snapshot) -> SnapshotInfo {
+    fn of(id: SnapshotId, s: &Snapshot) -> SnapshotInfo {
         SnapshotInfo {
             id,
             taken_at_unix_ms: s.taken_at_unix_ms,
@@ -232,25 +307,32 @@ pub(crate) async fn create_snapshot(
     Params::parse(query, &[])?;
     let snapshot = Arc::new(take_snapshot(Trim::default()).await?);
     let id = state.store.insert(Arc::clone(&snapshot));
-    let mut response = json(StatusCode::CREATED, &SnapshotInfo::of(id, &snapshot))?;
+    let mut response = json(
+        StatusCode::CREATED,
+        &SnapshotInfo::of(SnapshotId::Kept(id), &snapshot),
+    )?;
     if let Ok(location) = HeaderValue::from_str(&format!("snapshots/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
 }
 
-/// `GET /snapshots`: the kept snapshots, oldest first.
+/// `GET /snapshots`: the kept snapshots, oldest first, then the profile
+/// kept at the heap's peak (id `"peak"`) if there is one.
 pub(crate) async fn list_snapshots(
     State(state): State<AppState>,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
-    let list: Vec<SnapshotInfo> = state
+    let mut list: Vec<SnapshotInfo> = state
         .store
         .list()
         .iter()
-        .map(|(id, s)| SnapshotInfo::of(*id, s))
+        .map(|(id, s)| SnapshotInfo::of(SnapshotId::Kept(*id), s))
         .collect();
+    if let Some(peak) = crate::history::peak() {
+        list.push(SnapshotInfo::of(SnapshotId::Peak("peak"), &peak.snapshot));
+    }
     json(StatusCode::OK, &list)
 }
 
@@ -268,6 +350,11 @@ pub(crate) async fn get_snapshot(
     let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
     let kind = p.kind()?;
     let bound = p.bound(default_limit(format))?;
+    if id == "peak" {
+        let peak = kept_peak(&p)?;
+        let title = peak_title(kind, &peak);
+        return render(peak, format, kind, None, title, bound).await;
+    }
     let id = id
         .parse::<u64>()
         .map_err(|_| ApiError::NotFound(format!("no snapshot {id:?}")))?;
