@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use memprof::doctor::{self, format_bytes, LiveOptions};
 use memprof::host::{
-    CgroupMemory, CgroupView, HostView, Limit, Pid, ProcStatus, Reading, SmapsRollup, TopProcesses,
+    render_oom, CgroupMemory, CgroupView, HostView, Limit, OomReport, Pid, ProcStatus, Reading,
+    SmapsRollup, TopProcesses,
 };
 use serde::Serialize;
 
@@ -22,6 +23,10 @@ Usage:
   memprof host [--json]
       The host (meminfo, pressure, vm settings, THP, free blocks by zone)
       and this shell's memory cgroup.
+  memprof oom [--json]
+      The OOM kills in the kernel log (/dev/kmsg: when, the victim, its
+      RSS, the constraint and the memory cgroup), or why the log cannot be
+      read, with the host's and this shell's cgroup's oom_kill counters.
   memprof top [-n N] [--json]
       The N processes using the most memory by PSS (default 20), with
       swap, USS, PSS and RSS, like smem -tkp.
@@ -55,6 +60,7 @@ enum Command {
     Help,
     Version,
     Host,
+    Oom,
     Top {
         limit: usize,
     },
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Help => print(USAGE),
         Command::Version => print(&format!("memprof {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Host => host_command(json),
+        Command::Oom => oom_command(json),
         Command::Top { limit } => top_command(limit, json),
         Command::Watch {
             pid,
@@ -130,7 +137,7 @@ fn parse(args: &[String]) -> Result<(Command, bool)> {
     }
     let mut words = words.into_iter();
     let Some(sub) = words.next() else {
-        return fail("a command is needed: host, top, watch or doctor");
+        return fail("a command is needed: host, oom, top, watch or doctor");
     };
     let mut take = |names: &[&str]| -> Option<String> {
         let at = options
@@ -141,6 +148,7 @@ fn parse(args: &[String]) -> Result<(Command, bool)> {
     let command = match sub.as_str() {
         "help" => Command::Help,
         "host" => Command::Host,
+        "oom" => Command::Oom,
         "top" => Command::Top {
             limit: match take(&["-n", "--limit"]) {
                 Some(n) => positive(&n, "-n")? as usize,
@@ -368,7 +376,20 @@ fn host_command(json: bool) -> Result<ExitCode> {
         Some(view) => write_cgroup(&mut out, view),
         None => unavailable(&mut out, &cgroup),
     }
+    out.push_str(&render_oom(&OomReport::from_views(&host, &cgroup)));
     print(&out)
+}
+
+// ---------------------------------------------------------------- oom
+
+fn oom_command(json: bool) -> Result<ExitCode> {
+    let host = HostView::read("/");
+    let cgroup: Reading<CgroupView> = CgroupView::read("/", Pid::Current).into();
+    let report = OomReport::from_views(&host, &cgroup);
+    if json {
+        return print_json(&report);
+    }
+    print(&render_oom(&report))
 }
 
 fn unavailable<T>(out: &mut String, reading: &Reading<T>) {
