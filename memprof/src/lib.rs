@@ -87,6 +87,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alloc;
+mod allocator_reading;
 pub mod config;
 pub mod doctor;
 pub mod export;
@@ -97,6 +98,7 @@ pub mod history;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
+mod human;
 #[cfg(feature = "jemalloc")]
 pub mod jemalloc;
 mod os;

@@ -26,6 +26,7 @@ mod oom_report;
 mod pressure;
 mod process;
 mod reading;
+mod render;
 mod sysctl;
 mod top;
 mod util;
@@ -45,6 +46,7 @@ pub use self::oom_report::{kill_line, render_oom, OomCounters, OomReport};
 pub use self::pressure::{Pressure, PressureLine};
 pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};
+pub use self::render::{render_host, render_top};
 pub use self::sysctl::{parse_choice, Thp, VmSysctls};
 pub use self::top::{MemoryTotals, ProcessMemory, Skipped, TopProcesses};
 pub use self::view::{

@@ -11,6 +11,7 @@ use super::cgroup::{CgroupMemory, CgroupView};
 use super::oom_log::{OomKill, OomLog};
 use super::reading::Reading;
 use super::view::HostView;
+use crate::human::format_bytes;
 
 /// The OOM-kill counters the host and cgroup readings hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -119,17 +120,13 @@ pub fn kill_line(kill: &OomKill) -> String {
         "{when}  pid {} ({})  rss {} (anon {}, file {}, shmem {})  {}  memcg {}",
         kill.pid,
         kill.name,
-        mib(kill.rss_bytes()),
-        mib(kill.anon_rss_bytes),
-        mib(kill.file_rss_bytes),
-        mib(kill.shmem_rss_bytes),
+        format_bytes(kill.rss_bytes()),
+        format_bytes(kill.anon_rss_bytes),
+        format_bytes(kill.file_rss_bytes),
+        format_bytes(kill.shmem_rss_bytes),
         kill.constraint.as_deref().unwrap_or("constraint unknown"),
         kill.memcg().unwrap_or("unknown"),
     )
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// `age` seconds as `42 s`, `17 min`, `5.2 h` or `3.1 d`.
@@ -219,7 +216,7 @@ mod tests {
         let line = kill_line(&log.kills[0]);
         assert_eq!(
             line,
-            "5.000 s after boot  pid 42 (leaky)  rss 201.0 MiB (anon 200.0 MiB, file 1.0 MiB, shmem 0.0 MiB)  CONSTRAINT_MEMCG  memcg /app"
+            "5.000 s after boot  pid 42 (leaky)  rss 201 MiB (anon 200 MiB, file 1.00 MiB, shmem 0 B)  CONSTRAINT_MEMCG  memcg /app"
         );
     }
 }
