@@ -179,6 +179,7 @@ fn host_view_and_top_bound() {
         "\nMEMORY\n",
         "\nCGROUP\n",
         "\nTOP PROCESSES BY PSS\n",
+        "\nOOM KILLS\n",
     ] {
         assert!(t.contains(section), "{section:?} in {t}");
     }

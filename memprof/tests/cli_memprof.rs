@@ -34,7 +34,14 @@ fn json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn host_shows_its_sections() {
     let text = ok(&["host"]);
-    for header in ["MEMORY", "PRESSURE", "SETTINGS", "ZONES", "CGROUP"] {
+    for header in [
+        "MEMORY",
+        "PRESSURE",
+        "SETTINGS",
+        "ZONES",
+        "CGROUP",
+        "OOM KILLS",
+    ] {
         assert!(text.contains(header), "{header} missing from:\n{text}");
     }
     let value = json(&["host", "--json"]);
@@ -45,6 +52,20 @@ fn host_shows_its_sections() {
             > 0
     );
     assert!(value.get("cgroup").is_some());
+}
+
+#[test]
+fn oom_lists_the_kernel_logs_kills_or_why_not() {
+    let text = ok(&["oom"]);
+    assert!(text.starts_with("OOM KILLS\n"), "{text}");
+    assert!(text.contains("counters: host oom_kill "), "{text}");
+    let value = json(&["oom", "--json"]);
+    let log = &value["kernel_log"];
+    assert!(
+        log["kills"].is_array() || log["unavailable"].is_string(),
+        "{value}"
+    );
+    assert!(value["counters"]["host_oom_kill"].is_u64(), "{value}");
 }
 
 #[test]

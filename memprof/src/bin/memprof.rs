@@ -21,6 +21,10 @@ Usage:
   memprof host [--json]
       The host (meminfo, pressure, vm settings, THP, free blocks by zone)
       and this shell's memory cgroup.
+  memprof oom [--json]
+      The OOM kills in the kernel log (/dev/kmsg: when, the victim, its
+      RSS, the constraint and the memory cgroup), or why the log cannot be
+      read, with the host's and this shell's cgroup's oom_kill counters.
   memprof top [-n N] [--json]
       The N processes using the most memory by PSS (default 20), with
       swap, USS, PSS and RSS, like smem -tkp.
@@ -54,6 +58,7 @@ enum Command {
     Help,
     Version,
     Host,
+    Oom,
     Top {
         limit: usize,
     },
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Help => print(USAGE),
         Command::Version => print(&format!("memprof {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Host => host_command(json),
+        Command::Oom => oom_command(json),
         Command::Top { limit } => top_command(limit, json),
         Command::Watch {
             pid,
@@ -129,7 +135,7 @@ fn parse(args: &[String]) -> Result<(Command, bool)> {
     }
     let mut words = words.into_iter();
     let Some(sub) = words.next() else {
-        return fail("a command is needed: host, top, watch or doctor");
+        return fail("a command is needed: host, oom, top, watch or doctor");
     };
     let mut take = |names: &[&str]| -> Option<String> {
         let at = options
@@ -140,6 +146,7 @@ fn parse(args: &[String]) -> Result<(Command, bool)> {
     let command = match sub.as_str() {
         "help" => Command::Help,
         "host" => Command::Host,
+        "oom" => Command::Oom,
         "top" => Command::Top {
             limit: match take(&["-n", "--limit"]) {
                 Some(n) => positive(&n, "-n")? as usize,
@@ -253,6 +260,18 @@ fn host_command(json: bool) -> Result<ExitCode> {
         });
     }
     print(&host::render_host(&host, &cgroup))
+}
+
+// ---------------------------------------------------------------- oom
+
+fn oom_command(json: bool) -> Result<ExitCode> {
+    let host = HostView::read("/");
+    let cgroup: Reading<CgroupView> = CgroupView::read("/", Pid::Current).into();
+    let report = host::OomReport::from_views(&host, &cgroup);
+    if json {
+        return print_json(&report);
+    }
+    print(&host::render_oom(&report))
 }
 
 // ---------------------------------------------------------------- top

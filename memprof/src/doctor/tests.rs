@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::host::{
     Buddyinfo, CgroupLocation, CgroupMemory, CgroupV1Memory, CgroupV2Memory, CgroupVersion,
-    CgroupView, HostView, Limit, Located, Meminfo, MemoryEvents, MemoryStat, OomControl, Pid,
-    Pressure, ProcStatus, ProcessView, Reading, Thp, VmSysctls, Vmstat,
+    CgroupView, HostView, Limit, Located, Meminfo, MemoryEvents, MemoryStat, OomControl, OomLog,
+    Pid, Pressure, ProcStatus, ProcessView, Reading, Thp, VmSysctls, Vmstat,
 };
 
 const KIB: u64 = 1024;
@@ -87,6 +87,7 @@ fn host() -> HostView {
             enabled: Reading::Available("madvise".to_owned()),
             defrag: Reading::Available("madvise".to_owned()),
         },
+        oom_log: Reading::Available(OomLog::default()),
     }
 }
 
@@ -265,7 +266,7 @@ fn rule_ids_are_unique() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), n);
-    assert_eq!(n, 16);
+    assert_eq!(n, 17);
 }
 
 #[cfg(feature = "jemalloc")]

@@ -5,7 +5,9 @@
 
 use std::fmt::Write;
 
-use super::{CgroupMemory, CgroupView, HostView, Limit, Reading, TopProcesses};
+use super::{
+    render_oom, CgroupMemory, CgroupView, HostView, Limit, OomReport, Reading, TopProcesses,
+};
 use crate::human::format_bytes;
 
 /// The host (memory, pressure, vm settings, THP, free blocks by zone) and a
@@ -137,6 +139,7 @@ pub fn render_host(host: &HostView, cgroup: &Reading<CgroupView>) -> String {
         Some(view) => write_cgroup(&mut out, view),
         None => unavailable(&mut out, cgroup),
     }
+    out.push_str(&render_oom(&OomReport::from_views(host, cgroup)));
     out
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::buddyinfo::Buddyinfo;
 use super::cgroup::CgroupView;
 use super::meminfo::Meminfo;
+use super::oom_log::OomLog;
 use super::pressure::Pressure;
 use super::process::{Pid, ProcStatus, SmapsRollup, Statm};
 use super::reading::Reading;
@@ -108,6 +109,10 @@ pub struct HostView {
     pub sysctls: VmSysctls,
     /// Transparent huge page modes.
     pub thp: Thp,
+    /// The OOM kills in the kernel log (`/dev/kmsg`), or why it could not
+    /// be read (refused in most containers): then the `oom_kill` counters
+    /// of `vmstat` and the cgroup are the only record.
+    pub oom_log: Reading<OomLog>,
 }
 
 impl HostView {
@@ -122,6 +127,7 @@ impl HostView {
             pressure: Pressure::read(root).into(),
             sysctls: VmSysctls::read(root),
             thp: Thp::read(root),
+            oom_log: OomLog::read(root).into(),
         }
     }
 }

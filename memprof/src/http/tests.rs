@@ -124,6 +124,7 @@ fn host_text_shows_the_host_and_processes_as_the_command_line_does() {
             "SETTINGS",
             "ZONES (free memory; unusable index = share of free memory in blocks too small)",
             "CGROUP",
+            "OOM KILLS",
             "TOP PROCESSES BY PSS",
         ],
         "{text}"

@@ -10,6 +10,7 @@ use crate::human::format_bytes;
 mod allocator;
 mod cgroup;
 mod heap;
+mod oom_log;
 mod process;
 mod reclaim;
 mod settings;
@@ -20,6 +21,7 @@ pub use self::allocator::{
 };
 pub use self::cgroup::{CgroupNearLimit, OomKills};
 pub use self::heap::HeapGrowth;
+pub use self::oom_log::OomKillLogged;
 pub use self::process::{PostPeakRetention, SwapActivity};
 pub use self::reclaim::{HighOrderDepletion, KernelSlabGrowth, ReclaimPressure};
 #[cfg(test)]
@@ -45,6 +47,7 @@ pub fn all() -> &'static [&'static dyn Rule] {
     &[
         &CgroupNearLimit,
         &OomKills,
+        &OomKillLogged,
         &ReclaimPressure,
         &SwapActivity,
         &HeapGrowth,
