@@ -39,7 +39,7 @@ fn child_reports_its_stats() {
     }
     if std::env::var_os(CHILD).is_some_and(|mode| mode == "code") {
         memprof::Config::new()
-            .unwinder(memprof::stack::Unwinder::Dwarf)
+            .unwinder(memprof::Unwinder::Dwarf)
             .max_frames(32)
             .max_samples(7000)
             .apply()
@@ -108,7 +108,7 @@ fn defaults() -> serde_json::Value {
         "rate": 524_288,
         "forced_unwinder": null,
         "max_frames": 64,
-        "max_stacks": memprof::stack::StackTable::DEFAULT_MAX_STACKS,
+        "max_stacks": memprof::config::DEFAULT_MAX_STACKS,
         "max_samples": 4_194_304,
     })
 }

@@ -86,7 +86,7 @@
 #![warn(missing_docs, unreachable_pub, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod alloc;
+mod alloc;
 pub mod config;
 pub mod doctor;
 pub mod export;
@@ -101,25 +101,37 @@ pub mod http;
 pub mod jemalloc;
 mod os;
 pub mod profile;
-pub mod sample;
-pub mod scope;
+mod sample;
+mod scope;
 mod settings;
-pub mod stack;
+mod stack;
 mod stripe;
 mod sync;
 pub mod testing;
 mod thread_state;
 
-pub use crate::alloc::MemProf;
-pub use crate::config::DEFAULT_RATE;
+pub use crate::alloc::{DefaultAllocator, MemProf};
+pub use crate::config::{Unwinder, DEFAULT_RATE};
 #[cfg(feature = "http")]
-pub use crate::http::serve;
-pub use crate::profile::{snapshot, Kind, Snapshot};
-pub use crate::sample::is_active;
+pub use crate::http::{router, serve};
+pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackProfile};
 pub use crate::sample::rate::{rate, set_rate};
-pub use crate::scope::scope;
+pub use crate::sample::{is_active, SamplerCounters};
+pub use crate::scope::{enter_scope, scope, scopes, ScopeGuard, ScopeStats};
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
 };
+pub use crate::stack::unwinder;
 pub use crate::thread_state::{set_thread_rate, unsampled};
 pub use memprof_macros::{scope, test};
+
+/// The sampler's own parts, for memprof's tests, benches and `memprof-dev`,
+/// which drive stack capture and the live-sample table directly. Not part
+/// of the API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sample::{live_samples, LiveSample, SAMPLED_BLOCK_ALIGN};
+    pub use crate::scope::scope_path;
+    pub use crate::stack::capture::{capture_with, framehop_counters, FramehopCounters};
+    pub use crate::stack::symbolize::{cache_bytes, resolve};
+}

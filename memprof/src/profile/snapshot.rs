@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
 use super::merge::{Merged, Reader};
-pub use super::site::program_site;
+pub(crate) use super::site::program_site;
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
@@ -275,7 +275,7 @@ fn take(trim: Trim) -> Snapshot {
         taken_at_unix_ms: unix_ms(),
         rate: crate::sample::rate::rate(),
         totals,
-        counters: crate::sample::counters(),
+        counters: super::counters(),
         stacks,
     }
 }

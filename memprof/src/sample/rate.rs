@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use crate::config::DEFAULT_RATE;
+pub(crate) use crate::config::DEFAULT_RATE;
 
 /// Rate value meaning "not yet configured": `MEMPROF_RATE` is read lazily on
 /// the first slow path.
@@ -79,7 +79,7 @@ fn init_from_env() -> u64 {
 /// rate) it sums a series instead of calling libm's `expm1`: see
 /// `neg_ln_unit` for why the sampled path avoids libm.
 #[inline]
-pub fn sample_weight(size: u64, rate: u64) -> f64 {
+pub(crate) fn sample_weight(size: u64, rate: u64) -> f64 {
     if rate <= 1 {
         return 1.0;
     }
