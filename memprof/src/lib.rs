@@ -83,7 +83,8 @@
 //! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
 //!   `doctor` for any process).
 
-#![warn(missing_docs, unreachable_pub, unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod alloc;

@@ -160,7 +160,7 @@ pub(crate) fn record_free(scope: u32, bytes: usize, weight: f64) {
     });
 }
 
-/// Keeps a scope active until dropped; see [`enter`].
+/// Keeps a scope active until dropped; see [`enter_scope`].
 #[must_use = "the scope ends when this guard is dropped"]
 pub struct ScopeGuard {
     previous: u32,

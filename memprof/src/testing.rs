@@ -122,6 +122,10 @@ pub struct Retained {
 
 impl Retained {
     /// Writes folded stacks of the retained bytes.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded<W: Write>(&self, mut out: W) -> io::Result<()> {
         for s in &self.stacks {
             writeln!(out, "{} {}", s.key, s.bytes)?;
@@ -463,6 +467,11 @@ pub fn artifacts_dir() -> PathBuf {
 
 /// Writes `<dir>/<name>.folded` and (with the `export` feature)
 /// `<dir>/<name>.svg`, a flamegraph of what was retained. Returns the paths.
+///
+/// # Errors
+///
+/// Returns the error of creating the artifacts directory or writing either
+/// file, naming neither (the caller knows `name`).
 pub fn write_report(retained: &Retained, name: &str) -> io::Result<Vec<PathBuf>> {
     let dir = artifacts_dir();
     std::fs::create_dir_all(&dir)?;

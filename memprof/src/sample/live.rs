@@ -48,7 +48,7 @@ pub struct LiveSample {
     pub weight: f64,
     /// When it was allocated, on the monotonic clock (nanoseconds).
     pub allocated_at_nanos: u64,
-    /// Interned stack id (see [`crate::stack`]).
+    /// Interned stack id in the stack table.
     pub stack: u32,
     /// memprof's id of the allocating thread (1-based, in creation order).
     pub thread: u32,
