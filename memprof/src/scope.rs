@@ -321,6 +321,23 @@ pub fn scope_path(id: u32) -> Option<String> {
 }
 
 /// Figures for every scope entered so far.
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     let previous = memprof::set_thread_rate(Some(1)); // record exactly
+///     let parsed: Vec<u64> = memprof::scope("parser", || (0..1000).collect());
+///     memprof::set_thread_rate(previous);
+///
+///     let parser = memprof::scopes().into_iter().find(|s| s.path == "parser").unwrap();
+///     assert!(parser.net_bytes >= 8000.0, "{parser:?}");
+///     drop(parsed);
+/// }
+/// ```
 pub fn scopes() -> Vec<ScopeStats> {
     (1..=REGISTERED.load(Ordering::Acquire))
         .map(|id| {

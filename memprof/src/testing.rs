@@ -330,6 +330,24 @@ fn summarize(stacks: &HashMap<u32, StackLive>) -> Retained {
 /// Runs `body` on this thread with every allocation recorded, its own and
 /// those of the threads it starts (see the module docs), and returns its
 /// result with what it left live (its result included).
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     // The 4 KiB buffer the body returns is still live when it ends.
+///     let (buffer, retained) = memprof::testing::track(|| vec![0u8; 4096]);
+///     assert!(retained.bytes >= 4096, "{retained:?}");
+///     drop(buffer);
+///
+///     // A body that frees what it allocates leaves that much less.
+///     let ((), retained) = memprof::testing::track(|| drop(vec![0u8; 4096]));
+///     assert!(retained.bytes < 4096, "{retained:?}");
+/// }
+/// ```
 pub fn track<R>(body: impl FnOnce() -> R) -> (R, Retained) {
     let tracking = Tracking::start();
     let result = body();
