@@ -195,7 +195,13 @@ fn snapshots_are_kept_bounded_and_served() {
     let svg = get(&format!("{url}/snapshots/{id}?format=svg"));
     assert!(svg.text().contains(&format!("snapshot {id}")));
     let pprof = get(&format!("{url}/snapshots/{id}?format=pprof"));
-    assert!(read_pprof(&pprof.body[..]).is_ok());
+    let profile = read_pprof(&pprof.body[..]).unwrap();
+    let strings = &profile.string_table;
+    assert_eq!(strings[profile.default_sample_type as usize], "inuse_space");
+    assert!(
+        strings.iter().any(|s| s.contains("routes_test_allocation")),
+        "the kept snapshot's stacks: {strings:?}"
+    );
 
     let second = post(&format!("{url}/snapshots")).json()["id"]
         .as_u64()

@@ -174,11 +174,14 @@ fn host_view_and_top_bound() {
     let text = get("/host?format=text&top=2");
     assert_eq!(text.status, 200);
     let t = text.text();
-    assert!(
-        t.contains("process") && t.contains("host") && t.contains("cgroup"),
-        "{t}"
-    );
-    assert!(t.contains("rss "), "{t}");
+    for section in [
+        "PROCESS\n  rss ",
+        "\nMEMORY\n",
+        "\nCGROUP\n",
+        "\nTOP PROCESSES BY PSS\n",
+    ] {
+        assert!(t.contains(section), "{section:?} in {t}");
+    }
 
     assert_bad("/host?top=51", "top");
     assert_bad("/host?top=-1", "top");

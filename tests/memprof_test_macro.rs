@@ -154,7 +154,7 @@ fn leaky_test_fails_and_names_the_leak() {
         output.contains("leaky_parser_leaks_here"),
         "the stack is named:\n{output}"
     );
-    assert!(output.contains("limit 1.0 KiB"), "{output}");
+    assert!(output.contains("limit 1.00 KiB"), "{output}");
     let svg = memprof::testing::artifacts_dir().join("memprof_test_macro..leaky_parser_case.svg");
     let svg = std::fs::read_to_string(&svg)
         .unwrap_or_else(|e| panic!("{}: {e}\n{output}", svg.display()));

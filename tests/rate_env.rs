@@ -74,7 +74,7 @@ fn applied(rate: &str, bytes: u64) -> Vec<String> {
 fn refused(rate: &str, why: &str) -> Vec<String> {
     let child = run_with(rate);
     let mut wrong = Vec::new();
-    if child.stats["rate"] != 524_288 || child.stats["rate_env"] != "invalid" {
+    if child.stats["rate"] != memprof::DEFAULT_RATE || child.stats["rate_env"] != "invalid" {
         wrong.push(format!(
             "{rate:?}: rate {} ({}), expected the default kept (invalid)",
             child.stats["rate"], child.stats["rate_env"]

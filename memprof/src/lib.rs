@@ -88,6 +88,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod alloc;
+mod allocator_reading;
 pub mod config;
 pub mod doctor;
 pub mod export;
@@ -98,6 +99,7 @@ pub mod history;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;
+mod human;
 #[cfg(feature = "jemalloc")]
 pub mod jemalloc;
 mod os;

@@ -74,7 +74,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::profile::leaks::human_bytes;
+use crate::human::format_bytes;
 use crate::profile::snapshot::{folded_key_of, program_site, symbolized_frames};
 use crate::profile::Trend;
 use crate::sample::LiveSample;
@@ -138,7 +138,7 @@ impl Retained {
         for s in self.stacks.iter().take(top) {
             text.push_str(&format!(
                 "\n    {:>10} in {:>6} blocks at {}",
-                human_bytes(s.bytes as f64),
+                format_bytes(s.bytes),
                 s.blocks,
                 program_site(&s.frames)
             ));
@@ -529,7 +529,7 @@ pub fn write_report(retained: &Retained, name: &str) -> io::Result<Vec<PathBuf>>
 /// `up 1.0 KiB` or `down 1.0 KiB`.
 fn signed_bytes(bytes: i64) -> String {
     let direction = if bytes < 0 { "down" } else { "up" };
-    format!("{direction} {}", human_bytes(bytes.unsigned_abs() as f64))
+    format!("{direction} {}", format_bytes(bytes.unsigned_abs()))
 }
 
 fn report_paths(retained: &Retained, name: &str) -> String {
@@ -588,7 +588,7 @@ pub fn __run_leak_test<S>(
             "memprof: {name} started more threads than memprof can follow ({MAX_MEMBERS}): {} were not followed, \
              so what it leaves live is not known; {} counted so far:{}{}",
             retained.threads_not_followed,
-            human_bytes(retained.bytes as f64),
+            format_bytes(retained.bytes),
             retained.describe(5),
             report_paths(&retained, name),
         );
@@ -596,9 +596,9 @@ pub fn __run_leak_test<S>(
     if retained.bytes > max_leak_bytes {
         panic!(
             "memprof: {name} leaked {} in {} blocks (limit {}) {}; still live at the end of the test:{}{}",
-            human_bytes(retained.bytes as f64),
+            format_bytes(retained.bytes),
             retained.blocks,
-            human_bytes(max_leak_bytes as f64),
+            format_bytes(max_leak_bytes),
             retained.threads_counted(),
             retained.describe(5),
             report_paths(&retained, name),

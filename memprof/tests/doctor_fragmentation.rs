@@ -65,7 +65,28 @@ fn doctor_finds_fragmentation_names_the_112_byte_bin_and_purge_does_not_cure_it(
         .find(|e| e.name.starts_with("bin_"))
         .map(|e| e.name.clone());
     assert_eq!(first_bin.as_deref(), Some("bin_112_wasted"));
-    assert!(serde_json::to_string(&findings).is_ok());
+    // The finding reaches JSON with its rule, severity and evidence intact.
+    let json: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&findings).unwrap()).unwrap();
+    let listed = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "allocator-fragmentation")
+        .unwrap_or_else(|| panic!("the finding is in the JSON: {json}"));
+    assert_eq!(listed["severity"], "warning", "{listed}");
+    let evidence = listed["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "allocator_frag_ratio")
+        .unwrap_or_else(|| panic!("the ratio is in the JSON: {listed}"));
+    // JSON keeps 17 significant digits; parsing back may differ in the last.
+    let value = evidence["value"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the ratio is a number: {evidence}"));
+    assert!((value - ratio).abs() <= ratio * 1e-12, "{value} vs {ratio}");
+    assert_eq!(evidence["unit"], "ratio", "{evidence}");
 
     let report = memprof::jemalloc::purge().expect("purge");
     eprintln!("purge released {} bytes", report.released_bytes);

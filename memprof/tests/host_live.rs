@@ -46,7 +46,16 @@ fn this_process_and_this_host() {
     assert!(value(&all.host.vmstat).get("pgfault").unwrap_or(0) > 0);
     // PSI and THP may be compiled out; when present they must parse.
     if let Some(p) = all.host.pressure.value() {
-        assert!(p.some.avg10 >= 0.0);
+        let mut shares = vec![p.some.avg10, p.some.avg60, p.some.avg300];
+        if let Some(full) = p.full {
+            shares.extend([full.avg10, full.avg60, full.avg300]);
+        }
+        for share in shares {
+            assert!(
+                (0.0..=100.0).contains(&share),
+                "a share of time is a percentage: {p:?}"
+            );
+        }
     }
     if let Some(reason) = all.host.sysctls.swappiness.reason() {
         panic!("swappiness unavailable: {reason}");
@@ -111,13 +120,30 @@ fn this_process_cgroup() {
 #[test]
 fn vmstat_rates_over_a_short_interval() {
     let before = VmstatSample::read("/").unwrap();
+    // Fault in 4 MiB of fresh pages, so the host's fault counter moves.
+    let ballast = std::hint::black_box(vec![1u8; 4 << 20]);
     std::thread::sleep(std::time::Duration::from_millis(50));
     let after = VmstatSample::read("/").unwrap();
+    drop(ballast);
     let rates = VmstatRates::from_samples(&before, &after).unwrap();
-    assert!(rates.interval_seconds > 0.0);
-    assert!(rates.swap_in_kib_per_sec >= 0.0 && rates.pgfault_per_sec >= 0.0);
+    assert!(rates.interval_seconds >= 0.05, "{rates:?}");
+    assert!(
+        rates.pgfault_per_sec > 0.0,
+        "the pages touched in between faulted: {rates:?}"
+    );
+    for rate in [
+        rates.swap_in_kib_per_sec,
+        rates.swap_out_kib_per_sec,
+        rates.pgmajfault_per_sec,
+        rates.allocstall_per_sec,
+    ] {
+        assert!(rate.is_finite(), "{rates:?}");
+    }
     if let Some(e) = rates.reclaim_efficiency {
-        assert!(e >= 0.0);
+        assert!(
+            (0.0..=1.0).contains(&e),
+            "pages stolen are a share of those scanned: {rates:?}"
+        );
     }
 }
 

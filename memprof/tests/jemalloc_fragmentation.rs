@@ -54,7 +54,27 @@ fn freeing_five_of_six_small_blocks_fragments_and_purge_does_not_cure_it() {
         "VmRSS read on Linux"
     );
     assert!(stats.epoch > 0);
-    assert!(serde_json::to_string(&stats).is_ok());
+    // The reading reaches JSON whole: the figures above, every bin.
+    let json: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&stats).unwrap()).unwrap();
+    assert_eq!(json["epoch"], stats.epoch, "{json}");
+    assert_eq!(
+        json["totals"]["allocated_bytes"], stats.totals.allocated_bytes,
+        "{json}"
+    );
+    // JSON keeps 17 significant digits; parsing back may differ in the last.
+    let frag_json = json["ratios"]["allocator_fragmentation_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the ratio is a number: {json}"));
+    assert!(
+        (frag_json - frag).abs() <= frag * 1e-12,
+        "{frag_json} vs {frag}"
+    );
+    assert_eq!(
+        json["bins"].as_array().map(Vec::len),
+        Some(stats.bins.len()),
+        "{json}"
+    );
 
     let report = memprof::jemalloc::purge().expect("purge");
     eprintln!("purge: {report:?}");

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::human::format_bytes_signed;
+
 /// How urgent a finding is. Orders from [`Severity::Info`] (lowest) to
 /// [`Severity::Critical`] (highest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -171,42 +173,6 @@ impl Finding {
     }
 }
 
-/// Bytes for people, in binary units: `512 B`, `1.5 KiB`, `12.0 MiB`,
-/// `3.25 GiB`.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let digits = if value >= 100.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.digits$} {}", UNITS[unit])
-}
-
-/// [`format_bytes`] for a signed, possibly fractional amount.
-fn format_bytes_signed(n: f64) -> String {
-    if !n.is_finite() {
-        return "?".to_owned();
-    }
-    let magnitude = format_bytes(n.abs().round() as u64);
-    if n < 0.0 {
-        format!("-{magnitude}")
-    } else {
-        magnitude
-    }
-}
-
 /// A count or rate: integers as integers, others with two decimals at most.
 fn format_number(n: f64) -> String {
     if !n.is_finite() {
@@ -224,12 +190,6 @@ mod tests {
 
     #[test]
     fn bytes_for_people() {
-        assert_eq!(format_bytes(0), "0 B");
-        assert_eq!(format_bytes(1023), "1023 B");
-        assert_eq!(format_bytes(1536), "1.50 KiB");
-        assert_eq!(format_bytes(12 << 20), "12.0 MiB");
-        assert_eq!(format_bytes(300 << 20), "300 MiB");
-        assert_eq!(format_bytes(u64::MAX), "16.0 EiB");
         assert_eq!(Evidence::bytes("x", 10 << 20).display_value(), "10.0 MiB");
         assert_eq!(
             Evidence::number("x", -2048.0, Unit::Bytes).display_value(),

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::input::{DoctorInput, TimedReading};
+use crate::allocator_reading::AllocatorReading;
+use crate::history::{History, RecentReading};
 use crate::host::{read_all_with, HostView, Pid, ProcessView, ReadOptions};
+use crate::profile::LeakOptions;
 
 /// What [`read_live_with`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,20 +76,37 @@ pub fn read_live(pid: Pid, interval: Duration) -> DoctorInput {
 /// Nothing here fails: a file that cannot be read becomes an unavailable
 /// reading, and the rules that need it find nothing.
 pub fn read_live_with(options: &LiveOptions) -> DoctorInput {
-    let pid = options.pid.unwrap_or(Pid::Current);
-    let own = options.allocator && is_own(pid);
-    let mut series = Vec::new();
+    let mut earlier = Vec::new();
     if !options.interval.is_zero() {
         let taken = Instant::now();
         let process = options.pid.map(|p| ProcessView::read(&options.root, p));
         let host = HostView::read(&options.root);
-        let (allocated, resident) = allocator_figures(own);
-        series.push(
+        let (allocated, resident) = allocator_figures(reads_allocator(options));
+        earlier.push(
             TimedReading::from_views(taken, process.as_ref(), Some(&host))
                 .with_allocator(allocated, resident),
         );
         std::thread::sleep(options.interval);
     }
+    read_now(options, earlier)
+}
+
+/// What `GET /doctor` examines, without waiting: this process, the host
+/// and the cgroup read now with jemalloc's statistics, after the history's
+/// recent readings (about a minute of them) as the series for the rules
+/// over rates, and the leak candidates over the history's points for the
+/// heap-growth rule.
+pub fn read_with_history(history: &History) -> DoctorInput {
+    let earlier = history.recent().iter().map(TimedReading::from).collect();
+    let mut input = read_now(&LiveOptions::default(), earlier);
+    input.leaks = Some(history.find_leaks(&LeakOptions::default()));
+    input
+}
+
+/// Reads as `options` say, once, now, and ends `earlier` (oldest first)
+/// with that reading to make the series.
+fn read_now(options: &LiveOptions, mut series: Vec<TimedReading>) -> DoctorInput {
+    let pid = options.pid.unwrap_or(Pid::Current);
     let taken = Instant::now();
     let overview = read_all_with(&options.root, &ReadOptions::default().pid(pid).top_limit(0));
     let mut input = DoctorInput::from_overview(overview);
@@ -94,9 +114,9 @@ pub fn read_live_with(options: &LiveOptions) -> DoctorInput {
         input.process = None;
     }
     #[cfg(feature = "jemalloc")]
-    if own {
+    if reads_allocator(options) {
         let rss = input.status().and_then(|s| s.vm_rss_bytes);
-        input.jemalloc = crate::jemalloc::stats_with_rss(rss).ok();
+        input.jemalloc = AllocatorReading::read(rss).into_stats();
     }
     let (allocated, resident) = figures_of(&input);
     series.push(
@@ -105,6 +125,23 @@ pub fn read_live_with(options: &LiveOptions) -> DoctorInput {
     );
     input.series = series;
     input
+}
+
+impl From<&RecentReading> for TimedReading {
+    /// A reading the history kept, as the rules over rates take it.
+    fn from(r: &RecentReading) -> TimedReading {
+        TimedReading::new(r.taken)
+            .with_status(r.status.clone())
+            .with_meminfo(r.meminfo.clone())
+            .with_vmstat(r.vmstat.clone())
+            .with_allocator(r.allocated_bytes, r.resident_bytes)
+    }
+}
+
+/// Whether jemalloc's statistics are read: asked for, and the process
+/// examined is this one.
+fn reads_allocator(options: &LiveOptions) -> bool {
+    options.allocator && is_own(options.pid.unwrap_or(Pid::Current))
 }
 
 /// Whether `pid` is this process.
@@ -117,17 +154,11 @@ fn is_own(pid: Pid) -> bool {
 
 /// jemalloc's allocated and resident bytes now, if `own` and available.
 fn allocator_figures(own: bool) -> (Option<u64>, Option<u64>) {
-    #[cfg(feature = "jemalloc")]
     if own {
-        if let Ok(stats) = crate::jemalloc::stats_with_rss(None) {
-            return (
-                Some(stats.totals.allocated_bytes),
-                Some(stats.totals.resident_bytes),
-            );
-        }
+        AllocatorReading::read(None).allocated_and_resident()
+    } else {
+        (None, None)
     }
-    let _ = own;
-    (None, None)
 }
 
 /// The allocated and resident bytes of the input's jemalloc statistics.

@@ -27,11 +27,12 @@ mod live;
 mod render;
 pub mod rules;
 
-pub use self::finding::{format_bytes, Evidence, Finding, Severity, Unit, Value};
+pub use self::finding::{Evidence, Finding, Severity, Unit, Value};
 pub use self::input::{DoctorInput, TimedReading};
-pub use self::live::{read_live, read_live_with, LiveOptions};
+pub use self::live::{read_live, read_live_with, read_with_history, LiveOptions};
 pub use self::render::render_text;
 pub use self::rules::Rule;
+pub use crate::human::format_bytes;
 
 /// Runs every rule over `input` and returns the findings, most severe first
 /// (rules keep their [`rules::all`] order within a severity).

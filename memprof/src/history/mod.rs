@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::host::{VmstatRates, VmstatSample};
+use crate::profile::{LeakOptions, LeakReport, ProcessPoint, StackUsage};
 
 pub use self::point::{
     AllocatorFigures, HeapFigures, HostFigures, Point, ProcessFigures, RecentReading,
@@ -403,6 +404,36 @@ impl History {
     /// interval), oldest first, for rules over rates.
     pub fn recent(&self) -> Vec<RecentReading> {
         self.state().recent.iter().cloned().collect()
+    }
+
+    /// The leak candidates over the points held: each stack's in-use bytes
+    /// over time, and the process's RSS beside the heap (jemalloc's
+    /// allocated bytes where jemalloc serves the process, the profiler's
+    /// estimate otherwise) to tell growth outside the heap.
+    pub fn find_leaks(&self, options: &LeakOptions) -> LeakReport {
+        let points = self.points(None);
+        let usage: Vec<StackUsage> = points
+            .iter()
+            .map(|p| StackUsage {
+                unix_ms: p.unix_ms,
+                stacks: p.stacks.clone(),
+            })
+            .collect();
+        let process: Vec<ProcessPoint> = points
+            .iter()
+            .filter_map(|p| {
+                let rss = p.process.and_then(|f| f.rss_bytes)?;
+                let heap = p
+                    .allocator
+                    .map_or(p.heap.inuse_bytes, |a| a.allocated_bytes as f64);
+                Some(ProcessPoint {
+                    unix_ms: p.unix_ms,
+                    rss_bytes: rss as f64,
+                    heap_bytes: heap,
+                })
+            })
+            .collect();
+        crate::profile::find_leaks(options, &usage, &process)
     }
 
     /// vmstat rates between the last two ticks, if there were two.

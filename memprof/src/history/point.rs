@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::allocator_reading::AllocatorReading;
 use crate::host::{Meminfo, Pid, Pressure, ProcStatus, SmapsRollup, Vmstat, VmstatSample};
 
 /// Everything the sampler records at one tick.
@@ -156,8 +157,8 @@ pub(super) fn read_tick(top_stacks: usize) -> Tick {
     let process = status
         .as_ref()
         .map(|s| ProcessFigures::from_readings(s, smaps.as_ref()));
-    let (allocator, allocator_unavailable) =
-        read_allocator(status.as_ref().and_then(|s| s.vm_rss_bytes));
+    let allocator_reading = AllocatorReading::read(status.as_ref().and_then(|s| s.vm_rss_bytes));
+    let allocator = AllocatorFigures::of(&allocator_reading);
     let meminfo = Meminfo::read(root).ok();
     let pressure = Pressure::read(root).ok();
     let host = HostFigures {
@@ -187,16 +188,17 @@ pub(super) fn read_tick(top_stacks: usize) -> Tick {
             resident_bytes: allocator.map(|a| a.resident_bytes),
         },
         vmstat,
-        allocator_unavailable,
+        allocator_unavailable: allocator_reading.reason().map(str::to_owned),
     }
 }
 
-#[cfg(feature = "jemalloc")]
-fn read_allocator(rss: Option<u64>) -> (Option<AllocatorFigures>, Option<String>) {
-    match crate::jemalloc::stats_with_rss(rss) {
-        Ok(stats) => {
+impl AllocatorFigures {
+    /// The totals of a reading, if it has statistics.
+    fn of(reading: &AllocatorReading) -> Option<AllocatorFigures> {
+        #[cfg(feature = "jemalloc")]
+        if let Some(stats) = reading.stats() {
             let t = stats.totals;
-            let point = AllocatorFigures {
+            return Some(AllocatorFigures {
                 allocated_bytes: t.allocated_bytes,
                 active_bytes: t.active_bytes,
                 resident_bytes: t.resident_bytes,
@@ -204,16 +206,11 @@ fn read_allocator(rss: Option<u64>) -> (Option<AllocatorFigures>, Option<String>
                 metadata_bytes: t.metadata_bytes,
                 mapped_bytes: t.mapped_bytes,
                 dirty_bytes: stats.pages.dirty_bytes,
-            };
-            (Some(point), None)
+            });
         }
-        Err(why) => (None, Some(why.to_string())),
+        let _ = reading;
+        None
     }
-}
-
-#[cfg(not(feature = "jemalloc"))]
-fn read_allocator(_rss: Option<u64>) -> (Option<AllocatorFigures>, Option<String>) {
-    (None, Some("built without the jemalloc feature".to_string()))
 }
 
 /// The heap totals over every stack, and the `top` stacks by in-use bytes

@@ -24,6 +24,7 @@ mod meminfo;
 mod pressure;
 mod process;
 mod reading;
+mod render;
 mod sysctl;
 mod top;
 mod util;
@@ -41,6 +42,7 @@ pub use self::meminfo::Meminfo;
 pub use self::pressure::{Pressure, PressureLine};
 pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};
+pub use self::render::{render_host, render_top};
 pub use self::sysctl::{parse_choice, Thp, VmSysctls};
 pub use self::top::{MemoryTotals, ProcessMemory, Skipped, TopProcesses};
 pub use self::view::{

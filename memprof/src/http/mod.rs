@@ -77,24 +77,30 @@
 //!
 //! # Adding a route
 //!
-//! Write an `async fn` in `routes.rs` taking a `params::QueryPairs`, parse it
+//! Profile routes (stacks rendered as pprof, folded, SVG or JSON through
+//! [`crate::export`]) are handlers in `routes.rs`; an incident view (a body
+//! answered as JSON or `format=text`) is one file in `views/` holding the
+//! body type, its `respond::TextForm` (the text form) and the handler.
+//! A handler is an `async fn` taking a `params::QueryPairs`; it parses it
 //! with `Params::parse(query, &[names])` so unknown and repeated parameters
-//! are refused, do the heavy work in `blocking(..)`,
-//! return `Result<Response, ApiError>`, and add one `.route(..)` line in
-//! [`router_with`].
+//! are refused, does the heavy work in `respond::blocking(..)`, answers
+//! through `respond::answer(&body, format)` (views) or its own renderer
+//! (profiles), returns `Result<Response, ApiError>`, and gets one
+//! `.route(..)` line in [`router_with`].
 
 mod auth;
 mod connections;
+mod diff_text;
 mod error;
 mod guard;
 mod mount;
 mod page;
 mod params;
+mod respond;
 mod routes;
 mod serve;
 mod store;
 mod stream;
-mod text;
 mod unprofiled;
 mod views;
 
@@ -352,3 +358,6 @@ pub fn router_with(config: Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,11 @@ pub(crate) struct Params(HashMap<String, String>);
 /// The longest `seconds` a delta may cover, as in Go's endpoint budget.
 pub(crate) const MAX_SECONDS: u64 = 300;
 
-const KINDS: &str = "one of inuse_space, inuse_objects, alloc_space, alloc_objects";
+/// What `kind` takes, as a 400 says it: every [`Kind`], the default first.
+fn kinds_expected() -> String {
+    let names: Vec<&str> = Kind::ALL.iter().rev().map(|k| k.name()).collect();
+    format!("one of {}", names.join(", "))
+}
 
 impl Params {
     /// Parses the query; a parameter not in `allowed`, or given more than
@@ -70,7 +74,7 @@ impl Params {
         match self.get("kind") {
             None => Ok(Kind::default()),
             Some(value) => value.parse().map_err(|_| {
-                ApiError::bad_parameter("kind", format!("unknown kind {value:?}"), KINDS)
+                ApiError::bad_parameter("kind", format!("unknown kind {value:?}"), kinds_expected())
             }),
         }
     }
@@ -241,3 +245,7 @@ impl Format {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "params_tests.rs"]
+mod tests;

@@ -1,19 +1,23 @@
-//! The route handlers. Each parses its parameters, takes snapshots and
-//! renders through [`crate::export`] on the blocking pool, and answers.
+//! The profile routes: `/heap`, `/flamegraph`, `/snapshots`, `/diff`,
+//! `/stats`, `/metrics`, and the fallbacks. Each parses its parameters,
+//! takes snapshots and renders through [`crate::export`] on the blocking
+//! pool, and answers. The incident views are in [`super::views`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
+use super::diff_text::DiffView;
 use super::error::ApiError;
-use super::params::{Format, Params};
+use super::params::{Format, Params, QueryPairs};
+use super::respond::{answer, blocking, json, with_type, FOLDED, JSON, SVG};
 use super::AppState;
+use crate::allocator_reading::AllocatorReading;
 use crate::export::delta::delta_snapshot;
 use crate::export::flamegraph::{self, FlamegraphOptions};
 use crate::export::pprof::{self, PprofOptions};
@@ -22,20 +26,6 @@ use crate::export::stats::Stats;
 use crate::host::{CgroupView, Meminfo, Pid, Pressure};
 use crate::profile::{Bound, Kind, Snapshot};
 use crate::stack::Trim;
-
-type QueryMap = super::params::QueryPairs;
-
-/// Runs `f` on the blocking pool: snapshots symbolize, and rendering and
-/// encoding are CPU work that must not hold up the runtime's I/O.
-pub(super) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
-}
 
 async fn take_snapshot(trim: Trim) -> Result<Snapshot, ApiError> {
     blocking(move || Ok(crate::profile::snapshot::snapshot_with(trim))).await
@@ -52,19 +42,6 @@ async fn profile_over(seconds: Option<Duration>, trim: Trim) -> Result<Snapshot,
     let after = take_snapshot(trim).await?;
     blocking(move || Ok(delta_snapshot(&after.diff(&before), &after))).await
 }
-
-pub(super) fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
-    let mut response = Body::from(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-const SVG: &str = "image/svg+xml";
-const FOLDED: &str = "text/plain; charset=utf-8";
-const TEXT: &str = "text/plain; charset=utf-8";
-const JSON: &str = "application/json";
 
 /// Renders one profile in `format`, its stacks bounded as `bound` says;
 /// every stack (an unbounded view other than SVG, which bounds itself by
@@ -131,7 +108,7 @@ fn title(kind: Kind, seconds: Option<Duration>) -> String {
 }
 
 /// `GET /heap?format=&kind=&seconds=&trim=&limit=&min_share=`
-pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
+pub(crate) async fn heap(query: QueryPairs) -> Result<Response, ApiError> {
     let p = Params::parse(
         query,
         &["format", "kind", "seconds", "trim", "limit", "min_share"],
@@ -155,7 +132,7 @@ pub(crate) async fn heap(query: QueryMap) -> Result<Response, ApiError> {
 /// `GET /flamegraph?kind=&seconds=&base=&trim=&limit=&min_share=`
 pub(crate) async fn flamegraph(
     State(state): State<AppState>,
-    query: QueryMap,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(
         query,
@@ -247,17 +224,10 @@ impl SnapshotInfo {
     }
 }
 
-pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = with_type(body, JSON);
-    *response.status_mut() = status;
-    Ok(response)
-}
-
 /// `POST /snapshots`: keeps a snapshot; answers 201 with its id.
 pub(crate) async fn create_snapshot(
     State(state): State<AppState>,
-    query: QueryMap,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     let snapshot = Arc::new(take_snapshot(Trim::default()).await?);
@@ -272,7 +242,7 @@ pub(crate) async fn create_snapshot(
 /// `GET /snapshots`: the kept snapshots, oldest first.
 pub(crate) async fn list_snapshots(
     State(state): State<AppState>,
-    query: QueryMap,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     let list: Vec<SnapshotInfo> = state
@@ -288,7 +258,7 @@ pub(crate) async fn list_snapshots(
 pub(crate) async fn get_snapshot(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
-    query: QueryMap,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     // A segment that does not even decode names no snapshot either.
     let Ok(Path(id)) = id else {
@@ -309,7 +279,7 @@ pub(crate) async fn get_snapshot(
 /// `GET /diff?base=ID[&to=ID]&format=&kind=`
 pub(crate) async fn diff(
     State(state): State<AppState>,
-    query: QueryMap,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query, &["base", "to", "format", "kind"])?;
     let format = p.format(&[
@@ -359,14 +329,15 @@ pub(crate) async fn diff(
                 pprof::write_pprof(&delta, &options, &mut out)?;
                 pprof::CONTENT_TYPE
             }
-            Format::Text => {
-                out = super::text::diff(&diff, kind, &what).into_bytes();
-                TEXT
-            }
-            Format::Json | Format::Svg => {
-                serde_json::to_writer(&mut out, &diff)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                JSON
+            Format::Text | Format::Json | Format::Svg => {
+                return answer(
+                    &DiffView {
+                        diff: &diff,
+                        kind,
+                        what: &what,
+                    },
+                    format,
+                );
             }
         };
         Ok(with_type(out, content_type))
@@ -375,22 +346,23 @@ pub(crate) async fn diff(
 }
 
 /// `GET /stats`
-pub(crate) async fn stats(query: QueryMap) -> Result<Response, ApiError> {
+pub(crate) async fn stats(query: QueryPairs) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     blocking(|| {
         let stats = Stats::from_snapshot(&crate::profile::snapshot())
             .with_process(crate::history::ProcessFigures::read());
-        #[cfg(feature = "jemalloc")]
-        let stats = stats.with_allocator(crate::jemalloc::stats().as_ref());
-        #[cfg(not(feature = "jemalloc"))]
-        let stats = stats.without_allocator("memprof was built without the jemalloc feature");
+        let stats = match AllocatorReading::read(None) {
+            #[cfg(feature = "jemalloc")]
+            AllocatorReading::Stats(allocator) => stats.with_allocator(Ok(&allocator)),
+            AllocatorReading::Unavailable(why) => stats.without_allocator(why),
+        };
         json(StatusCode::OK, &stats)
     })
     .await
 }
 
 /// `GET /metrics`: every metric family, in Prometheus text.
-pub(crate) async fn metrics(query: QueryMap) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(query: QueryPairs) -> Result<Response, ApiError> {
     Params::parse(query, &[])?;
     blocking(|| {
         let snapshot = crate::profile::snapshot();
@@ -401,7 +373,7 @@ pub(crate) async fn metrics(query: QueryMap) -> Result<Response, ApiError> {
         #[cfg(feature = "jemalloc")]
         {
             let rss = process.and_then(|p| p.rss_bytes);
-            let stats = crate::jemalloc::stats_with_rss(rss).ok();
+            let stats = AllocatorReading::read(rss).into_stats();
             prometheus::write_allocator_metrics(&mut m, stats.as_ref())?;
         }
         if let Some(process) = &process {

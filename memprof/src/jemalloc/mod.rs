@@ -48,7 +48,6 @@ mod keys;
 mod probe;
 mod purge;
 mod reading;
-mod rss;
 mod settings;
 mod totals;
 mod unavailable;

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::bins::{read_bins, read_large, small_bin_waste_bytes, BinStats, LargeStats};
 use super::ctl::advance_epoch;
 use super::probe::require_global_allocator;
-use super::rss::process_rss_bytes;
 use super::settings::Settings;
 use super::totals::{PageCounts, Ratios, Totals};
 use super::Unavailable;
@@ -36,7 +35,8 @@ pub struct JemallocStats {
 }
 
 /// Reads jemalloc's statistics, with the process RSS taken from
-/// `/proc/self/status` right after the epoch advance.
+/// `/proc/self/status` (through [`crate::host::ProcStatus`]) right after the
+/// epoch advance.
 ///
 /// Fails with [`Unavailable`] when jemalloc does not serve the global
 /// allocator, reports nothing allocated, or a mallctl fails.
@@ -59,6 +59,13 @@ pub fn stats() -> Result<JemallocStats, Unavailable> {
 /// statistics cannot be read.
 pub fn stats_with_rss(process_rss_bytes: Option<u64>) -> Result<JemallocStats, Unavailable> {
     read(|| process_rss_bytes)
+}
+
+/// This process's `VmRSS` in bytes, `None` where `/proc` cannot say.
+fn process_rss_bytes() -> Option<u64> {
+    crate::host::ProcStatus::read("/", crate::host::Pid::Current)
+        .ok()?
+        .vm_rss_bytes
 }
 
 fn read(rss: impl FnOnce() -> Option<u64>) -> Result<JemallocStats, Unavailable> {

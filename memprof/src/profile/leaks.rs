@@ -29,6 +29,7 @@ use super::snapshot::{symbolized_frames, unix_ms};
 use super::trend::Trend;
 use super::uncertainty::Uncertainty;
 use super::usage::StackUsage;
+use crate::human::format_bytes_signed;
 use crate::sample::{LiveSample, LIVE};
 use crate::stack::symbolize::Symbolizer;
 use crate::stack::{Frame, Trim, STACKS};
@@ -313,17 +314,17 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         };
         c.summary = format!(
             "growing {}/min ± {} (95%; r² {:.2} over {:.0} s, from {}); {} in use ({}); {} in {:.0} objects older than {:.0} s; {:.0}% of its allocations survive",
-            human_bytes(c.growth_bytes_per_second * 60.0),
-            human_bytes(c.growth_bytes_per_second_ci95 * 60.0),
+            format_bytes_signed(c.growth_bytes_per_second * 60.0),
+            format_bytes_signed(c.growth_bytes_per_second_ci95 * 60.0),
             c.growth_r_squared,
             c.growth_span_seconds,
             match c.growth_source {
                 GrowthSource::History => "history",
                 GrowthSource::Survivors => "survivor ages",
             },
-            human_bytes(c.inuse_bytes),
+            format_bytes_signed(c.inuse_bytes),
             c.inuse_error.describe(),
-            human_bytes(c.old_bytes),
+            format_bytes_signed(c.old_bytes),
             c.old_objects,
             min_age,
             100.0 * c.survival_ratio,
@@ -422,28 +423,12 @@ fn outside_heap(process: &[ProcessPoint]) -> Option<OutsideHeap> {
             note: format!(
                 "the process grows {}/min while the heap grows {}/min: look outside the heap \
                  (mmap, thread stacks, another allocator, allocator fragmentation; see /allocator and /doctor)",
-                human_bytes(rss.per_second * 60.0),
-                human_bytes(heap.per_second * 60.0),
+                format_bytes_signed(rss.per_second * 60.0),
+                format_bytes_signed(heap.per_second * 60.0),
             ),
         })
     } else {
         None
-    }
-}
-
-/// `1.5 MiB`-style formatting for summaries.
-pub(crate) fn human_bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -489,9 +474,18 @@ mod tests {
     }
 
     #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(512.0), "512 B");
-        assert_eq!(human_bytes(1536.0), "1.5 KiB");
-        assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0), "3.0 MiB");
+    fn the_note_writes_amounts_as_everywhere_else() {
+        let points: Vec<ProcessPoint> = (0..10)
+            .map(|i| ProcessPoint {
+                unix_ms: i * 60_000,
+                rss_bytes: 100e6 + i as f64 * 3.0 * 1024.0 * 1024.0,
+                heap_bytes: 50e6,
+            })
+            .collect();
+        let note = outside_heap(&points).expect("flagged").note;
+        assert!(
+            note.starts_with("the process grows 3.00 MiB/min while the heap grows 0 B/min"),
+            "{note}"
+        );
     }
 }

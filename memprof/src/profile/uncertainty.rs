@@ -47,7 +47,7 @@ impl Uncertainty {
         } else {
             format!(
                 "± {} (95%, {} samples)",
-                super::leaks::human_bytes(self.margin_95()),
+                crate::human::format_bytes_signed(self.margin_95()),
                 self.samples
             )
         }
@@ -133,7 +133,7 @@ mod tests {
         // One 512-byte sample at 512 KiB stands for ~1024 blocks, 512 KiB,
         // give or take about twice that: 1.96 * 512 * sqrt(1024.5 * 1023.5).
         u.add_sample(512, 1024.5);
-        assert_eq!(u.describe(), "± 1003.5 KiB (95%, 3 samples)");
+        assert_eq!(u.describe(), "± 1004 KiB (95%, 3 samples)");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use super::finding::{format_bytes, Evidence, Finding, Severity, Unit};
+use super::finding::{Evidence, Finding, Severity, Unit};
 use super::input::DoctorInput;
 use crate::host::VmstatRates;
+use crate::human::format_bytes;
 
 mod allocator;
 mod cgroup;
