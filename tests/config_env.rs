@@ -48,7 +48,7 @@ fn child_reports_its_stats() {
     let data: Vec<Vec<u8>> = (0..2000).map(|i| vec![0u8; 1000 + i]).collect();
     let from_env = memprof::http::serve_from_env();
     let endpoint =
-        memprof::http::serve_with("127.0.0.1:0", memprof::http::Config::default()).unwrap();
+        memprof::http::serve_with("127.0.0.1:0", memprof::http::EndpointConfig::default()).unwrap();
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .build()

@@ -34,7 +34,7 @@
 //! | `MEMPROF_MAX_STACKS` | `4194304` | the distinct-stack cap, a whole number from 1 up (see [`set_max_stacks`]) | keeps the default |
 //! | `MEMPROF_MAX_SAMPLES` | `4194304` | the live-sample cap, a whole number from 1 up (see [`set_max_samples`]) | keeps the default |
 //! | `MEMPROF_ADDR` | unset or blank: no endpoint | `host:port` to serve on, for `http::serve_from_env()` (feature `http`) | no endpoint: `serve_from_env()` returns `ServeError::InvalidAddress` |
-//! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::Config::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
+//! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::EndpointConfig::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
 //!
 //! A bad value is said once on stderr, with the value echoed (its first 64
 //! bytes, anything but printable ASCII as `?`; a token's value never) and
