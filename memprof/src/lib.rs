@@ -22,6 +22,28 @@
 //! figure memprof reports is an unbiased estimate; `set_rate(1)` records every
 //! allocation exactly.
 //!
+//! # What is where
+//!
+//! * At the root: the allocator ([`MemProf`]); the profile now
+//!   ([`snapshot`], [`Snapshot`], [`Kind`], [`StackProfile`],
+//!   [`Estimates`]) and the sampler's own figures ([`counters`]); settings
+//!   ([`Config`], [`set_rate`], [`set_thread_rate`], [`set_max_stacks`],
+//!   [`set_max_samples`], [`Settings`]); scopes ([`scope()`],
+//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]); the endpoint
+//!   ([`serve`] and `router`, feature `http`); `#[memprof::test]`.
+//! * [`profile`]: diffs, leak candidates, growth trends, per-stack usage.
+//! * [`export`]: folded stacks, SVG flamegraphs, pprof, Prometheus text and
+//!   the `/stats` body.
+//! * [`testing`]: [`testing::track`] and [`testing::soak`], behind
+//!   `#[memprof::test]`.
+//! * [`host`], [`doctor`], [`history`] (and `jemalloc`, feature
+//!   `jemalloc`): the process, machine and cgroup readings, findings over
+//!   them, and their history.
+//! * `http` (feature `http`): the endpoint's settings
+//!   (`http::EndpointConfig`), errors and handle.
+//! * [`config`]: every `MEMPROF_*` variable and each setting's default and
+//!   bounds.
+//!
 //! # Environment
 //!
 //! Every variable memprof reads (the [`config`] module reads them all):
