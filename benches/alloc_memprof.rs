@@ -15,8 +15,8 @@ fn main() {
     if std::env::args().any(|a| a == "--bench") {
         eprintln!(
             "alloc_memprof: unwinder {:?}, {:?}",
-            memprof::stack::unwinder(),
-            memprof::stack::capture::framehop_counters()
+            memprof::unwinder(),
+            memprof::internals::framehop_counters()
         );
     }
 }

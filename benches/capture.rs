@@ -18,8 +18,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use memprof::stack::capture::capture_with;
-use memprof::stack::{Unwinder, MAX_FRAMES};
+use memprof::config::MAX_FRAMES;
+use memprof::internals::capture_with;
+use memprof::Unwinder;
 
 const WALKERS: [(Unwinder, &str); 3] = [
     (Unwinder::Framehop, "framehop"),
@@ -109,7 +110,7 @@ fn main() {
     if benching {
         eprintln!(
             "capture: framehop {:?}",
-            memprof::stack::capture::framehop_counters()
+            memprof::internals::framehop_counters()
         );
     }
 }

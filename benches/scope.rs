@@ -32,7 +32,7 @@ fn no_scope(ops: u64) -> f64 {
 }
 
 fn inside_scope(ops: u64) -> f64 {
-    let _scope = memprof::scope::enter("bench-outer");
+    let _scope = memprof::enter_scope("bench-outer");
     let start = Instant::now();
     alloc_free(ops);
     start.elapsed().as_nanos() as f64 / ops as f64
@@ -41,7 +41,7 @@ fn inside_scope(ops: u64) -> f64 {
 fn enter_exit_each(ops: u64) -> f64 {
     let start = Instant::now();
     for i in 0..ops {
-        let _scope = memprof::scope::enter("bench-request");
+        let _scope = memprof::enter_scope("bench-request");
         let block = black_box(Box::new([i as u8; 64]));
         drop(block);
     }

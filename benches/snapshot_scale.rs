@@ -158,7 +158,7 @@ fn allocate(n: usize) -> Vec<Vec<u8>> {
 
 fn child(n: usize) {
     let kept = allocate(n);
-    let stacks = memprof::sample::counters();
+    let stacks = memprof::counters();
     let profiler = stacks.profiler_bytes;
     let _ = memprof::jemalloc::purge();
     let baseline = reset_peak();

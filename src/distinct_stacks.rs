@@ -84,10 +84,10 @@ mod tests {
 
     /// The return addresses above the leaf, leaf first, up to `for_each`.
     fn stack_of(path: u32, depth: u32) -> Vec<usize> {
-        let mut buf = [0; memprof::stack::MAX_FRAMES];
+        let mut buf = [0; memprof::config::MAX_FRAMES];
         let mut n = 0;
         call_from(path, depth, &mut || {
-            n = memprof::stack::capture::capture_with(memprof::stack::Unwinder::Dwarf, &mut buf)
+            n = memprof::internals::capture_with(memprof::Unwinder::Dwarf, &mut buf)
         });
         buf[..n].to_vec()
     }

@@ -39,7 +39,7 @@ fn child_reports_its_stats() {
     }
     if std::env::var_os(CHILD).is_some_and(|mode| mode == "code") {
         memprof::Config::new()
-            .unwinder(memprof::stack::Unwinder::Dwarf)
+            .unwinder(memprof::Unwinder::Dwarf)
             .max_frames(32)
             .max_samples(7000)
             .apply()
@@ -48,7 +48,7 @@ fn child_reports_its_stats() {
     let data: Vec<Vec<u8>> = (0..2000).map(|i| vec![0u8; 1000 + i]).collect();
     let from_env = memprof::http::serve_from_env();
     let endpoint =
-        memprof::http::serve_with("127.0.0.1:0", memprof::http::Config::default()).unwrap();
+        memprof::http::serve_with("127.0.0.1:0", memprof::http::EndpointConfig::default()).unwrap();
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
@@ -108,7 +108,7 @@ fn defaults() -> serde_json::Value {
         "rate": 524_288,
         "forced_unwinder": null,
         "max_frames": 64,
-        "max_stacks": memprof::stack::StackTable::DEFAULT_MAX_STACKS,
+        "max_stacks": memprof::config::DEFAULT_MAX_STACKS,
         "max_samples": 4_194_304,
     })
 }

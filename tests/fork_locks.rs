@@ -90,8 +90,8 @@ fn hammers(stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
     // thread's own cache of recent scopes misses.
     spawn(Box::new(move || {
         for pair in names.chunks(2) {
-            let _outer = memprof::scope::enter(pair[0]);
-            let _inner = memprof::scope::enter(pair[1]);
+            let _outer = memprof::enter_scope(pair[0]);
+            let _inner = memprof::enter_scope(pair[1]);
             std::hint::black_box(vec![0u8; 64]);
         }
     }));
@@ -101,9 +101,9 @@ fn hammers(stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
     }));
     // What /stats and /metrics read.
     spawn(Box::new(|| {
-        std::hint::black_box(memprof::scope::scopes());
-        std::hint::black_box(memprof::sample::counters());
-        std::hint::black_box(memprof::scope::scope_path(1));
+        std::hint::black_box(memprof::scopes());
+        std::hint::black_box(memprof::counters());
+        std::hint::black_box(memprof::internals::scope_path(1));
     }));
     // The history: its start lock and its state.
     memprof::history::start(
@@ -139,14 +139,14 @@ fn child(steps: &SharedSteps, i: usize, scope_name: &'static str) -> i32 {
     let v: Vec<Vec<u8>> = (0..500).map(|i| vec![1u8; 8 + i]).collect();
     step.store(2, Ordering::SeqCst);
     let in_scope = {
-        let _scope = memprof::scope::enter(scope_name);
+        let _scope = memprof::enter_scope(scope_name);
         vec![2u8; 4096]
     };
     step.store(3, Ordering::SeqCst);
-    let scoped = memprof::scope::scopes()
+    let scoped = memprof::scopes()
         .iter()
         .any(|s| s.path == scope_name && s.entered == 1);
-    let counters = memprof::sample::counters();
+    let counters = memprof::counters();
     step.store(4, Ordering::SeqCst);
     if let Some(history) = memprof::history::get() {
         std::hint::black_box((history.points(None), history.status()));

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use memprof::stack::capture::capture_with;
-use memprof::stack::symbolize::resolve;
-use memprof::stack::{Unwinder, MAX_FRAMES};
+use memprof::config::MAX_FRAMES;
+use memprof::internals::capture_with;
+use memprof::internals::resolve;
+use memprof::Unwinder;
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::Command;
 
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 use memprof_dev::{agent, client, distinct_stacks, get};
 
 #[global_allocator]
@@ -65,7 +65,7 @@ fn child() {
     for path in 0..STACKS {
         distinct_stacks::call_from(path, DEPTH, &mut || kept.push(vec![path as u8; 16]));
     }
-    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let server = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     // This thread's requests leave the profile as it is.
     memprof::set_thread_rate(Some(0));
     let url = format!("{}/heap", server.url());
@@ -206,7 +206,7 @@ fn large_profiles_are_bounded_by_default_and_complete_on_request() {
 
 #[test]
 fn bad_limits_are_refused_naming_the_parameter() {
-    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let server = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     let cases = [
         ("/heap?limit=-1", "limit"),
         ("/heap?limit=ten", "limit"),

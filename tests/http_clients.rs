@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 use memprof_dev::client;
 
 #[global_allocator]
@@ -90,7 +90,7 @@ fn pprof_bytes(figure: &str) -> f64 {
 fn go_tool_pprof_reads_heap() {
     let Some(go) = client("go") else { return };
     let live = pprof_client_test_allocation();
-    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let server = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     let home = temp_dir("pprof");
 
     // Straight from the URL, as an SRE would.
@@ -122,7 +122,7 @@ fn promtool_accepts_metrics() {
     let Some(promtool) = client("promtool") else {
         return;
     };
-    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let server = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     // A scope gives the labelled families something to show.
     let kept = memprof::scope("promtool \"quoted\" scope", || {
         black_box(vec![0u8; 1 << 16])

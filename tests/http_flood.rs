@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 
 const STATS_REQUEST: &[u8] = b"GET /debug/memprof/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
@@ -51,7 +51,7 @@ fn flood_service_child() {
     limit.rlim_cur = CHILD_NOFILE.min(limit.rlim_max);
     // SAFETY: as above; setrlimit only reads it.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-    let endpoint = serve_with("127.0.0.1:0", Config::default().token(TOKEN)).unwrap();
+    let endpoint = serve_with("127.0.0.1:0", EndpointConfig::default().token(TOKEN)).unwrap();
     println!("endpoint {}", endpoint.local_addr());
     let mut held = Vec::new();
     for line in std::io::stdin().lock().lines() {
@@ -357,7 +357,7 @@ fn accept_pauses_while_the_service_has_no_descriptors_left() {
 fn idle_connections_and_oversized_heads_are_closed() {
     let endpoint = serve_with(
         "127.0.0.1:0",
-        Config::default().header_read_timeout(Duration::from_secs(1)),
+        EndpointConfig::default().header_read_timeout(Duration::from_secs(1)),
     )
     .unwrap();
     let addr = endpoint.local_addr();

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use memprof::http::{serve_with, Config, EndpointHandle, PREFIX};
+use memprof::http::{serve_with, EndpointConfig, EndpointHandle, PREFIX};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -93,7 +93,7 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
-fn start(config: Config) -> EndpointHandle {
+fn start(config: EndpointConfig) -> EndpointHandle {
     serve_with("127.0.0.1:0", config).unwrap()
 }
 
@@ -159,7 +159,7 @@ fn host_lists_program_names_not_arguments() {
     let exe = std::env::current_exe().unwrap();
     let program = exe.file_name().unwrap().to_str().unwrap().to_string();
 
-    let endpoint = start(Config::default());
+    let endpoint = start(EndpointConfig::default());
     let addr = endpoint.local_addr();
     let json = raw(addr, "GET", &format!("{PREFIX}/host?top=50"), &[]);
     assert_eq!(json.status, 200, "{}", json.body);
@@ -188,7 +188,7 @@ fn host_lists_program_names_not_arguments() {
     assert!(!text.body.contains("memprof-secret"), "{}", text.body);
 
     // The operator's opt-in shows whole command lines.
-    let open = start(Config::default().command_lines(true));
+    let open = start(EndpointConfig::default().command_lines(true));
     let json = raw(
         open.local_addr(),
         "GET",
@@ -209,7 +209,7 @@ fn host_lists_program_names_not_arguments() {
 
 #[test]
 fn loopback_endpoint_answers_only_to_loopback_hosts() {
-    let endpoint = start(Config::default());
+    let endpoint = start(EndpointConfig::default());
     let addr = endpoint.local_addr();
     let port = addr.port();
     let stats = format!("{PREFIX}/stats");
@@ -243,7 +243,7 @@ fn loopback_endpoint_answers_only_to_loopback_hosts() {
     }
 
     // A proxy's name, allowed by the operator; others still refused.
-    let proxied = start(Config::default().allow_host("memprof.example.com"));
+    let proxied = start(EndpointConfig::default().allow_host("memprof.example.com"));
     let addr = proxied.local_addr();
     let r = raw(addr, "GET", &stats, &[("Host", "memprof.example.com")]);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -253,7 +253,7 @@ fn loopback_endpoint_answers_only_to_loopback_hosts() {
     assert_eq!(r.status, 421, "{}", r.body);
 
     // Or any name at all.
-    let open = start(Config::default().any_host());
+    let open = start(EndpointConfig::default().any_host());
     let r = raw(
         open.local_addr(),
         "GET",
@@ -265,7 +265,7 @@ fn loopback_endpoint_answers_only_to_loopback_hosts() {
 
 #[test]
 fn cross_origin_state_changes_are_refused() {
-    let endpoint = start(Config::default());
+    let endpoint = start(EndpointConfig::default());
     let addr = endpoint.local_addr();
     let own = format!("http://{addr}");
     let snapshots = format!("{PREFIX}/snapshots");
@@ -313,7 +313,7 @@ fn cross_origin_state_changes_are_refused() {
 
 #[test]
 fn every_response_says_nosniff_and_the_page_has_a_policy() {
-    let endpoint = start(Config::default());
+    let endpoint = start(EndpointConfig::default());
     let addr = endpoint.local_addr();
     for (path, status) in [
         (format!("{PREFIX}/stats"), 200),
@@ -332,7 +332,7 @@ fn every_response_says_nosniff_and_the_page_has_a_policy() {
             "{path}"
         );
     }
-    let with_token = start(Config::default().token("guard-test-token"));
+    let with_token = start(EndpointConfig::default().token("guard-test-token"));
     let r = raw(
         with_token.local_addr(),
         "GET",
@@ -383,7 +383,7 @@ fn serve_app(app: axum::Router) -> (tokio::runtime::Runtime, SocketAddr) {
 fn nested_router_keeps_the_apps_host_names_and_refuses_other_origins() {
     let app = axum::Router::new().nest(
         "/debug/memprof",
-        memprof::http::router_with(Config::default()),
+        memprof::http::router_with(EndpointConfig::default()),
     );
     let (runtime, addr) = serve_app(app);
     let stats = "/debug/memprof/stats";
@@ -403,7 +403,7 @@ fn nested_router_keeps_the_apps_host_names_and_refuses_other_origins() {
     // An app that names its hosts gets the check too.
     let app = axum::Router::new().nest(
         "/debug/memprof",
-        memprof::http::router_with(Config::default().allow_host("myservice.internal")),
+        memprof::http::router_with(EndpointConfig::default().allow_host("myservice.internal")),
     );
     let (runtime, addr) = serve_app(app);
     let r = raw(addr, "GET", stats, &[("Host", "myservice.internal:8080")]);

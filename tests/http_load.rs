@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -85,7 +85,7 @@ fn run(url: &str, total: usize, failures: &AtomicUsize) {
 
 #[test]
 fn twenty_thousand_requests_from_sixteen_clients() {
-    let server = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let server = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     let url = server.url();
     let failures = AtomicUsize::new(0);
 

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use memprof::export::pprof::read_pprof;
-use memprof::http::{serve_with, Config, EndpointHandle, ServeError};
+use memprof::http::{serve_with, EndpointConfig, EndpointHandle, ServeError};
 use memprof::Snapshot;
 use memprof_dev::{agent, get, post, reply};
 
@@ -13,10 +13,10 @@ use memprof_dev::{agent, get, post, reply};
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
 
 fn start() -> (EndpointHandle, String) {
-    start_with(Config::default())
+    start_with(EndpointConfig::default())
 }
 
-fn start_with(config: Config) -> (EndpointHandle, String) {
+fn start_with(config: EndpointConfig) -> (EndpointHandle, String) {
     let handle = serve_with("127.0.0.1:0", config).unwrap();
     let url = handle.url();
     (handle, url)
@@ -172,7 +172,7 @@ fn flamegraph_plain_and_differential() {
 #[test]
 fn snapshots_are_kept_bounded_and_served() {
     let live = routes_test_allocation();
-    let (_server, url) = start_with(Config::default().max_snapshots(2));
+    let (_server, url) = start_with(EndpointConfig::default().max_snapshots(2));
     let first = post(&format!("{url}/snapshots"));
     assert_eq!(first.status, 201, "{}", first.text());
     let id = first.json()["id"].as_u64().unwrap();
@@ -487,7 +487,7 @@ fn unknown_routes_404_and_wrong_methods_405() {
 
 #[test]
 fn a_token_guards_every_route() {
-    let (_server, url) = start_with(Config::default().token("s3cret"));
+    let (_server, url) = start_with(EndpointConfig::default().token("s3cret"));
     let a = agent();
     let with = |path: &str, value: Option<&str>| {
         let target = if path.is_empty() {
@@ -541,7 +541,7 @@ fn a_token_guards_every_route() {
 #[test]
 fn public_addresses_need_a_token() {
     for addr in ["0.0.0.0:0", "[::]:0"] {
-        match serve_with(addr, Config::default().without_token()) {
+        match serve_with(addr, EndpointConfig::default().without_token()) {
             Err(e @ ServeError::PublicWithoutToken(_)) => {
                 let message = e.to_string();
                 assert!(message.contains("MEMPROF_TOKEN"), "{message}");
@@ -550,16 +550,16 @@ fn public_addresses_need_a_token() {
             other => panic!("{addr}: expected a refusal, got {other:?}"),
         }
     }
-    let guarded = serve_with("0.0.0.0:0", Config::default().token("t")).unwrap();
+    let guarded = serve_with("0.0.0.0:0", EndpointConfig::default().token("t")).unwrap();
     assert!(guarded.local_addr().ip().is_unspecified());
     drop(guarded);
     assert!(matches!(
-        serve_with("not an address", Config::default()),
+        serve_with("not an address", EndpointConfig::default()),
         Err(ServeError::InvalidAddress { .. })
     ));
-    let taken = serve_with("127.0.0.1:0", Config::default()).unwrap();
+    let taken = serve_with("127.0.0.1:0", EndpointConfig::default()).unwrap();
     assert!(matches!(
-        serve_with(taken.local_addr(), Config::default()),
+        serve_with(taken.local_addr(), EndpointConfig::default()),
         Err(ServeError::Bind(..))
     ));
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -19,7 +19,7 @@ fn status(url: &str, authorization: Option<&str>) -> u16 {
 
 #[test]
 fn bearer_scheme_in_any_case_and_only_the_whole_token() {
-    let endpoint = serve_with("127.0.0.1:0", Config::default().token("s3cret")).unwrap();
+    let endpoint = serve_with("127.0.0.1:0", EndpointConfig::default().token("s3cret")).unwrap();
     let stats = format!("{}/stats", endpoint.url());
     for accepted in [
         "Bearer s3cret",
@@ -55,7 +55,7 @@ fn bearer_scheme_in_any_case_and_only_the_whole_token() {
 #[test]
 fn blank_tokens_are_refused_at_bind() {
     for blank in ["", " ", "\t \t", " s3cret", "s3cret\n"] {
-        let refused = serve_with("127.0.0.1:0", Config::default().token(blank));
+        let refused = serve_with("127.0.0.1:0", EndpointConfig::default().token(blank));
         let error = refused
             .err()
             .unwrap_or_else(|| panic!("{blank:?} accepted"));
@@ -79,7 +79,7 @@ fn router_with_a_blank_token_refuses_every_request() {
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().nest(
         "/m",
-        memprof::http::router_with(Config::default().token("")),
+        memprof::http::router_with(EndpointConfig::default().token("")),
     );
     runtime.spawn(async move { axum::serve(listener, app).await });
     let stats = format!("http://{addr}/m/stats");
@@ -91,7 +91,7 @@ fn router_with_a_blank_token_refuses_every_request() {
 
 #[test]
 fn the_page_loads_without_the_token_and_asks_for_it() {
-    let endpoint = serve_with("127.0.0.1:0", Config::default().token("s3cret")).unwrap();
+    let endpoint = serve_with("127.0.0.1:0", EndpointConfig::default().token("s3cret")).unwrap();
     let page = memprof_dev::get(&endpoint.url());
     assert_eq!(page.status, 200);
     let html = page.text();

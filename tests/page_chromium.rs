@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memprof::history::HistoryConfig;
-use memprof::http::{serve_with, Config};
+use memprof::http::{serve_with, EndpointConfig};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -167,7 +167,7 @@ fn chromium_renders_plots_findings_and_stacks() {
     // Behind a token: the page asks for it, and with it (handed over in
     // the address's fragment) every fetch carries it.
     let token = "page-s3cret";
-    let guarded = serve_with("127.0.0.1:0", Config::default().token(token)).unwrap();
+    let guarded = serve_with("127.0.0.1:0", EndpointConfig::default().token(token)).unwrap();
     let asking = dump_dom(&binary, &guarded.url());
     assert!(asking.contains("<form id=\"token-form\">"), "{asking}");
     assert!(

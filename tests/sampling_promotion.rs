@@ -6,7 +6,7 @@
 
 use std::alloc::{alloc, dealloc, Layout};
 
-use memprof::sample::{live_samples, SAMPLED_BLOCK_ALIGN};
+use memprof::internals::{live_samples, SAMPLED_BLOCK_ALIGN};
 use memprof::MemProf;
 
 #[global_allocator]
@@ -20,7 +20,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 /// Live samples of `blocks` (address, size): matched on both, since the
 /// test's own bookkeeping may be handed a freed block's address.
-fn sampled_among(blocks: &[(usize, usize)]) -> Vec<memprof::sample::LiveSample> {
+fn sampled_among(blocks: &[(usize, usize)]) -> Vec<memprof::internals::LiveSample> {
     let set: std::collections::HashSet<(usize, usize)> = blocks.iter().copied().collect();
     live_samples()
         .into_iter()

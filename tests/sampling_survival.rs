@@ -102,7 +102,7 @@ fn fork_child_allocates_and_exits_cleanly() {
             let v: Vec<Vec<u8>> = (0..1000).map(|i| vec![1u8; 8 + i]).collect();
             // Lock-free counters only: this test is about the allocation
             // path's locks (the symbolizer's are tests/fork_symbolize.rs's).
-            let ok = v.len() == 1000 && memprof::sample::counters().samples_taken > 0;
+            let ok = v.len() == 1000 && memprof::counters().samples_taken > 0;
             // SAFETY: _exit ends the child without running the parent's
             // atexit handlers or test harness.
             unsafe { libc::_exit(if ok { 0 } else { 3 }) };

@@ -32,11 +32,11 @@ fn bursts_keep_to_the_cap_and_give_their_memory_back() {
     memprof::set_thread_rate(Some(1));
     drop(burst(1));
     memprof::set_thread_rate(None);
-    let start = memprof::sample::counters().profiler_bytes;
+    let start = memprof::counters().profiler_bytes;
     let mut peak_live = 0;
     let mut peak_bytes = 0;
     let mut see = |when: &str| {
-        let c = memprof::sample::counters();
+        let c = memprof::counters();
         peak_live = peak_live.max(c.live_samples);
         peak_bytes = peak_bytes.max(c.profiler_bytes);
         eprintln!(
@@ -82,7 +82,7 @@ fn bursts_keep_to_the_cap_and_give_their_memory_back() {
     drop(held);
     see("everything freed");
 
-    let end = memprof::sample::counters();
+    let end = memprof::counters();
     assert!(
         peak_live <= CAP_BOUND,
         "{peak_live} live samples against a cap of {CAP}"

@@ -27,7 +27,7 @@ fn scopes_count_allocations_nest_and_show_in_stacks() {
     memprof::set_thread_rate(None);
     assert_eq!(kept.len(), 10);
 
-    let scopes = memprof::scope::scopes();
+    let scopes = memprof::scopes();
     let request = scopes
         .iter()
         .find(|s| s.path == "request")

@@ -59,7 +59,7 @@ fn child_allocates_from_many_stacks() {
     for path in 0..1u32 << LEVELS {
         step(path, LEVELS, &mut kept);
     }
-    let counters = memprof::sample::counters();
+    let counters = memprof::counters();
     let late_cap = std::env::var(LATE_CAP).map_or(1 << 20, |v| v.parse().unwrap());
     let late_fits = memprof::set_max_stacks(late_cap);
     for path in 0..1000 {
@@ -72,7 +72,7 @@ fn child_allocates_from_many_stacks() {
         counters.stacks_dropped,
         counters.live_samples,
         counters.samples_dropped,
-        memprof::sample::counters().stacks_dropped,
+        memprof::counters().stacks_dropped,
     );
     drop(kept);
 }

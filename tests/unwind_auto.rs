@@ -8,8 +8,8 @@
 
 #![allow(clippy::vec_box)] // separate heap blocks are the point
 
-use memprof::stack::{unwinder, Unwinder};
 use memprof::MemProf;
+use memprof::{unwinder, Unwinder};
 
 #[global_allocator]
 static ALLOC: MemProf = MemProf::jemalloc();
@@ -48,7 +48,7 @@ fn auto_mode_settles_on_a_fast_walker() {
         assert!(
             matches!(chosen, Unwinder::Framehop | Unwinder::FramePointers),
             "{chosen:?} {:?}",
-            memprof::stack::capture::framehop_counters()
+            memprof::internals::framehop_counters()
         );
     } else {
         assert_ne!(chosen, Unwinder::Verifying);

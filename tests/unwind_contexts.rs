@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use memprof::stack::capture::{capture_with, framehop_counters};
-use memprof::stack::{Unwinder, MAX_FRAMES};
+use memprof::config::MAX_FRAMES;
+use memprof::internals::{capture_with, framehop_counters};
+use memprof::Unwinder;
 use memprof_dev::same_callers;
 
 /// Captures with both walkers here and checks they agree; returns how many
@@ -36,7 +37,7 @@ fn named(stack: &[usize]) -> String {
     stack
         .iter()
         .map(|&a| {
-            let frames = memprof::stack::symbolize::resolve(a);
+            let frames = memprof::internals::resolve(a);
             let name = frames
                 .last()
                 .map(|f| f.function.to_string())

@@ -28,7 +28,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use memprof::stack::unwinder;
+use memprof::unwinder;
 use memprof::MemProf;
 
 #[global_allocator]
@@ -408,7 +408,7 @@ fn cycles(dir: &Path, cover: Cover) {
         "cycles done: {cycles} cycles, {covered} covered, libb at liba's old base {at_old_base} \
          times, walker {:?}, {:?}",
         unwinder(),
-        memprof::stack::capture::framehop_counters()
+        memprof::internals::framehop_counters()
     );
 }
 
@@ -427,7 +427,7 @@ fn auto_through_a_fresh_library(dir: &Path) {
     println!(
         "walker {:?}, {:?}",
         unwinder(),
-        memprof::stack::capture::framehop_counters()
+        memprof::internals::framehop_counters()
     );
     a.close();
 }

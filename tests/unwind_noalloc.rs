@@ -10,8 +10,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
 
-use memprof::stack::capture::{capture_with, framehop_counters};
-use memprof::stack::{Unwinder, MAX_FRAMES};
+use memprof::config::MAX_FRAMES;
+use memprof::internals::{capture_with, framehop_counters};
+use memprof::Unwinder;
 
 struct Counting;
 

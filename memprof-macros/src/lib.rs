@@ -395,7 +395,7 @@ fn expand_scope(args: TokenStream, item: TokenStream) -> Result<TokenStream, Err
             ))
         }
     };
-    let mut body: TokenStream = "let __memprof_scope_guard = ::memprof::scope::enter"
+    let mut body: TokenStream = "let __memprof_scope_guard = ::memprof::enter_scope"
         .parse()
         .map_err(|e: proc_macro::LexError| (Span::call_site(), e.to_string()))?;
     body.extend([TokenTree::Group(Group::new(

@@ -1,8 +1,10 @@
 //! A fast hasher for maps keyed by addresses and stack ids.
 //!
 //! memprof's own maps are keyed by return addresses and ids it made, never
-//! by input an attacker chooses, so it can skip SipHash's DoS resistance;
-//! in a 10,000-stack snapshot SipHash took a tenth of the time.
+//! by input an attacker chooses, so they need none of SipHash's DoS
+//! resistance, and SipHash is a visible share of a large snapshot's time
+//! (the figure is in `benches/peers/RESULTS.md`, "Figures behind the
+//! code's choices").
 
 /// A multiply-rotate hasher (FxHash's mixing step).
 #[derive(Default, Clone, Copy)]

@@ -22,6 +22,28 @@
 //! figure memprof reports is an unbiased estimate; `set_rate(1)` records every
 //! allocation exactly.
 //!
+//! # What is where
+//!
+//! * At the root: the allocator ([`MemProf`]); the profile now
+//!   ([`snapshot`], [`Snapshot`], [`Kind`], [`StackProfile`],
+//!   [`Estimates`]) and the sampler's own figures ([`counters`]); settings
+//!   ([`Config`], [`set_rate`], [`set_thread_rate`], [`set_max_stacks`],
+//!   [`set_max_samples`], [`Settings`]); scopes ([`scope()`],
+//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]); the endpoint
+//!   ([`serve`] and `router`, feature `http`); `#[memprof::test]`.
+//! * [`profile`]: diffs, leak candidates, growth trends, per-stack usage.
+//! * [`export`]: folded stacks, SVG flamegraphs, pprof, Prometheus text and
+//!   the `/stats` body.
+//! * [`testing`]: [`testing::track`] and [`testing::soak`], behind
+//!   `#[memprof::test]`.
+//! * [`host`], [`doctor`], [`history`] (and `jemalloc`, feature
+//!   `jemalloc`): the process, machine and cgroup readings, findings over
+//!   them, and their history.
+//! * `http` (feature `http`): the endpoint's settings
+//!   (`http::EndpointConfig`), errors and handle.
+//! * [`config`]: every `MEMPROF_*` variable and each setting's default and
+//!   bounds.
+//!
 //! # Environment
 //!
 //! Every variable memprof reads (the [`config`] module reads them all):
@@ -34,7 +56,7 @@
 //! | `MEMPROF_MAX_STACKS` | `4194304` | the distinct-stack cap, a whole number from 1 up (see [`set_max_stacks`]) | keeps the default |
 //! | `MEMPROF_MAX_SAMPLES` | `4194304` | the live-sample cap, a whole number from 1 up (see [`set_max_samples`]) | keeps the default |
 //! | `MEMPROF_ADDR` | unset or blank: no endpoint | `host:port` to serve on, for `http::serve_from_env()` (feature `http`) | no endpoint: `serve_from_env()` returns `ServeError::InvalidAddress` |
-//! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::Config::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
+//! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::EndpointConfig::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
 //!
 //! A bad value is said once on stderr, with the value echoed (its first 64
 //! bytes, anything but printable ASCII as `?`; a token's value never) and
@@ -83,10 +105,11 @@
 //! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
 //!   `doctor` for any process).
 
-#![warn(missing_docs, unreachable_pub, unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod alloc;
+mod alloc;
 mod allocator_reading;
 pub mod config;
 pub mod doctor;
@@ -103,26 +126,38 @@ mod human;
 pub mod jemalloc;
 mod os;
 pub mod profile;
-pub mod sample;
-pub mod scope;
+mod sample;
+mod scope;
 mod settings;
-pub mod stack;
+mod stack;
 mod stripe;
 mod sync;
 pub mod testing;
 mod thread_state;
 
-pub use crate::alloc::MemProf;
-pub use crate::config::DEFAULT_RATE;
-#[cfg(feature = "http")]
+pub use crate::alloc::{DefaultAllocator, MemProf};
+pub use crate::config::{Unwinder, DEFAULT_RATE};
 pub use crate::history::peak;
-pub use crate::http::serve;
-pub use crate::profile::{snapshot, Kind, Snapshot};
-pub use crate::sample::is_active;
+#[cfg(feature = "http")]
+pub use crate::http::{router, serve};
+pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackProfile};
 pub use crate::sample::rate::{rate, set_rate};
-pub use crate::scope::scope;
+pub use crate::sample::{is_active, SamplerCounters};
+pub use crate::scope::{enter_scope, scope, scopes, ScopeGuard, ScopeStats};
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
 };
+pub use crate::stack::unwinder;
 pub use crate::thread_state::{set_thread_rate, unsampled};
 pub use memprof_macros::{scope, test};
+
+/// The sampler's own parts, for memprof's tests, benches and `memprof-dev`,
+/// which drive stack capture and the live-sample table directly. Not part
+/// of the API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sample::{live_samples, LiveSample, SAMPLED_BLOCK_ALIGN};
+    pub use crate::scope::scope_path;
+    pub use crate::stack::capture::{capture_with, framehop_counters, FramehopCounters};
+    pub use crate::stack::symbolize::{cache_bytes, resolve};
+}

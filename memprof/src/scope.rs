@@ -30,7 +30,7 @@ use crate::sync::SpinLock;
 use crate::thread_state;
 
 /// The most distinct scope paths; entering more reuses the parent scope.
-pub const MAX_SCOPES: usize = 4096;
+pub(crate) const MAX_SCOPES: usize = 4096;
 
 /// One scope's figures. The objects and bytes counters are wrapping sums in
 /// fixed point (see [`crate::fixed`]); `peak_bytes` is the largest in-use
@@ -160,7 +160,7 @@ pub(crate) fn record_free(scope: u32, bytes: usize, weight: f64) {
     });
 }
 
-/// Keeps a scope active until dropped; see [`enter`].
+/// Keeps a scope active until dropped; see [`enter_scope`].
 #[must_use = "the scope ends when this guard is dropped"]
 pub struct ScopeGuard {
     previous: u32,
@@ -177,7 +177,7 @@ impl Drop for ScopeGuard {
 ///
 /// The guard is not `Send`: a scope belongs to the thread that entered it.
 /// Do not hold one across an `.await`.
-pub fn enter(name: &'static str) -> ScopeGuard {
+pub fn enter_scope(name: &'static str) -> ScopeGuard {
     let parent = thread_state::scope();
     let id = cached_id(parent, name).unwrap_or_else(|| {
         let id = register(parent, name);
@@ -200,7 +200,7 @@ pub fn enter(name: &'static str) -> ScopeGuard {
 /// assert_eq!(parsed.len(), 100);
 /// ```
 pub fn scope<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
-    let _guard = enter(name);
+    let _guard = enter_scope(name);
     f()
 }
 
@@ -321,6 +321,23 @@ pub fn scope_path(id: u32) -> Option<String> {
 }
 
 /// Figures for every scope entered so far.
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     let previous = memprof::set_thread_rate(Some(1)); // record exactly
+///     let parsed: Vec<u64> = memprof::scope("parser", || (0..1000).collect());
+///     memprof::set_thread_rate(previous);
+///
+///     let parser = memprof::scopes().into_iter().find(|s| s.path == "parser").unwrap();
+///     assert!(parser.net_bytes >= 8000.0, "{parser:?}");
+///     drop(parsed);
+/// }
+/// ```
 pub fn scopes() -> Vec<ScopeStats> {
     (1..=REGISTERED.load(Ordering::Acquire))
         .map(|id| {
@@ -351,12 +368,12 @@ mod tests {
         let paths: Vec<String> = (0..3)
             .flat_map(|_| {
                 let top = {
-                    let _x = enter("cache-x");
+                    let _x = enter_scope("cache-x");
                     thread_state::scope()
                 };
                 let nested = {
-                    let _y = enter("cache-y");
-                    let _x = enter("cache-x");
+                    let _y = enter_scope("cache-y");
+                    let _x = enter_scope("cache-x");
                     thread_state::scope()
                 };
                 [top, nested]
@@ -381,9 +398,9 @@ mod tests {
     #[test]
     fn nested_scopes_have_paths_and_roll_up() {
         let (outer, inner) = {
-            let _a = enter("outer-test");
+            let _a = enter_scope("outer-test");
             let outer = thread_state::scope();
-            let _b = enter("inner-test");
+            let _b = enter_scope("inner-test");
             (outer, thread_state::scope())
         };
         assert_eq!(
@@ -409,7 +426,7 @@ mod tests {
     #[test]
     fn everything_freed_leaves_nothing_in_use() {
         let id = {
-            let _s = enter("exactly-zero-test");
+            let _s = enter_scope("exactly-zero-test");
             thread_state::scope()
         };
         let samples: Vec<(usize, f64)> = (0..1000)

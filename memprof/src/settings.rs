@@ -158,7 +158,7 @@ impl std::error::Error for ConfigError {}
 
 /// Caps how many live samples are kept (default 4,194,304, enough for exact
 /// mode over a few million live blocks). Samples past the cap are dropped and
-/// counted in [`crate::sample::counters`]. The cap is kept without a shared
+/// counted in [`crate::counters`]. The cap is kept without a shared
 /// count (each shard of the table holds an allowance it asks for now and
 /// then), so a thread inserting while an allowance is granted may pass it by
 /// a sample or two. The table's memory grows with the samples and shrinks as

@@ -122,6 +122,10 @@ pub struct Retained {
 
 impl Retained {
     /// Writes folded stacks of the retained bytes.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded<W: Write>(&self, mut out: W) -> io::Result<()> {
         for s in &self.stacks {
             writeln!(out, "{} {}", s.key, s.bytes)?;
@@ -326,6 +330,24 @@ fn summarize(stacks: &HashMap<u32, StackLive>) -> Retained {
 /// Runs `body` on this thread with every allocation recorded, its own and
 /// those of the threads it starts (see the module docs), and returns its
 /// result with what it left live (its result included).
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     // The 4 KiB buffer the body returns is still live when it ends.
+///     let (buffer, retained) = memprof::testing::track(|| vec![0u8; 4096]);
+///     assert!(retained.bytes >= 4096, "{retained:?}");
+///     drop(buffer);
+///
+///     // A body that frees what it allocates leaves that much less.
+///     let ((), retained) = memprof::testing::track(|| drop(vec![0u8; 4096]));
+///     assert!(retained.bytes < 4096, "{retained:?}");
+/// }
+/// ```
 pub fn track<R>(body: impl FnOnce() -> R) -> (R, Retained) {
     let tracking = Tracking::start();
     let result = body();
@@ -463,6 +485,11 @@ pub fn artifacts_dir() -> PathBuf {
 
 /// Writes `<dir>/<name>.folded` and (with the `export` feature)
 /// `<dir>/<name>.svg`, a flamegraph of what was retained. Returns the paths.
+///
+/// # Errors
+///
+/// Returns the error of creating the artifacts directory or writing either
+/// file, naming neither (the caller knows `name`).
 pub fn write_report(retained: &Retained, name: &str) -> io::Result<Vec<PathBuf>> {
     let dir = artifacts_dir();
     std::fs::create_dir_all(&dir)?;

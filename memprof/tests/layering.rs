@@ -32,11 +32,6 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[
         "crate::fork::register",
         "as for scope: the history's locks",
     ),
-    (
-        "sample",
-        "pub use crate::profile::counters",
-        "a public path kept for callers: `memprof::sample::counters`",
-    ),
 ];
 
 /// One path found in a source file.

@@ -8,9 +8,9 @@
 //! CI runs this file in a debug build as well as in the release suite:
 //! debug builds keep every one of those frames un-inlined.
 
-use memprof::profile::snapshot::snapshot_with;
-use memprof::stack::Frame;
-use memprof::stack::Trim;
+use memprof::profile::snapshot_with;
+use memprof::profile::Frame;
+use memprof::profile::Trim;
 use std::hint::black_box;
 use std::sync::Arc;
 

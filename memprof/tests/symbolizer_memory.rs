@@ -45,7 +45,7 @@ fn a_snapshot_leaves_only_what_the_profiler_reports() {
     memprof::set_thread_rate(previous);
 
     let before = allocated();
-    let reported_before = memprof::stack::symbolize::cache_bytes() as i64;
+    let reported_before = memprof::internals::cache_bytes() as i64;
     let started = Instant::now();
     let snapshot = memprof::snapshot();
     let first = started.elapsed();
@@ -58,7 +58,7 @@ fn a_snapshot_leaves_only_what_the_profiler_reports() {
     );
     drop(snapshot);
     let retained = allocated() - before;
-    let reported = memprof::stack::symbolize::cache_bytes() as i64 - reported_before;
+    let reported = memprof::internals::cache_bytes() as i64 - reported_before;
     eprintln!(
         "first snapshot {first:?}: retained {} KiB, reported {} KiB",
         retained / 1024,

@@ -31,9 +31,6 @@ use crate::sample::LIVE;
 use crate::thread_state as thread;
 use record::Fill;
 
-pub use crate::sample::{is_active, serves_global_allocator, NOT_GLOBAL_ALLOCATOR};
-pub use crate::thread_state::unsampled;
-
 /// The inner allocator `MemProf` wraps when none is named: jemalloc with
 /// the `jemalloc` feature, else the system allocator.
 #[cfg(feature = "jemalloc")]

@@ -26,7 +26,7 @@ const TRIES: u32 = 1000;
 #[repr(u8)]
 pub enum EnvState {
     /// Not read yet: nothing that uses it has run (the endpoint's variables
-    /// are read only by `serve_from_env` and `http::Config::from_env`).
+    /// are read only by `serve_from_env` and `http::EndpointConfig::from_env`).
     Unread = 0,
     /// Not set (or, for `MEMPROF_ADDR`, blank); the default or the code's
     /// setting applies.

@@ -68,6 +68,11 @@ impl FlamegraphOptions {
 
 /// Writes a flamegraph of `kind` over the snapshot's stacks. A snapshot
 /// with nothing to show gives a small SVG saying so.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails, or inferno's error
+/// when it rejects the folded stacks.
 pub fn write_flamegraph<W: Write>(
     snapshot: &Snapshot,
     kind: Kind,
@@ -83,6 +88,11 @@ pub fn write_flamegraph<W: Write>(
 /// stacks are paired by their folded keys (`key before after` lines, as
 /// inferno's `differential` module pairs folded text), cut below the frames
 /// too narrow to draw, and rendered sized by `after`.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails, or inferno's error
+/// when it rejects the folded stacks.
 pub fn write_differential_flamegraph<W: Write>(
     before: &Snapshot,
     after: &Snapshot,
@@ -97,6 +107,11 @@ pub fn write_differential_flamegraph<W: Write>(
 
 /// Renders folded stacks (`root;...;leaf count` lines, or the two-count
 /// lines of a differential profile) as an SVG flamegraph.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails, or inferno's error
+/// when it rejects the folded stacks.
 pub fn write_folded_flamegraph<W: Write>(
     folded: &[u8],
     options: &FlamegraphOptions,

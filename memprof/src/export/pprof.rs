@@ -65,6 +65,10 @@ impl PprofOptions {
 /// hold all their items, and pprof resolves ids once the whole profile is
 /// read. So only the tables, which grow with the distinct addresses and
 /// not with the stacks, are held whole.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_pprof<W: Write>(
     snapshot: &Snapshot,
     options: &PprofOptions,
@@ -105,6 +109,11 @@ fn write_part<W: Write>(out: &mut W, samples: &mut Vec<proto::Sample>) -> io::Re
 }
 
 /// Reads a pprof profile, gzipped or not.
+///
+/// # Errors
+///
+/// Returns the error `input` returns when a read fails, and an `InvalidData`
+/// error when the bytes are not a (gzipped) pprof profile.
 pub fn read_pprof<R: Read>(mut input: R) -> io::Result<proto::Profile> {
     let mut raw = Vec::new();
     input.read_to_end(&mut raw)?;

@@ -79,6 +79,12 @@ impl<W: Write> MetricsWriter<W> {
     }
 
     /// Writes one gauge sample.
+    ///
+    /// # Errors
+    ///
+    /// An `InvalidInput` error (writing nothing) for an invalid metric or label
+    /// name, a name reused after another family, or a type change; otherwise
+    /// the underlying writer's error.
     pub fn gauge(
         &mut self,
         name: &str,
@@ -90,6 +96,12 @@ impl<W: Write> MetricsWriter<W> {
     }
 
     /// Writes one counter sample; `name` should end in `_total`.
+    ///
+    /// # Errors
+    ///
+    /// An `InvalidInput` error (writing nothing) for an invalid metric or label
+    /// name, a name reused after another family, or a type change; otherwise
+    /// the underlying writer's error.
     pub fn counter(
         &mut self,
         name: &str,
@@ -102,6 +114,12 @@ impl<W: Write> MetricsWriter<W> {
 
     /// Writes one sample of family `name` (without the prefix), starting
     /// the family if it is not the current one.
+    ///
+    /// # Errors
+    ///
+    /// An `InvalidInput` error (writing nothing) for an invalid metric or label
+    /// name, a name reused after another family, or a type change; otherwise
+    /// the underlying writer's error.
     pub fn sample(
         &mut self,
         kind: MetricType,
@@ -156,6 +174,10 @@ impl<W: Write> MetricsWriter<W> {
     }
 
     /// Flushes and returns the underlying writer.
+    ///
+    /// # Errors
+    ///
+    /// Returns the underlying writer's error when the final flush fails.
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
@@ -210,6 +232,10 @@ fn write_value<W: Write>(out: &mut W, value: f64) -> io::Result<()> {
 
 /// The sampler's counters, the sampling rate and the heap estimates of a
 /// snapshot: every `memprof_` family the profiler itself owns.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_profiler_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     snapshot: &Snapshot,
@@ -310,6 +336,10 @@ pub fn write_profiler_metrics<W: Write>(
 
 /// Per-scope families, labelled `scope="outer/inner"`. Writes nothing when
 /// no scope was entered.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_scope_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     scopes: &[ScopeStats],
@@ -352,6 +382,10 @@ pub fn write_scope_metrics<W: Write>(
 /// jemalloc's totals, unused pages and ratios (`allocator_*`), and
 /// `allocator_available` (1 when jemalloc serves the process, else 0 and
 /// nothing more).
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 #[cfg(feature = "jemalloc")]
 pub fn write_allocator_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
@@ -446,6 +480,10 @@ pub fn write_allocator_metrics<W: Write>(
 
 /// The process's memory (`process_*_bytes`); figures the kernel does not
 /// report are left out.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_process_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     process: &ProcessFigures,
@@ -482,6 +520,10 @@ pub fn write_process_metrics<W: Write>(
 
 /// The process's memory cgroup: usage, limit (when limited), working set
 /// and OOM kills (`cgroup_memory_*`), labelled with the cgroup version.
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_cgroup_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     cgroup: &CgroupView,
@@ -536,6 +578,10 @@ pub fn write_cgroup_metrics<W: Write>(
 /// The host's memory: total and available (`host_memory_*_bytes`) and
 /// memory pressure (`host_memory_pressure_avg10_ratio{kind="some|full"}`,
 /// a fraction of the last 10 s, and the stall time since boot).
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_host_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     meminfo: Option<&Meminfo>,
@@ -584,6 +630,10 @@ pub fn write_host_metrics<W: Write>(
 }
 
 /// The history sampler's own cost and size (`history_*`).
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
 pub fn write_history_metrics<W: Write>(
     m: &mut MetricsWriter<W>,
     status: &HistoryStatus,

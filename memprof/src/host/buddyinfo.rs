@@ -189,6 +189,11 @@ impl Buddyinfo {
     /// Parses the text of `/proc/buddyinfo`
     /// (`Node 0, zone   Normal   18464   8641 ...`), with pages of
     /// `page_size_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R, page_size_bytes: u64) -> Result<Buddyinfo, ParseError> {
         let mut zones = Vec::new();
         util::for_each_line(reader, |line, text| {
@@ -208,11 +213,21 @@ impl Buddyinfo {
     }
 
     /// Parses `/proc/buddyinfo` text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str, page_size_bytes: u64) -> Result<Buddyinfo, ParseError> {
         Buddyinfo::parse(text.as_bytes(), page_size_bytes)
     }
 
     /// Reads `<root>/proc/buddyinfo`, with this system's page size.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>) -> Result<Buddyinfo, ReadError> {
         let path = util::join(root.as_ref(), "/proc/buddyinfo");
         let page_size = util::page_size();

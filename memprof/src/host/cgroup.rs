@@ -54,6 +54,11 @@ pub struct CgroupMembership {
 
 impl CgroupMembership {
     /// Parses `/proc/<pid>/cgroup`.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<CgroupMembership, ParseError> {
         let mut entries = Vec::new();
         util::for_each_line(reader, |line, text| {
@@ -94,11 +99,21 @@ impl CgroupMembership {
     }
 
     /// Parses `/proc/<pid>/cgroup` text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<CgroupMembership, ParseError> {
         CgroupMembership::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/<pid>/cgroup`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<CgroupMembership, ReadError> {
         let path = pid.path(root.as_ref(), "cgroup");
         util::read_with(&path, |bytes| CgroupMembership::parse(bytes))
@@ -146,6 +161,11 @@ impl Mountinfo {
     /// Parses `/proc/<pid>/mountinfo`
     /// (`36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw`).
     /// Octal escapes (`\040` for a space) in paths are decoded.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<Mountinfo, ParseError> {
         let mut mounts = Vec::new();
         util::for_each_line(reader, |line, text| {
@@ -188,11 +208,21 @@ impl Mountinfo {
     }
 
     /// Parses mountinfo text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<Mountinfo, ParseError> {
         Mountinfo::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/<pid>/mountinfo`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<Mountinfo, ReadError> {
         let path = pid.path(root.as_ref(), "mountinfo");
         util::read_with(&path, |bytes| Mountinfo::parse(bytes))
@@ -277,6 +307,12 @@ impl CgroupLocation {
     /// Finds the memory cgroup of `pid` under `root`: from
     /// `/proc/<pid>/cgroup` (required) and `/proc/<pid>/mountinfo` (if it
     /// can be read), else the conventional paths.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming `/proc/<pid>/cgroup` when it cannot be read or
+    /// parsed, or names neither a v1 memory hierarchy nor v2 (a `mountinfo`
+    /// that cannot be read is passed over).
     pub fn find(root: impl AsRef<Path>, pid: Pid) -> Result<CgroupLocation, ReadError> {
         let root = root.as_ref();
         let membership = CgroupMembership::read(root, pid)?;
@@ -376,6 +412,11 @@ pub struct MemoryStat {
 
 impl MemoryStat {
     /// Parses `memory.stat` (`name value` per line).
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<MemoryStat, ParseError> {
         util::flat_keyed(reader).map(|entries| MemoryStat { entries })
     }
@@ -406,6 +447,11 @@ pub struct MemoryEvents {
 
 impl MemoryEvents {
     /// Parses `memory.events`.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<MemoryEvents, ParseError> {
         let map = util::flat_keyed(reader)?;
         let get = |key: &str| map.get(key).copied();
@@ -434,6 +480,11 @@ pub struct OomControl {
 
 impl OomControl {
     /// Parses `memory.oom_control`.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<OomControl, ParseError> {
         let map = util::flat_keyed(reader)?;
         let flag = |key: &'static str| {
@@ -451,6 +502,10 @@ impl OomControl {
 
 /// Parses a limit file: `max` or a byte count (v1's huge "unlimited" values
 /// too).
+///
+/// # Errors
+///
+/// A `ParseError` when the text is neither `max` nor a byte count.
 pub fn parse_limit(bytes: &[u8]) -> Result<Limit, ParseError> {
     if String::from_utf8_lossy(bytes).trim() == "max" {
         return Ok(Limit::Unlimited);
@@ -615,6 +670,11 @@ pub struct CgroupView {
 
 impl CgroupView {
     /// Finds the memory cgroup of `pid` under `root` and reads it.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<CgroupView, ReadError> {
         let location = CgroupLocation::find(root, pid)?;
         let memory = match location.version {

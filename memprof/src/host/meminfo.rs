@@ -87,6 +87,11 @@ impl Meminfo {
     ///
     /// A line that is not `Key: number [kB]` is an error, and so is an input
     /// with no line at all.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<Meminfo, ParseError> {
         let mut entries = BTreeMap::new();
         util::for_each_line(reader, |line, text| {
@@ -108,11 +113,21 @@ impl Meminfo {
     }
 
     /// Parses `/proc/meminfo` text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<Meminfo, ParseError> {
         Meminfo::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/meminfo`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>) -> Result<Meminfo, ReadError> {
         let path = util::join(root.as_ref(), "/proc/meminfo");
         util::read_with(&path, |bytes| Meminfo::parse(bytes))

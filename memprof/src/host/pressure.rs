@@ -42,6 +42,11 @@ pub struct PressureLine {
 impl Pressure {
     /// Parses a pressure file
     /// (`some avg10=0.00 avg60=0.00 avg300=0.00 total=0`, then `full ...`).
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<Pressure, ParseError> {
         let mut some = None;
         let mut full = None;
@@ -68,17 +73,31 @@ impl Pressure {
     }
 
     /// Parses pressure text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<Pressure, ParseError> {
         Pressure::parse(text.as_bytes())
     }
 
     /// Reads a pressure file at `path` (already joined with the root).
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming `path` when it cannot be read or does not parse.
     pub fn read_file(path: &Path) -> Result<Pressure, ReadError> {
         util::read_with(path, |bytes| Pressure::parse(bytes))
     }
 
     /// Reads `<root>/proc/pressure/memory` (since Linux 4.20, with
     /// `CONFIG_PSI`).
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>) -> Result<Pressure, ReadError> {
         Pressure::read_file(&util::join(root.as_ref(), "/proc/pressure/memory"))
     }

@@ -89,6 +89,11 @@ impl ProcStatus {
     /// Parses `/proc/<pid>/status`. Lines other than the memory ones, `Name`,
     /// `Uid` and `Threads` are skipped; a memory line whose value is not a
     /// number is an error.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<ProcStatus, ParseError> {
         let mut status = ProcStatus::default();
         let mut recognised = false;
@@ -140,11 +145,21 @@ impl ProcStatus {
     }
 
     /// Parses status text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<ProcStatus, ParseError> {
         ProcStatus::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/<pid>/status`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<ProcStatus, ReadError> {
         let path = pid.path(root.as_ref(), "status");
         util::read_with(&path, |bytes| ProcStatus::parse(bytes))
@@ -200,6 +215,11 @@ impl SmapsRollup {
     /// and `[rollup]`) is skipped; so is any other line not shaped
     /// `Key: N kB`. An input without an `Rss` line is an error: a kernel
     /// thread's file is empty.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<SmapsRollup, ParseError> {
         let mut entries = BTreeMap::new();
         util::for_each_line(reader, |line, text| {
@@ -231,11 +251,21 @@ impl SmapsRollup {
     }
 
     /// Parses smaps_rollup text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<SmapsRollup, ParseError> {
         SmapsRollup::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/<pid>/smaps_rollup`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<SmapsRollup, ReadError> {
         let path = pid.path(root.as_ref(), "smaps_rollup");
         util::read_with(&path, |bytes| SmapsRollup::parse(bytes))
@@ -270,6 +300,11 @@ impl Statm {
     /// Parses `/proc/<pid>/statm` (`size resident shared text lib data dt`,
     /// in pages of `page_size_bytes`; `lib` and `dt` are always 0 and are
     /// dropped).
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R, page_size_bytes: u64) -> Result<Statm, ParseError> {
         let mut statm = None;
         util::for_each_line(reader, |line, text| {
@@ -300,11 +335,21 @@ impl Statm {
     }
 
     /// Parses statm text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str, page_size_bytes: u64) -> Result<Statm, ParseError> {
         Statm::parse(text.as_bytes(), page_size_bytes)
     }
 
     /// Reads `<root>/proc/<pid>/statm`, with this system's page size.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>, pid: Pid) -> Result<Statm, ReadError> {
         let path = pid.path(root.as_ref(), "statm");
         let page_size = util::page_size();

@@ -84,6 +84,10 @@ impl Thp {
 
 /// The bracketed choice of a sysfs selector: `"always [madvise] never"` is
 /// `madvise`. An error when no single word is bracketed.
+///
+/// # Errors
+///
+/// A `ParseError` when no single word is bracketed.
 pub fn parse_choice(text: &str) -> Result<String, ParseError> {
     let mut chosen = text
         .split_whitespace()

@@ -99,6 +99,11 @@ impl TopProcesses {
     /// Scans `<root>/proc/<pid>/smaps_rollup` for every process and keeps
     /// the `limit` largest by PSS, named by program ([`ProcessMemory::name`],
     /// no command lines). Fails only when `<root>/proc` cannot be listed.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` when `/proc` itself cannot be listed; a process that exits
+    /// or cannot be read while it is scanned is skipped.
     pub fn read(root: impl AsRef<Path>, limit: usize) -> Result<TopProcesses, ReadError> {
         TopProcesses::scan(root.as_ref(), limit, false)
     }
@@ -106,6 +111,11 @@ impl TopProcesses {
     /// [`TopProcesses::read`], with each process's whole command line in
     /// [`ProcessMemory::command`]. For the operator's own eyes: arguments
     /// can carry secrets.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` when `/proc` itself cannot be listed; a process that exits
+    /// or cannot be read while it is scanned is skipped.
     pub fn read_with_command_lines(
         root: impl AsRef<Path>,
         limit: usize,

@@ -25,16 +25,31 @@ pub struct Vmstat {
 
 impl Vmstat {
     /// Parses the text of `/proc/vmstat` (`name value` per line).
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse<R: BufRead>(reader: R) -> Result<Vmstat, ParseError> {
         util::flat_keyed(reader).map(|counters| Vmstat { counters })
     }
 
     /// Parses `/proc/vmstat` text held in a string.
+    ///
+    /// # Errors
+    ///
+    /// A `ParseError` naming the line (or value) that is not in the expected
+    /// form.
     pub fn parse_str(text: &str) -> Result<Vmstat, ParseError> {
         Vmstat::parse(text.as_bytes())
     }
 
     /// Reads `<root>/proc/vmstat`.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>) -> Result<Vmstat, ReadError> {
         let path = util::join(root.as_ref(), "/proc/vmstat");
         util::read_with(&path, |bytes| Vmstat::parse(bytes))
@@ -94,6 +109,11 @@ pub struct VmstatSample {
 
 impl VmstatSample {
     /// Reads `<root>/proc/vmstat` and notes the time.
+    ///
+    /// # Errors
+    ///
+    /// A `ReadError` naming the file when it cannot be read (it is missing, not
+    /// permitted, or the process has exited) or does not parse.
     pub fn read(root: impl AsRef<Path>) -> Result<VmstatSample, ReadError> {
         let vmstat = Vmstat::read(root)?;
         Ok(VmstatSample {

@@ -2,14 +2,14 @@
 //! hyper's HTTP/1 server on each connection, bounded so that the endpoint
 //! never costs the service it lives in its descriptors or its memory.
 //!
-//! - At most [`Config::max_connections`] connections are served at once.
+//! - At most [`EndpointConfig::max_connections`] connections are served at once.
 //!   One over the cap is accepted, answered `503` (one non-blocking write,
 //!   best effort) and closed at once, rather than left unaccepted in the
 //!   kernel's backlog: a queued connection waits behind every connection
 //!   queued before it, so a flood would hold a real client back by whole
 //!   header timeouts, while a closed one learns at once to retry. Its cost
 //!   is one descriptor between the accept and the close.
-//! - A request head must arrive within [`Config::header_read_timeout`].
+//! - A request head must arrive within [`EndpointConfig::header_read_timeout`].
 //!   hyper starts that timer again whenever a kept-alive connection goes
 //!   idle, so it is the idle timeout as well.
 //! - A request head is at most [`MAX_REQUEST_HEAD`] bytes (hyper answers
@@ -31,7 +31,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::Config;
+use super::EndpointConfig;
 
 /// The largest request head (request line and headers) read.
 const MAX_REQUEST_HEAD: usize = 16 << 10;
@@ -60,12 +60,12 @@ impl Default for Limits {
     }
 }
 
-impl Config {
+impl EndpointConfig {
     /// How many connections [`serve`](super::serve) serves at once (at
     /// least 1; 64 by default). A connection over the cap is answered 503
     /// and closed at once. Keep it well below the process's descriptor
     /// limit (`ulimit -n`): each connection holds one descriptor.
-    pub fn max_connections(mut self, max: usize) -> Config {
+    pub fn max_connections(mut self, max: usize) -> EndpointConfig {
         self.limits.max_connections = max.max(1);
         self
     }
@@ -74,7 +74,7 @@ impl Config {
     /// line and headers), and for the next request on an idle kept-alive
     /// connection, before closing the connection (at least 100 ms; 10 s by
     /// default).
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Config {
+    pub fn header_read_timeout(mut self, timeout: Duration) -> EndpointConfig {
         self.limits.header_read_timeout = timeout.max(Duration::from_millis(100));
         self
     }
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn limits_have_small_defaults_and_floors() {
-        let config = Config::default();
+        let config = EndpointConfig::default();
         assert_eq!(config.limits.max_connections, 64);
         assert_eq!(config.limits.header_read_timeout, Duration::from_secs(10));
         let config = config

@@ -29,7 +29,7 @@ pub enum ApiError {
     /// 405: the route exists but not for this method.
     MethodNotAllowed,
     /// 421: the request names a host this endpoint does not answer to
-    /// (see [`super::Config::allow_host`]).
+    /// (see [`super::EndpointConfig::allow_host`]).
     MisdirectedRequest(String),
     /// 503: what was asked needs something this process does not have
     /// (jemalloc statistics when jemalloc is not the allocator).

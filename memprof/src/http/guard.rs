@@ -7,7 +7,7 @@
 //!   browser still sends `Host: attacker.example`, so an endpoint that
 //!   answers only to the names it is known by is out of reach: on a loopback
 //!   bind, `Host` must be a loopback address, `localhost`, the bound address
-//!   or a name allowed with [`super::Config::allow_host`]; anything else gets
+//!   or a name allowed with [`super::EndpointConfig::allow_host`]; anything else gets
 //!   421. Where the router is nested in someone's app, the bind is not known
 //!   and the app's own names must work, so the check runs there only when
 //!   names are allowed explicitly.
@@ -139,7 +139,7 @@ fn refusal(guard: &Guard, request: &Request) -> Option<ApiError> {
                 "request for host {host:?} refused: this endpoint answers only to {}, so that \
                  a web page that points its own name at this address (DNS rebinding) cannot \
                  read it; to reach it by another name (through a proxy, say), allow the name \
-                 with memprof::http::Config::allow_host",
+                 with memprof::http::EndpointConfig::allow_host",
                 guard.accepted_names()
             )));
         }

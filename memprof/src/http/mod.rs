@@ -32,7 +32,7 @@
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
 //! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
 //! | `/history` | the series the page plots: `since=UNIX_MS` (points after it), `stacks=true` (per-stack in-use bytes), `format=json` (default) \| `text` |
-//! | `/host` | process, host, cgroup and top processes by PSS, named by program (command lines only with [`Config::command_lines`]): `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
+//! | `/host` | process, host, cgroup and top processes by PSS, named by program (command lines only with [`EndpointConfig::command_lines`]): `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
 //! | `/allocator` | jemalloc statistics; 200 `{"available": false, "reason"}` when jemalloc does not serve the process; `format=json` \| `text` |
 //! | `POST /allocator/purge` | purges dirty pages, answers resident before and after; 503 without jemalloc; `format=json` \| `text` |
 //! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
@@ -55,25 +55,25 @@
 //! # Security
 //!
 //! [`serve`] binds loopback addresses only, unless a token is configured
-//! ([`Config::token`] or `MEMPROF_TOKEN`); then every request must carry
+//! ([`EndpointConfig::token`] or `MEMPROF_TOKEN`); then every request must carry
 //! `Authorization: Bearer <token>` or gets 401, except the page at `/`,
 //! which is static: it asks for the token, keeps it in the tab's
 //! `sessionStorage` and sends it on each of its requests. A blank token is
 //! refused, not taken for none. [`serve`] also caps its connections and
-//! times out slow request heads ([`Config::max_connections`],
-//! [`Config::header_read_timeout`]).
+//! times out slow request heads ([`EndpointConfig::max_connections`],
+//! [`EndpointConfig::header_read_timeout`]).
 //!
 //! Against web pages in an operator's browser: on a loopback bind, a request
 //! whose `Host` is not a loopback address, `localhost`, the bound address or
-//! a name given to [`Config::allow_host`] gets 421 (DNS rebinding); a
+//! a name given to [`EndpointConfig::allow_host`] gets 421 (DNS rebinding); a
 //! request that changes state (`POST`) whose `Origin` or `Sec-Fetch-Site`
 //! shows another origin gets 403, wherever the router runs. Nested in an
-//! app, the router checks `Host` only when [`Config::allow_host`] names the
+//! app, the router checks `Host` only when [`EndpointConfig::allow_host`] names the
 //! app's hosts. Every response carries `X-Content-Type-Options: nosniff`,
 //! and the page a Content-Security-Policy that allows its own inline script
 //! and style and nothing else. `/host` lists other processes by program
 //! name only: their command lines often carry secrets
-//! ([`Config::command_lines`] shows them).
+//! ([`EndpointConfig::command_lines`] shows them).
 //!
 //! # Adding a route
 //!
@@ -114,12 +114,12 @@ pub use serve::{serve, serve_from_env, serve_with, EndpointHandle, ServeError, P
 
 /// The endpoint's settings.
 ///
-/// [`Config::default`] has no token, keeps 16 snapshots, checks `Host` on a
+/// [`EndpointConfig::default`] has no token, keeps 16 snapshots, checks `Host` on a
 /// loopback bind, lists other processes by name only, and (under [`serve`])
 /// serves at most 64 connections at once, each given 10 s to send a
-/// request's head; [`Config::from_env`] also reads `MEMPROF_TOKEN`.
+/// request's head; [`EndpointConfig::from_env`] also reads `MEMPROF_TOKEN`.
 #[derive(Clone)]
-pub struct Config {
+pub struct EndpointConfig {
     token: auth::Token,
     max_snapshots: usize,
     hosts: guard::Hosts,
@@ -128,9 +128,9 @@ pub struct Config {
     limits: connections::Limits,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
+impl Default for EndpointConfig {
+    fn default() -> EndpointConfig {
+        EndpointConfig {
             token: auth::Token::None,
             max_snapshots: 16,
             hosts: guard::Hosts::default(),
@@ -141,9 +141,9 @@ impl Default for Config {
     }
 }
 
-impl std::fmt::Debug for Config {
+impl std::fmt::Debug for EndpointConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
+        f.debug_struct("EndpointConfig")
             .field(
                 "token",
                 &match self.token {
@@ -161,20 +161,20 @@ impl std::fmt::Debug for Config {
     }
 }
 
-impl Config {
+impl EndpointConfig {
     /// The defaults, with the token taken from `MEMPROF_TOKEN` if it is set
-    /// (set but blank, it is refused as [`Config::token`] says).
-    pub fn from_env() -> Config {
+    /// (set but blank, it is refused as [`EndpointConfig::token`] says).
+    pub fn from_env() -> EndpointConfig {
         let usable = |token: &str| match auth::Token::parse(token) {
             auth::Token::Unusable(why) => Err(why),
             _ => Ok(()),
         };
         match crate::config::env::token(usable) {
-            None => Config::default(),
-            Some(Ok(token)) => Config::default().token(token),
-            Some(Err(why)) => Config {
+            None => EndpointConfig::default(),
+            Some(Ok(token)) => EndpointConfig::default().token(token),
+            Some(Err(why)) => EndpointConfig {
                 token: auth::Token::Unusable(why),
-                ..Config::default()
+                ..EndpointConfig::default()
             },
         }
     }
@@ -188,21 +188,21 @@ impl Config {
     /// "no token": [`serve`] refuses to start with
     /// [`ServeError::InvalidToken`], and a router built with it answers
     /// every request 401.
-    pub fn token(mut self, token: impl Into<String>) -> Config {
+    pub fn token(mut self, token: impl Into<String>) -> EndpointConfig {
         self.token = auth::Token::parse(&token.into());
         self
     }
 
     /// Requires no token (whatever `MEMPROF_TOKEN` says, if applied after
-    /// [`Config::from_env`]).
-    pub fn without_token(mut self) -> Config {
+    /// [`EndpointConfig::from_env`]).
+    pub fn without_token(mut self) -> EndpointConfig {
         self.token = auth::Token::None;
         self
     }
 
     /// How many snapshots `POST /snapshots` keeps before dropping the
     /// oldest (at least 1).
-    pub fn max_snapshots(mut self, max: usize) -> Config {
+    pub fn max_snapshots(mut self, max: usize) -> EndpointConfig {
         self.max_snapshots = max.max(1);
         self
     }
@@ -220,9 +220,9 @@ impl Config {
     /// name.
     ///
     /// ```
-    /// let config = memprof::http::Config::from_env().allow_host("memprof.internal.example");
+    /// let config = memprof::http::EndpointConfig::from_env().allow_host("memprof.internal.example");
     /// ```
-    pub fn allow_host(mut self, name: impl AsRef<str>) -> Config {
+    pub fn allow_host(mut self, name: impl AsRef<str>) -> EndpointConfig {
         let name = guard::allowed_name(name.as_ref());
         let mut names = match self.hosts {
             guard::Hosts::Allowed(names) => names,
@@ -237,7 +237,7 @@ impl Config {
 
     /// Answers whatever `Host` a request names: turns the DNS-rebinding
     /// check off, for a proxy that checks names itself.
-    pub fn any_host(mut self) -> Config {
+    pub fn any_host(mut self) -> EndpointConfig {
         self.hosts = guard::Hosts::Any;
         self
     }
@@ -245,13 +245,13 @@ impl Config {
     /// Whether `/host` shows the whole command lines of the host's
     /// processes. Off by default: arguments often carry secrets (passwords,
     /// tokens in `curl -H ...`), and `/host` shows only program names.
-    pub fn command_lines(mut self, show: bool) -> Config {
+    pub fn command_lines(mut self, show: bool) -> EndpointConfig {
         self.command_lines = show;
         self
     }
 
     /// The address [`serve`] bound: on loopback, `Host` is checked.
-    pub(crate) fn bound_to(mut self, addr: std::net::SocketAddr) -> Config {
+    pub(crate) fn bound_to(mut self, addr: std::net::SocketAddr) -> EndpointConfig {
         self.bound = Some(addr);
         self
     }
@@ -283,7 +283,7 @@ impl AppState {
     }
 }
 
-/// The routes, configured from the environment ([`Config::from_env`]), to
+/// The routes, configured from the environment ([`EndpointConfig::from_env`]), to
 /// nest in an app: `Router::new().nest("/debug/memprof", router())`.
 ///
 /// # Examples
@@ -305,7 +305,7 @@ impl AppState {
 /// }
 /// ```
 pub fn router() -> Router {
-    router_with(Config::from_env())
+    router_with(EndpointConfig::from_env())
 }
 
 /// The routes with explicit settings.
@@ -313,7 +313,7 @@ pub fn router() -> Router {
 /// Starts the history sampler ([`crate::history::ensure_started`]) with its
 /// default settings unless it runs already; a failure to start it is said
 /// on stderr and `/history` answers 500.
-pub fn router_with(config: Config) -> Router {
+pub fn router_with(config: EndpointConfig) -> Router {
     if let Err(e) = crate::history::ensure_started() {
         eprintln!("memprof: history sampler: {e}");
     }

@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::serve::PREFIX;
-use super::{guard, router_with, routes, Config};
+use super::{guard, router_with, routes, EndpointConfig};
 
 /// The app [`super::serve`] runs on `local`: the routes under [`PREFIX`]
 /// and the answers around them.
-pub(crate) fn served_app(config: Config, local: SocketAddr) -> Router {
+pub(crate) fn served_app(config: EndpointConfig, local: SocketAddr) -> Router {
     let config = config.bound_to(local);
     let guard = guard::Guard::new(&config.hosts, config.bound);
     Router::new()

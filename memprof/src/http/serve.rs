@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::auth::Token;
 use super::connections::serve_connections;
-use super::Config;
+use super::EndpointConfig;
 
 /// Where [`serve`] mounts the routes.
 pub const PREFIX: &str = "/debug/memprof";
@@ -60,12 +60,12 @@ impl std::fmt::Display for ServeError {
                 f,
                 "refusing to serve the memprof endpoint on {addr}, which is not a loopback \
                  address, without a token: anyone reaching it could read the heap profile. \
-                 Set MEMPROF_TOKEN (or Config::token) so requests need \
+                 Set MEMPROF_TOKEN (or EndpointConfig::token) so requests need \
                  `Authorization: Bearer <token>`, or bind 127.0.0.1"
             ),
             ServeError::InvalidToken { reason } => write!(
                 f,
-                "refusing the memprof endpoint's token (MEMPROF_TOKEN or Config::token): \
+                "refusing the memprof endpoint's token (MEMPROF_TOKEN or EndpointConfig::token): \
                  {reason}. Set a token of printable ASCII, or unset MEMPROF_TOKEN to serve \
                  on loopback without one"
             ),
@@ -145,7 +145,7 @@ impl Drop for EndpointHandle {
 }
 
 /// Serves the routes under [`PREFIX`] at `addr`, configured from the
-/// environment ([`Config::from_env`]). Port 0 picks a free port
+/// environment ([`EndpointConfig::from_env`]). Port 0 picks a free port
 /// ([`EndpointHandle::local_addr`] says which).
 ///
 /// # Errors
@@ -174,7 +174,7 @@ impl Drop for EndpointHandle {
 /// }
 /// ```
 pub fn serve<A: ToSocketAddrs + std::fmt::Debug>(addr: A) -> Result<EndpointHandle, ServeError> {
-    serve_with(addr, Config::from_env())
+    serve_with(addr, EndpointConfig::from_env())
 }
 
 /// Starts the endpoint at `MEMPROF_ADDR` if that variable is set (and not
@@ -190,9 +190,14 @@ pub fn serve_from_env() -> Option<Result<EndpointHandle, ServeError>> {
 }
 
 /// [`serve`] with explicit settings.
+///
+/// # Errors
+///
+/// As [`serve`]: see [`ServeError`]; a token in `config` that cannot be
+/// used is refused ([`ServeError::InvalidToken`]) before anything binds.
 pub fn serve_with<A: ToSocketAddrs + std::fmt::Debug>(
     addr: A,
-    config: Config,
+    config: EndpointConfig,
 ) -> Result<EndpointHandle, ServeError> {
     let addr = resolve(addr)?;
     if let Token::Unusable(reason) = config.token {
@@ -281,7 +286,7 @@ mod tests {
         assert!(expected.contains("0.0.0.0:6062"), "{expected}");
         assert!(expected.contains("MEMPROF_TOKEN"), "{expected}");
         assert_eq!(format!("{refused:?}"), refused.to_string());
-        let blank = serve_with("127.0.0.1:0", Config::default().token(" ")).unwrap_err();
+        let blank = serve_with("127.0.0.1:0", EndpointConfig::default().token(" ")).unwrap_err();
         assert!(matches!(blank, ServeError::InvalidToken { .. }));
         let text = format!("{blank:?}");
         assert!(

@@ -8,7 +8,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use tower::ServiceExt;
 
-use super::{router_with, Config};
+use super::{router_with, EndpointConfig};
 
 /// A response, read whole.
 struct Reply {
@@ -33,7 +33,7 @@ impl Reply {
 }
 
 fn app() -> Router {
-    router_with(Config::default())
+    router_with(EndpointConfig::default())
 }
 
 fn call(app: &Router, method: Method, uri: &str) -> Reply {

@@ -21,6 +21,11 @@ const PROBE_BYTES: usize = 4096;
 /// Allocates and frees one 4 KiB block through the global allocator
 /// (unsampled, so it does not show up in profiles). An error means jemalloc
 /// could not even be asked.
+///
+/// # Errors
+///
+/// `Unavailable` when jemalloc's statistics cannot be read (another allocator
+/// is linked in, or the read fails).
 pub fn serves_global_allocator() -> Result<bool, Unavailable> {
     let before = keys::THREAD_ALLOCATED.read()?;
     crate::thread_state::unsampled(|| {

@@ -49,6 +49,11 @@ pub struct PurgeReport {
 /// Only whole free pages go back; pages holding even one live block stay
 /// (see [`super::Ratios::allocator_fragmentation_ratio`]). Thread caches are
 /// not flushed, so blocks they hold keep their pages.
+///
+/// # Errors
+///
+/// `Unavailable` when jemalloc is not the allocator linked in, or the purge
+/// call fails.
 pub fn purge() -> Result<PurgeReport, Unavailable> {
     require_global_allocator()?;
     let epoch_before = advance_epoch()?;

@@ -40,6 +40,11 @@ pub struct JemallocStats {
 ///
 /// Fails with [`Unavailable`] when jemalloc does not serve the global
 /// allocator, reports nothing allocated, or a mallctl fails.
+///
+/// # Errors
+///
+/// `Unavailable` when jemalloc is not the allocator linked in, or its
+/// statistics cannot be read.
 pub fn stats() -> Result<JemallocStats, Unavailable> {
     read(process_rss_bytes)
 }
@@ -47,6 +52,11 @@ pub fn stats() -> Result<JemallocStats, Unavailable> {
 /// Like [`stats`], with the process RSS (`VmRSS`, bytes) given by the caller,
 /// for example from the `host` module's reading; `None` leaves the
 /// RSS-overhead ratio out.
+///
+/// # Errors
+///
+/// `Unavailable` when jemalloc is not the allocator linked in, or its
+/// statistics cannot be read.
 pub fn stats_with_rss(process_rss_bytes: Option<u64>) -> Result<JemallocStats, Unavailable> {
     read(|| process_rss_bytes)
 }

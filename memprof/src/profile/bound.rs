@@ -56,7 +56,7 @@ impl Default for Bound {
 }
 
 /// The name of the remainder stack's one frame.
-pub fn remainder_name(stacks: usize) -> String {
+pub(crate) fn remainder_name(stacks: usize) -> String {
     format!("[other {stacks} stacks]")
 }
 

@@ -6,7 +6,26 @@ use core::sync::atomic::Ordering;
 use crate::sample::{SamplerCounters, LIVE, SKIPPED_BUSY};
 use crate::stack::STACKS;
 
-/// Reads the sampler's counters.
+/// Reads the sampler's counters: what it has recorded, what it holds, and
+/// what it had to drop.
+///
+/// # Examples
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+///
+/// fn main() {
+///     let previous = memprof::set_thread_rate(Some(1)); // record exactly
+///     let buffer = vec![0u8; 1 << 16];
+///     memprof::set_thread_rate(previous);
+///
+///     let counters = memprof::counters();
+///     assert!(counters.samples_taken >= 1 && counters.live_samples >= 1);
+///     println!("{} samples live, {} dropped", counters.live_samples, counters.samples_dropped);
+///     drop(buffer);
+/// }
+/// ```
 pub fn counters() -> SamplerCounters {
     SamplerCounters {
         samples_taken: LIVE.samples_taken(),

@@ -98,6 +98,10 @@ impl Diff {
 
     /// Writes `key before after` lines: the input inferno's differential
     /// flamegraph (`inferno-diff-folded`'s output format) expects.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded_pair<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
         for e in &self.entries {
             let (before, after) = (e.before.get(kind).round(), e.after.get(kind).round());
@@ -110,6 +114,10 @@ impl Diff {
 
     /// Writes folded stacks of the positive changes of `kind` (what grew),
     /// for an ordinary flamegraph of the growth.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded_growth<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
         for e in &self.entries {
             let change = e.change(kind).round();

@@ -18,8 +18,9 @@ pub(crate) fn folded_key_of(frames: &[Arc<Frame>]) -> String {
 }
 
 /// Writes the folded key of `frames` (root first, `;` between frames) to
-/// `out`, straight from the frames' names: building a `String` per stack
-/// and formatting it was a tenth of a 10,000-stack flamegraph request.
+/// `out`, straight from the frames' names: a `String` built and formatted
+/// per stack is a visible share of a large flamegraph request (the figure
+/// is in `benches/peers/RESULTS.md`, "Figures behind the code's choices").
 fn write_folded_key<W: Write>(frames: &[Arc<Frame>], out: &mut W) -> io::Result<()> {
     if is_unknown(frames) {
         return out.write_all(b"[unknown]");

@@ -1,24 +1,26 @@
 //! Profiles built from the samples: snapshots, diffs, leak candidates and
 //! growth trends.
 
-pub mod bound;
+pub(crate) mod bound;
 mod counters;
-pub mod diff;
+pub(crate) mod diff;
 mod folded;
-pub mod leaks;
+pub(crate) mod leaks;
 mod merge;
 mod site;
-pub mod snapshot;
-pub mod trend;
+pub(crate) mod snapshot;
+pub(crate) mod trend;
 mod uncertainty;
-pub mod usage;
+pub(crate) mod usage;
 
+pub use crate::stack::{Frame, Trim};
 pub use bound::Bound;
 pub use counters::counters;
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
-pub use site::{distinct_sites, program_site};
-pub use snapshot::{snapshot, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
+pub(crate) use site::distinct_sites;
+pub use site::program_site;
+pub use snapshot::{snapshot, snapshot_with, Estimates, Kind, Snapshot, StackProfile, UnknownKind};
 pub use trend::Trend;
 pub use uncertainty::Uncertainty;
 pub use usage::{stack_usage, StackUsage};

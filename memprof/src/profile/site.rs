@@ -80,7 +80,7 @@ fn without_generic_arguments(name: &str) -> String {
 /// that differs from another only in a frame the others lack (one is a
 /// suffix of another) says `via <root>`. Rows that read the same were
 /// different stacks whose difference was out of sight.
-pub fn distinct_sites(stacks: &[&[Arc<Frame>]]) -> Vec<String> {
+pub(crate) fn distinct_sites(stacks: &[&[Arc<Frame>]]) -> Vec<String> {
     let sites: Vec<String> = stacks.iter().map(|f| program_site(f)).collect();
     let mut labels = sites.clone();
     for (i, site) in sites.iter().enumerate() {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
 use super::merge::{Merged, Reader};
-pub use super::site::program_site;
+pub(crate) use super::site::program_site;
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
 use crate::sample::SamplerCounters;
@@ -275,7 +275,7 @@ fn take(trim: Trim) -> Snapshot {
         taken_at_unix_ms: unix_ms(),
         rate: crate::sample::rate::rate(),
         totals,
-        counters: crate::sample::counters(),
+        counters: super::counters(),
         stacks,
     }
 }
@@ -336,6 +336,10 @@ impl Snapshot {
     /// Writes folded stacks (`root;...;leaf value`, one per line), the input
     /// of inferno and Brendan Gregg's flamegraph.pl. Values are rounded;
     /// stacks that round to zero are left out.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
         for line in self.lines(kind) {
             line.write(&mut out)?;
@@ -350,6 +354,10 @@ impl Snapshot {
     /// its own sort. Comparing frames root first, and by identity before
     /// by name, costs far less than sorting the written lines, whose long
     /// shared prefixes made that sort a fifth of a flamegraph request.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn write_folded_sorted<W: Write>(&self, mut out: W, kind: Kind) -> io::Result<()> {
         for line in self.sorted_lines(kind) {
             line.write(&mut out)?;
@@ -437,11 +445,20 @@ impl Snapshot {
     }
 
     /// Writes the snapshot as JSON, to compare runs later.
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `out` returns when a write fails.
     pub fn save<W: Write>(&self, out: W) -> io::Result<()> {
         serde_json::to_writer(out, self).map_err(io::Error::other)
     }
 
     /// Reads a snapshot written by [`Snapshot::save`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the error `input` returns when a read fails, and an
+    /// `InvalidData` error when the text is not a snapshot written by `save`.
     pub fn load<R: io::Read>(input: R) -> io::Result<Snapshot> {
         serde_json::from_reader(input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }

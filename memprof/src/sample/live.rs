@@ -28,7 +28,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::filter::{self, SampledFilter};
-pub use super::promotion::SAMPLED_BLOCK_ALIGN;
+pub(crate) use super::promotion::SAMPLED_BLOCK_ALIGN;
 use super::promotion::{self, PAGE_MASK};
 use crate::os;
 use crate::sync::{CachePadded, SpinLock};
@@ -48,7 +48,7 @@ pub struct LiveSample {
     pub weight: f64,
     /// When it was allocated, on the monotonic clock (nanoseconds).
     pub allocated_at_nanos: u64,
-    /// Interned stack id (see [`crate::stack`]).
+    /// Interned stack id in the stack table.
     pub stack: u32,
     /// memprof's id of the allocating thread (1-based, in creation order).
     pub thread: u32,
@@ -307,7 +307,7 @@ impl ShardSlot {
 }
 
 /// The table of live samples; see the module documentation.
-pub struct LiveSamples {
+pub(crate) struct LiveSamples {
     /// The page gate's mask (see the module docs), alone on its line: read
     /// by every free, written almost never.
     gate: CachePadded<AtomicUsize>,
@@ -321,7 +321,7 @@ pub struct LiveSamples {
 impl LiveSamples {
     /// Default cap on live samples: enough for exact mode over a few million
     /// live blocks; at the default rate a 1 GiB heap needs a few thousand.
-    pub const DEFAULT_MAX_SAMPLES: usize = crate::config::DEFAULT_MAX_SAMPLES;
+    pub(crate) const DEFAULT_MAX_SAMPLES: usize = crate::config::DEFAULT_MAX_SAMPLES;
 
     pub(crate) const fn new() -> Self {
         LiveSamples {
@@ -372,13 +372,13 @@ impl LiveSamples {
 
     /// Whether the page gate is open: every live sample is page-aligned, so
     /// frees of other addresses skip the filter.
-    pub fn page_gate_open(&self) -> bool {
+    pub(crate) fn page_gate_open(&self) -> bool {
         self.gate.load(Ordering::Relaxed) != 0
     }
 
     /// Live samples that are not page-aligned (while there are any, the page
     /// gate stays shut).
-    pub fn unaligned(&self) -> usize {
+    pub(crate) fn unaligned(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.unaligned.load(Ordering::Relaxed))
@@ -386,7 +386,7 @@ impl LiveSamples {
     }
 
     /// Bytes that promotion adds to the live sampled blocks.
-    pub fn promotion_padding(&self) -> usize {
+    pub(crate) fn promotion_padding(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.padding.load(Ordering::Relaxed))
@@ -592,7 +592,7 @@ impl LiveSamples {
     /// taking it, so nothing allocates while the lock is held. Samples
     /// inserted between reserving and copying may be missed; a snapshot is a
     /// moment's view anyway.
-    pub fn copy_into(&self, out: &mut Vec<LiveSample>) {
+    pub(crate) fn copy_into(&self, out: &mut Vec<LiveSample>) {
         for shard in &self.shards {
             out.reserve(shard.len.load(Ordering::Relaxed) + 16);
             let mut guard = shard.table.lock();
@@ -608,7 +608,7 @@ impl LiveSamples {
     }
 
     /// Number of live samples.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.len.load(Ordering::Relaxed))
@@ -616,12 +616,13 @@ impl LiveSamples {
     }
 
     /// Whether no sample is live.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Samples offered to the table since start: stored or dropped.
-    pub fn samples_taken(&self) -> u64 {
+    pub(crate) fn samples_taken(&self) -> u64 {
         let stored: u64 = (self.shards.iter())
             .map(|s| s.inserted.load(Ordering::Relaxed))
             .sum();
@@ -630,19 +631,19 @@ impl LiveSamples {
 
     /// Samples taken out of the table since start: their blocks were freed
     /// (or a stale sample was replaced by a new one at its address).
-    pub fn samples_freed(&self) -> u64 {
+    pub(crate) fn samples_freed(&self) -> u64 {
         (self.shards.iter())
             .map(|s| s.removed.load(Ordering::Relaxed))
             .sum()
     }
 
     /// Samples dropped because the table was full (or memory was refused).
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Bytes of memory the table has mapped.
-    pub fn mapped_bytes(&self) -> usize {
+    pub(crate) fn mapped_bytes(&self) -> usize {
         self.mapped_bytes.load(Ordering::Relaxed)
     }
 

@@ -1,19 +1,16 @@
 //! Sampling: exponential draws and weights, the live-sample table, and the
 //! counters that say what the sampler did and what it dropped.
 
-pub mod filter;
-pub mod live;
+pub(crate) mod filter;
+pub(crate) mod live;
 pub(crate) mod per_thread;
 pub(crate) mod promotion;
-pub mod rate;
+pub(crate) mod rate;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Reads the sampler's counters; defined in `profile` (it reads the stack
-/// table and the symbol cache too) and kept at this path for callers.
-#[doc(inline)]
-pub use crate::profile::counters;
-pub use live::{LiveSample, LiveSamples};
+pub use live::LiveSample;
+pub(crate) use live::LiveSamples;
 pub use promotion::SAMPLED_BLOCK_ALIGN;
 
 /// Every sampled block that is still allocated.
@@ -36,7 +33,7 @@ pub fn is_active() -> bool {
 /// Whether `MemProf` is the process's global allocator: allocates one small
 /// block and sees whether `MemProf` took note (every thread's first
 /// allocation passes through its slow path, whatever the rate).
-pub fn serves_global_allocator() -> bool {
+pub(crate) fn serves_global_allocator() -> bool {
     drop(core::hint::black_box(Box::new(0u64)));
     is_active()
 }
@@ -44,7 +41,7 @@ pub fn serves_global_allocator() -> bool {
 /// What to tell someone whose program does not have `MemProf` as its global
 /// allocator: without it memprof sees no allocation, and every profile is
 /// empty.
-pub const NOT_GLOBAL_ALLOCATOR: &str = "MemProf is not the global allocator, so memprof \
+pub(crate) const NOT_GLOBAL_ALLOCATOR: &str = "MemProf is not the global allocator, so memprof \
     sees no allocations and every profile is empty. Add to the program's main.rs (or \
     lib.rs): #[global_allocator] static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();";
 

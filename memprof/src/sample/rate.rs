@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use crate::config::DEFAULT_RATE;
+pub(crate) use crate::config::DEFAULT_RATE;
 
 /// Rate value meaning "not yet configured": `MEMPROF_RATE` is read lazily on
 /// the first slow path.
@@ -79,7 +79,7 @@ fn init_from_env() -> u64 {
 /// rate) it sums a series instead of calling libm's `expm1`: see
 /// `neg_ln_unit` for why the sampled path avoids libm.
 #[inline]
-pub fn sample_weight(size: u64, rate: u64) -> f64 {
+pub(crate) fn sample_weight(size: u64, rate: u64) -> f64 {
     if rate <= 1 {
         return 1.0;
     }
@@ -120,11 +120,10 @@ pub(crate) fn next_sample_distance(uniform: f64, rate: u64) -> i64 {
 /// `-ln(u)` for `u` in (0, 1], without a call into libm.
 ///
 /// A sample comes once per `rate` bytes, and by then libm's `log` and
-/// `expm1` have left the instruction cache: on W1 at the default rate
-/// (cachegrind, sampling on against off) the two calls cost about 15 of a
-/// sample's 175 L1 misses, and replacing both with inline arithmetic took
-/// a sample from 110 to 85 instruction-cache misses and 65 to 59 data-cache
-/// misses (libm's tables).
+/// `expm1` (and their tables) have left the caches, so each call costs
+/// cache misses on every sample; inline arithmetic keeps the sample's code
+/// and data in lines it touches anyway (the cachegrind figures are in
+/// `benches/peers/RESULTS.md`, "Figures behind the code's choices").
 ///
 /// Writes `u = m * 2^e` with `m` in [sqrt(1/2), sqrt(2)) and sums the
 /// series `ln m = 2 atanh(s)`, `s = (m - 1) / (m + 1)`, `|s| <= 0.1716`, to

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub(crate) use super::table::STACK_LEN_MAX;
 use super::table::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
-pub use crate::config::Unwinder;
+pub(crate) use crate::config::Unwinder;
 
 mod framehop_unwind;
 
@@ -87,7 +87,7 @@ static FRAME_LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// [`MAX_FRAMES`]) if set and valid, else [`DEFAULT_MAX_FRAMES`], unless
 /// code has set it. Read from the environment once, at the first sample.
 #[inline(always)]
-pub fn frame_limit() -> usize {
+pub(crate) fn frame_limit() -> usize {
     match FRAME_LIMIT.load(Ordering::Relaxed) {
         0 => frame_limit_from_env(),
         limit => limit,
@@ -112,7 +112,7 @@ pub(crate) fn set_frame_limit(frames: usize) {
 }
 
 /// How many samples are checked before trusting frame pointers or framehop.
-pub const VERIFY_SAMPLES: u32 = 64;
+pub(crate) const VERIFY_SAMPLES: u32 = 64;
 
 /// The walker in use: an [`Unwinder`]'s discriminant
 /// ([`Unwinder::Verifying`] until the automatic choice is made).

@@ -1,17 +1,19 @@
 //! Stacks: capturing return addresses without allocating, interning them,
 //! and symbolizing them lazily, off the allocation path.
 
-pub mod capture;
+pub(crate) mod capture;
 pub(crate) mod limits;
-pub mod role;
-pub mod symbolize;
-pub mod table;
+pub(crate) mod role;
+pub(crate) mod symbolize;
+pub(crate) mod table;
 
-pub use capture::frame_limit;
-pub use capture::{unwinder, Unwinder};
-pub use role::{frame_role, FrameRole, Trim};
+pub(crate) use capture::frame_limit;
+pub use capture::unwinder;
+pub(crate) use capture::Unwinder;
+pub use role::Trim;
+pub(crate) use role::{frame_role, FrameRole};
 pub use symbolize::Frame;
-pub use table::{StackCounters, StackTable, DEFAULT_MAX_FRAMES, MAX_FRAMES, OVERFLOW_STACK};
+pub(crate) use table::{StackTable, OVERFLOW_STACK};
 
 /// Every interned stack of the process.
 pub(crate) static STACKS: StackTable = StackTable::new();

@@ -21,7 +21,7 @@ use super::Frame;
 
 /// What part a frame plays in an allocation's stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameRole {
+pub(crate) enum FrameRole {
     /// memprof recording the allocation, and the unwinder it runs: never the
     /// program's, never shown.
     Profiler,
@@ -80,7 +80,7 @@ impl Trim {
 /// `stack` and `sample` modules and the backtrace crate are the profiler's;
 /// the toolchain's sources (`/rustc/<hash>/library/...`, and std's vendored
 /// crates under `/rust/deps/`) are the library's.
-pub fn frame_role(frame: &Frame) -> FrameRole {
+pub(crate) fn frame_role(frame: &Frame) -> FrameRole {
     const PROFILER_NAMES: &[&str] = &[
         "memprof::alloc::",
         "memprof::stack::",
@@ -118,12 +118,6 @@ pub fn frame_role(frame: &Frame) -> FrameRole {
         return FrameRole::Library;
     }
     FrameRole::Program
-}
-
-/// Whether a frame is memprof's or the unwinder's own (see
-/// [`FrameRole::Profiler`]).
-pub fn is_profiler_frame(frame: &Frame) -> bool {
-    frame_role(frame) == FrameRole::Profiler
 }
 
 /// memprof's recording modules and the backtrace crate's sources.

@@ -56,7 +56,7 @@ impl Frame {
 }
 
 /// The most addresses kept in the cache before it is emptied.
-pub const MAX_CACHED_ADDRESSES: usize = 1 << 17;
+pub(crate) const MAX_CACHED_ADDRESSES: usize = 1 << 17;
 
 struct Cache {
     frames: HashMap<usize, Resolved, crate::hash::AddressHash>,
@@ -285,7 +285,7 @@ mod tests {
 
     #[inline(never)]
     fn a_named_function() -> usize {
-        let mut buf = [0usize; crate::stack::MAX_FRAMES];
+        let mut buf = [0usize; crate::config::MAX_FRAMES];
         let n = crate::stack::capture::tests_support_unwind(&mut buf);
         buf[..n].get(1).copied().unwrap_or(0)
     }

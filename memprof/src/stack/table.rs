@@ -35,14 +35,14 @@ use crate::stripe::{self, STRIPES};
 use crate::sync::{CachePadded, SpinLock};
 use storage::{FrameChunks, Segments};
 
-pub use crate::config::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
+pub(crate) use crate::config::{DEFAULT_MAX_FRAMES, MAX_FRAMES};
 
 /// The most addresses one stored stack holds: the deepest walk, a
 /// truncation marker and a scope marker.
 pub(crate) const STACK_LEN_MAX: usize = MAX_FRAMES + 2;
 
 /// The id standing for "a stack the full table could not store".
-pub const OVERFLOW_STACK: u32 = 0;
+pub(crate) const OVERFLOW_STACK: u32 = 0;
 
 /// Entries in the lock-free cache of recently interned stacks.
 const RECENT: usize = 4096;
@@ -125,7 +125,7 @@ struct Growth {
 }
 
 /// The stack table; see the module documentation.
-pub struct StackTable {
+pub(crate) struct StackTable {
     growth: SpinLock<Growth>,
     records: Segments<StackRecord>,
     max_stacks: AtomicUsize,
@@ -168,7 +168,7 @@ fn hash_frames(frames: &[usize]) -> u64 {
 impl StackTable {
     /// Default cap on distinct stacks (see `crate::config`). Memory
     /// follows the stacks actually interned, not the cap.
-    pub const DEFAULT_MAX_STACKS: usize = crate::config::DEFAULT_MAX_STACKS;
+    pub(crate) const DEFAULT_MAX_STACKS: usize = crate::config::DEFAULT_MAX_STACKS;
 
     /// The highest cap: ids stay below 2^31.
     const MAX_CAP: usize = u32::MAX as usize / 2;
@@ -421,7 +421,7 @@ impl StackTable {
     }
 
     /// The return addresses of stack `id`, leaf first, once published.
-    pub fn frames(&self, id: u32) -> Option<&[usize]> {
+    pub(crate) fn frames(&self, id: u32) -> Option<&[usize]> {
         let record = self.record(id)?;
         let published = record.published.load(Ordering::Acquire);
         if published == 0 {
@@ -460,7 +460,7 @@ impl StackTable {
     }
 
     /// Reads stack `id`'s estimates.
-    pub fn counters(&self, id: u32) -> Option<StackCounters> {
+    pub(crate) fn counters(&self, id: u32) -> Option<StackCounters> {
         let r = self.record(id)?;
         if r.published.load(Ordering::Acquire) == 0 {
             return None;
@@ -482,19 +482,19 @@ impl StackTable {
 
     /// One past the highest id handed out. Readers skip ids whose records
     /// are not published yet.
-    pub fn id_limit(&self) -> u32 {
+    pub(crate) fn id_limit(&self) -> u32 {
         self.next_id.load(Ordering::Relaxed)
     }
 
     /// Stacks that could not be stored (their samples went to the overflow stack).
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Bytes mapped for the table: record segments, frame chunks and the
     /// index. Pages become resident as they are filled, so resident memory
     /// is at most this.
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         self.storage_bytes.load(Ordering::Relaxed) + self.index_bytes.load(Ordering::Relaxed)
     }
 

@@ -9,7 +9,7 @@
 //! Besides the shared workloads, two measurements only memprof has:
 //!
 //! * `mem <MiB>`: the profiler's own memory
-//!   (`sample::counters().profiler_bytes`) with a live heap of `<MiB>` MiB
+//!   (`memprof::counters().profiler_bytes`) with a live heap of `<MiB>` MiB
 //!   of mixed-size blocks (8..=4096 bytes) at the current rate.
 //! * `endpoint <stacks>`: `<stacks>` distinct live stacks (recorded exactly,
 //!   on this thread only), then the latency of `GET /heap` (pprof and
@@ -55,11 +55,11 @@ fn main() {
             memprof_peers::report(&workload, variant, size, took);
         }
     }
-    let c = memprof::sample::counters();
+    let c = memprof::counters();
     eprintln!(
         "memprof: samples_taken={} live_samples={} stacks={} samples_dropped={} stacks_dropped={} skipped_reentrant={} profiler_bytes={} unwinder={:?}",
         c.samples_taken, c.live_samples, c.stacks, c.samples_dropped, c.stacks_dropped, c.skipped_reentrant, c.profiler_bytes,
-        memprof::stack::unwinder()
+        memprof::unwinder()
     );
 }
 
@@ -67,7 +67,7 @@ fn main() {
 /// profiler's bytes before and after, and what promoting sampled blocks to
 /// a page added to the heap (`ratio` counts both).
 fn mem(variant: &str, mib: usize) {
-    let before = memprof::sample::counters().profiler_bytes;
+    let before = memprof::counters().profiler_bytes;
     let target = mib << 20;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut blocks: Vec<Vec<u8>> = Vec::with_capacity(target / 1024);
@@ -82,7 +82,7 @@ fn mem(variant: &str, mib: usize) {
         heap += size;
         blocks.push(block);
     }
-    let c = memprof::sample::counters();
+    let c = memprof::counters();
     println!(
         "peers workload=mem variant={variant} heap_bytes={heap} blocks={} live_samples={} profiler_bytes_before={before} profiler_bytes={} promotion_padding_bytes={} ratio={:.6}",
         blocks.len(),
@@ -156,7 +156,7 @@ fn endpoint(variant: &str, stacks: usize) {
         step(bits, depth, &mut live);
     }
     memprof::set_thread_rate(None);
-    let recorded = memprof::sample::counters().stacks;
+    let recorded = memprof::counters().stacks;
     let handle = memprof::serve("127.0.0.1:0").expect("start the endpoint");
     let addr = handle.local_addr();
     for path in [

@@ -87,7 +87,7 @@ impl TextForm for HostBody {
 }
 
 /// `GET /host?top=&format=`: other processes by program name, with whole
-/// command lines only where [`crate::http::Config::command_lines`] says so.
+/// command lines only where [`crate::http::EndpointConfig::command_lines`] says so.
 pub(crate) async fn host_view(
     State(state): State<AppState>,
     query: QueryPairs,
