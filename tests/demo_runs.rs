@@ -84,15 +84,18 @@ fn demo_shows_its_leak_fragmentation_and_churn() {
 
     // The leak shows once the history holds enough points past the leak
     // finder's minimum age, and the fragmentation once the background job
-    // has pinned its slabs: wait for both, a bounded time (the demo runs a
-    // minute), then check what was seen.
+    // has pinned its slabs; the warm-up's one-time rise drops out of the
+    // candidates once its growth has stopped for the finder's window. Wait
+    // for all three, a bounded time (the demo runs a minute), then check
+    // what was seen.
     let deadline = Instant::now() + Duration::from_secs(50);
     let (sites, rules) = loop {
         let sites = leak_sites(&endpoint);
         let rules = doctor_rules(&endpoint);
         let leak_named = sites.iter().take(2).any(|k| k.contains("remember_session"));
         let fragmentation_seen = rules.iter().any(|r| r == "allocator-fragmentation");
-        if (leak_named && fragmentation_seen) || Instant::now() >= deadline {
+        let warm_up_cleared = !sites.iter().any(|k| k.contains("fragment_heap"));
+        if (leak_named && fragmentation_seen && warm_up_cleared) || Instant::now() >= deadline {
             break (sites, rules);
         }
         std::thread::sleep(Duration::from_millis(500));
