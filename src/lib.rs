@@ -122,6 +122,18 @@ pub fn run_ignored_test(name: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The growth per iteration a failed soak test reports
+/// (`... retains 64.3 B more per iteration ...`); panics with the output
+/// when there is none.
+pub fn soak_growth_per_iteration(output: &str) -> f64 {
+    output
+        .split("retains ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no growth figure:\n{output}"))
+}
+
 /// Whether CI asked for every real client to be present
 /// (`MEMPROF_REQUIRE_CLIENTS` set, as `.ci/run` does).
 pub fn clients_required() -> bool {

@@ -202,12 +202,7 @@ fn a_leak_in_a_spawned_task_fails_the_test() {
 fn an_async_soak_over_a_growing_map_fails() {
     let (ok, output) = run_case("growing_map_soak_case");
     assert!(!ok, "a growing map must fail its soak:\n{output}");
-    let growth: f64 = output
-        .split("retains ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no growth figure:\n{output}"));
+    let growth = memprof_dev::soak_growth_per_iteration(&output);
     // 256 bytes a value, plus the map's share of its table.
     assert!((256.0..1024.0).contains(&growth), "{output}");
     assert!(output.contains("grow_the_map_in_a_task"), "{output}");

@@ -173,12 +173,7 @@ fn leaky_soak_fails_with_its_slope() {
     let (ok, output) = run_case("leaky_soak_case");
     assert!(!ok, "a growing soak must fail:\n{output}");
     // 64 bytes a box, plus the static vector's growth now and then.
-    let growth: f64 = output
-        .split("retains ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no growth figure:\n{output}"));
+    let growth = memprof_dev::soak_growth_per_iteration(&output);
     assert!((64.0..128.0).contains(&growth), "{output}");
     assert!(output.contains("soak_growth_here"), "{output}");
 }
