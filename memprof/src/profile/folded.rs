@@ -130,6 +130,7 @@ impl<'a> Line<'a> {
     }
 
     /// How far the value moved, as inferno's differential colouring reads it.
+    #[cfg(feature = "export")]
     fn delta(&self) -> u64 {
         self.before.map_or(0, |before| before.abs_diff(self.value))
     }
@@ -156,6 +157,7 @@ pub(super) fn sort_and_merge(lines: &mut Vec<Line<'_>>) {
 /// key into differential lines, `before` from the first and the value from
 /// the second (0 where a key is missing), as inferno's `differential`
 /// module pairs folded text, without writing and hashing the text.
+#[cfg(feature = "export")]
 pub(super) fn pair<'a>(before: &[Line<'a>], after: &[Line<'a>]) -> Vec<Line<'a>> {
     let mut paired = Vec::with_capacity(before.len().max(after.len()));
     let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
@@ -193,6 +195,7 @@ const CUT: &str = "[narrow]";
 
 /// A root frame named [`CUT`], for the zero-width line that carries a
 /// differential profile's largest change (see [`cut_narrow`]).
+#[cfg(feature = "export")]
 fn cut_root() -> &'static [Arc<Frame>] {
     static ROOT: std::sync::OnceLock<Arc<Frame>> = std::sync::OnceLock::new();
     core::slice::from_ref(ROOT.get_or_init(|| Frame::named(CUT)))
@@ -216,6 +219,7 @@ fn cut_root() -> &'static [Arc<Frame>] {
 /// with no change, and if the largest change was under a cut, a line of
 /// zero width (a `[narrow]` root, never drawn) carries it, so every colour
 /// stays as it was.
+#[cfg(feature = "export")]
 pub(super) fn cut_narrow<'a>(lines: &[Line<'a>], min_width: f64) -> Vec<Line<'a>> {
     let total: u64 = lines.iter().map(|l| l.value).sum();
     // inferno's test, as it computes it (`minwidth_time` in its
@@ -291,6 +295,7 @@ pub(super) fn cut_narrow<'a>(lines: &[Line<'a>], min_width: f64) -> Vec<Line<'a>
 }
 
 /// How many frames a stack's key is written with.
+#[cfg(feature = "export")]
 fn written_len(frames: &[Arc<Frame>]) -> usize {
     if is_unknown(frames) {
         1

@@ -18,6 +18,7 @@ pub use bound::Bound;
 pub use counters::counters;
 pub use diff::{Diff, DiffEntry};
 pub use leaks::{find_leaks, LeakCandidate, LeakOptions, LeakReport, ProcessPoint};
+#[cfg(feature = "http")]
 pub(crate) use site::distinct_sites;
 pub use site::program_site;
 pub use snapshot::{snapshot, snapshot_with, Estimates, Kind, Snapshot, StackProfile, UnknownKind};

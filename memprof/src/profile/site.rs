@@ -80,6 +80,7 @@ fn without_generic_arguments(name: &str) -> String {
 /// that differs from another only in a frame the others lack (one is a
 /// suffix of another) says `via <root>`. Rows that read the same were
 /// different stacks whose difference was out of sight.
+#[cfg(any(test, feature = "http"))]
 pub(crate) fn distinct_sites(stacks: &[&[Arc<Frame>]]) -> Vec<String> {
     let sites: Vec<String> = stacks.iter().map(|f| program_site(f)).collect();
     let mut labels = sites.clone();
@@ -107,6 +108,7 @@ pub(crate) fn distinct_sites(stacks: &[&[Arc<Frame>]]) -> Vec<String> {
 }
 
 /// How many leaf-first frames two stacks share, by function, file and line.
+#[cfg(any(test, feature = "http"))]
 fn shared_prefix(a: &[Arc<Frame>], b: &[Arc<Frame>]) -> usize {
     a.iter()
         .zip(b)
@@ -115,6 +117,7 @@ fn shared_prefix(a: &[Arc<Frame>], b: &[Arc<Frame>]) -> usize {
 }
 
 /// `function (file:line)`, generic arguments left out.
+#[cfg(any(test, feature = "http"))]
 fn frame_label(frame: &Frame) -> String {
     let mut label = without_generic_arguments(&frame.function);
     if let (Some(file), Some(line)) = (&frame.file, frame.line) {

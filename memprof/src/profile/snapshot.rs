@@ -369,6 +369,7 @@ impl Snapshot {
     /// frames a flamegraph drops (narrower than inferno's `min_width`), so
     /// the renderer need not read what it would not draw (see
     /// `folded::cut_narrow`).
+    #[cfg(feature = "export")]
     pub(crate) fn write_folded_visible<W: Write>(
         &self,
         mut out: W,
@@ -385,6 +386,7 @@ impl Snapshot {
     /// input of inferno's differential flamegraph, sorted and cut as
     /// [`Snapshot::write_folded_visible`] cuts them (by this snapshot's
     /// values, which size the picture).
+    #[cfg(feature = "export")]
     pub(crate) fn write_differential_visible<W: Write>(
         &self,
         before: &Snapshot,

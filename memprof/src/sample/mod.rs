@@ -41,6 +41,7 @@ pub(crate) fn serves_global_allocator() -> bool {
 /// What to tell someone whose program does not have `MemProf` as its global
 /// allocator: without it memprof sees no allocation, and every profile is
 /// empty.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) const NOT_GLOBAL_ALLOCATOR: &str = "MemProf is not the global allocator, so memprof \
     sees no allocations and every profile is empty. Add to the program's main.rs (or \
     lib.rs): #[global_allocator] static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();";
