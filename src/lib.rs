@@ -8,7 +8,8 @@
 
 pub mod distinct_stacks;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A response, read whole.
@@ -180,4 +181,37 @@ pub fn same_callers(walked: &[usize], reference: &[usize], max: usize) -> Result
             agree_from(j, k)
         })
         .ok_or_else(|| format!("the stacks do not agree below their first {TOP} frames"))
+}
+
+/// Runs `go tool pprof -top -cum -nodecount=500 -symbolize=none`, then
+/// `extra` arguments, on `target` (a file or a URL), offline: its home and
+/// temporary files in `home`, no toolchain download, no module proxy.
+/// Returns stdout then stderr; panics with both when pprof fails.
+pub fn go_pprof_top(go: &Path, home: &Path, target: &str, extra: &[&str]) -> String {
+    let output = Command::new(go)
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-cum",
+            "-nodecount=500",
+            "-symbolize=none",
+        ])
+        .args(extra)
+        .arg(target)
+        .env("HOME", home)
+        .env("PPROF_TMPDIR", home)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "go tool pprof {target} failed: {stderr}\n{stdout}"
+    );
+    format!("{stdout}\n{stderr}")
 }

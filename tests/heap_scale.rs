@@ -156,27 +156,8 @@ fn child() {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("heap.pb.gz");
         std::fs::write(&file, &whole).unwrap();
-        let output = Command::new(go)
-            .args([
-                "tool",
-                "pprof",
-                "-top",
-                "-cum",
-                "-nodecount=40",
-                "-symbolize=none",
-            ])
-            .arg(&file)
-            .env("HOME", &dir)
-            .env("PPROF_TMPDIR", &dir)
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "go tool pprof: {stderr}\n{stdout}");
-        assert!(stdout.contains("distinct_stacks"), "{stdout}\n{stderr}");
+        let top = memprof_dev::go_pprof_top(&go, &dir, file.to_str().unwrap(), &[]);
+        assert!(top.contains("distinct_stacks"), "{top}");
         std::fs::remove_dir_all(&dir).ok();
     }
     drop(kept);

@@ -6,12 +6,12 @@
 
 use std::hint::black_box;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use memprof::http::{serve_with, EndpointConfig};
-use memprof_dev::client;
+use memprof_dev::{client, go_pprof_top};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -41,34 +41,6 @@ fn pprof_client_test_allocation() -> Vec<Vec<u8>> {
     blocks
 }
 
-fn run_pprof(go: &Path, home: &Path, target: &str) -> String {
-    let output = Command::new(go)
-        .args([
-            "tool",
-            "pprof",
-            "-top",
-            "-cum",
-            "-nodecount=500",
-            "-symbolize=none",
-        ])
-        .arg(target)
-        .env("HOME", home)
-        .env("PPROF_TMPDIR", home)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "go tool pprof {target} failed: {stderr}\n{stdout}"
-    );
-    format!("{stdout}\n{stderr}")
-}
-
 /// A pprof -top figure (`1.50kB`, `64MB`, `512B`) in bytes; pprof's kB and
 /// MB are binary (1024-based).
 fn pprof_bytes(figure: &str) -> f64 {
@@ -95,7 +67,7 @@ fn go_tool_pprof_reads_heap() {
 
     // Straight from the URL, as an SRE would.
     let url = format!("{}/heap", server.url());
-    let top = run_pprof(&go, &home, &url);
+    let top = go_pprof_top(&go, &home, &url, &[]);
     let line = top
         .lines()
         .find(|l| l.contains("pprof_client_test_allocation"))
@@ -109,7 +81,7 @@ fn go_tool_pprof_reads_heap() {
     // And from a downloaded file, with another sample type.
     let file = home.join("alloc.pb.gz");
     std::fs::write(&file, fetch(&format!("{url}?kind=alloc_space"))).unwrap();
-    let top = run_pprof(&go, &home, file.to_str().unwrap());
+    let top = go_pprof_top(&go, &home, file.to_str().unwrap(), &[]);
     assert!(top.contains("pprof_client_test_allocation"), "{top}");
     assert!(top.contains("alloc_space"), "{top}");
 
