@@ -22,7 +22,7 @@
 //!
 //! | route | answers |
 //! | --- | --- |
-//! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, links |
+//! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, memory by scope, links |
 //! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `at=now` (default) \| `peak` for the profile kept at the heap's highest ([`crate::history::peak`]); `limit`, `min_share`, `scope` (below) |
 //! | `/flamegraph` | SVG; `kind`, `seconds`, `at`, `limit`, `min_share`, `scope`, or `base=ID` for a differential flamegraph from a snapshot to now |
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
