@@ -8,37 +8,14 @@
 //! `MEMPROF_REQUIRE_CLIENTS=1` (set by `.ci/run`), where it fails.
 
 use std::hint::black_box;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memprof::history::HistoryConfig;
 use memprof::http::{serve_with, EndpointConfig};
+use memprof_dev::{chromium, dump_dom};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn chromium() -> Option<String> {
-    let candidates = [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "/usr/bin/chromium",
-    ];
-    candidates
-        .iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(|c| c.to_string())
-}
 
 #[inline(never)]
 fn page_test_allocation() -> Vec<Vec<u8>> {
@@ -53,54 +30,6 @@ fn page_test_allocation() -> Vec<Vec<u8>> {
 #[inline(never)]
 fn page_test_sampled() -> Vec<Vec<u8>> {
     (0..2048).map(|_| black_box(vec![2u8; 8192])).collect()
-}
-
-/// Loads `url` in headless Chromium, lets its scripts run and returns the
-/// DOM; kills Chromium after [`TIMEOUT`].
-fn dump_dom(binary: &str, url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("memprof-chromium-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    std::fs::create_dir_all(&profile).unwrap();
-    let mut child = Command::new(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let dom = reader.join().unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    dom
 }
 
 #[test]

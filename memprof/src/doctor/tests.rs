@@ -677,6 +677,7 @@ fn leak_report(site: &str, growth_bytes_per_second: f64) -> crate::profile::Leak
             key: format!("main;{site}"),
             site: format!("{site} (svc.rs:148) <- handle"),
             frames: Vec::new(),
+            scope: None,
             inuse_bytes: 24.0 * MIB as f64,
             inuse_objects: 6000.0,
             old_bytes: 20.0 * MIB as f64,

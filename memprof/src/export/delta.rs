@@ -19,6 +19,7 @@ pub fn delta_snapshot(diff: &Diff, newer: &Snapshot) -> Snapshot {
         .iter()
         .map(|e| StackProfile {
             frames: e.frames.clone(),
+            scope: e.scope.clone(),
             estimates: e.after - e.before,
             inuse_error: Default::default(),
         })
@@ -48,6 +49,7 @@ mod tests {
             .iter()
             .map(|&(name, inuse, alloc)| StackProfile {
                 frames: vec![Frame::named(name)],
+                scope: None,
                 estimates: Estimates {
                     inuse_bytes: inuse,
                     inuse_objects: inuse / 8.0,

@@ -174,27 +174,46 @@ fn render<W: Write>(
     out.flush()
 }
 
-/// A valid SVG with the title and "no allocations sampled".
-fn write_empty<W: Write>(options: &FlamegraphOptions, mut out: W) -> io::Result<()> {
-    let width = options.width.unwrap_or(1200);
-    let mut title = String::new();
-    for c in options.title.chars() {
+/// Text escaped for an SVG element or attribute.
+fn escape_xml(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
         match c {
-            '<' => title.push_str("&lt;"),
-            '>' => title.push_str("&gt;"),
-            '&' => title.push_str("&amp;"),
-            '"' => title.push_str("&quot;"),
-            c => title.push(c),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            c => escaped.push(c),
         }
     }
+    escaped
+}
+
+/// A valid SVG with the title, "no allocations sampled" and the subtitle
+/// (which may say why).
+fn write_empty<W: Write>(options: &FlamegraphOptions, mut out: W) -> io::Result<()> {
+    let width = options.width.unwrap_or(1200);
+    let title = escape_xml(&options.title);
+    let (height, subtitle) = match &options.subtitle {
+        Some(subtitle) => (
+            100,
+            format!(
+                "<text x=\"{x}\" y=\"84\" text-anchor=\"middle\" font-family=\"Verdana\" \
+                 font-size=\"12\">{}</text>\n",
+                escape_xml(subtitle),
+                x = width / 2
+            ),
+        ),
+        None => (80, String::new()),
+    };
     write!(
         out,
         "<?xml version=\"1.0\" standalone=\"no\"?>\n\
-         <svg version=\"1.1\" width=\"{width}\" height=\"80\" viewBox=\"0 0 {width} 80\" \
+         <svg version=\"1.1\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
          xmlns=\"http://www.w3.org/2000/svg\">\n\
          <text x=\"{x}\" y=\"24\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"17\">{title}</text>\n\
          <text x=\"{x}\" y=\"56\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"12\">\
-         No allocations sampled for this view.</text>\n</svg>\n",
+         No allocations sampled for this view.</text>\n{subtitle}</svg>\n",
         x = width / 2
     )?;
     out.flush()

@@ -13,6 +13,11 @@
 //! frames, innermost first; functions carry names and files, and the one
 //! mapping says so (`has_functions` and friends), so pprof never looks for
 //! the binary to symbolize.
+//!
+//! A stack allocated inside a scope carries the scope as pprof string
+//! labels, so `go tool pprof -tagfocus`, Pyroscope and Parca can select
+//! by them: `scope: <path>` (`request/parser`), and `key: value` for each
+//! name in the path that is a label (`route=GET /x` gives `route: GET /x`).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -24,7 +29,7 @@ use flate2::Compression;
 use prost::Message;
 
 use crate::hash::AddressHash;
-use crate::profile::{Kind, Snapshot, StackProfile};
+use crate::profile::{Kind, ScopePath, Snapshot, StackProfile};
 use crate::stack::Frame;
 
 /// The content type to serve a gzipped profile with.
@@ -38,6 +43,9 @@ pub struct PprofOptions {
     pub default_kind: Kind,
     /// For a delta profile, the interval it covers.
     pub duration: Option<Duration>,
+    /// Notes for the profile's comments (`go tool pprof -comments`), after
+    /// memprof's own.
+    pub comments: Vec<String>,
 }
 
 impl PprofOptions {
@@ -46,6 +54,7 @@ impl PprofOptions {
         PprofOptions {
             default_kind: kind,
             duration: None,
+            comments: Vec::new(),
         }
     }
 
@@ -205,11 +214,31 @@ impl Builder {
             location_id.push(self.location(&stack.frames[i..end]));
             i = end;
         }
+        let label = stack
+            .scope
+            .as_ref()
+            .map_or_else(Vec::new, |scope| self.labels(scope));
         Some(proto::Sample {
             location_id,
             value,
-            label: Vec::new(),
+            label,
         })
+    }
+
+    /// The labels of a stack in `scope`: `scope: <path>`, then `key: value`
+    /// for each of its names that is a label (`key=value`), outermost first.
+    fn labels(&mut self, scope: &ScopePath) -> Vec<proto::Label> {
+        let label = |b: &mut Builder, key: &str, value: &str| proto::Label {
+            key: b.string(key),
+            str: b.string(value),
+            num: 0,
+            num_unit: 0,
+        };
+        let mut labels = vec![label(self, "scope", &scope.path())];
+        for (key, value) in scope.labels() {
+            labels.push(label(self, key, value));
+        }
+        labels
     }
 
     /// The profile: `samples` and everything they point into.
@@ -220,7 +249,10 @@ impl Builder {
         options: &PprofOptions,
         samples: Vec<proto::Sample>,
     ) -> proto::Profile {
-        let comment = vec![self.string("memprof: sampled estimates, rounded to integers")];
+        let mut comment = vec![self.string("memprof: sampled estimates, rounded to integers")];
+        for note in &options.comments {
+            comment.push(self.string(note));
+        }
         proto::Profile {
             sample_type: header.sample_type,
             sample: samples,
@@ -518,6 +550,7 @@ mod tests {
             stacks: vec![
                 StackProfile {
                     frames: vec![inlined, caller, Arc::clone(&main)],
+                    scope: None,
                     estimates: Estimates {
                         inuse_bytes: 1000.4,
                         inuse_objects: 2.0,
@@ -528,6 +561,7 @@ mod tests {
                 },
                 StackProfile {
                     frames: vec![frame("other", 0x3000, 1), main],
+                    scope: None,
                     estimates: Estimates {
                         inuse_bytes: -8.0,
                         inuse_objects: -1.0,

@@ -334,8 +334,30 @@ pub fn write_profiler_metrics<W: Write>(
     )
 }
 
+/// The most scopes [`write_scope_metrics`] writes series for; the rest
+/// are summed under `scope="~other"`.
+pub const MAX_SCOPE_SERIES: usize = 100;
+
+/// The `scope` label of the series summing the scopes past
+/// [`MAX_SCOPE_SERIES`].
+pub const OTHER_SCOPE: &str = "~other";
+
 /// Per-scope families, labelled `scope="outer/inner"`. Writes nothing when
 /// no scope was entered.
+///
+/// The series stay bounded however many scopes a process enters: the
+/// first [`MAX_SCOPE_SERIES`] scopes entered (by id, the order in which
+/// they were first entered) get their own series, and the top-level scopes
+/// past them are summed, family by family, under `scope="~other"`
+/// (everything nested in a scope is in its figures, so each allocation is
+/// counted once; a scope past the cap nested in one that has a series is
+/// in that one's figures). The set of scopes with a series only grows
+/// until it is full and never changes after, as OpenTelemetry's
+/// cardinality limit keeps the first attribute sets seen: a set chosen by
+/// size at each scrape would move scopes in and out of `~other`, and its
+/// counters would run backwards. `~other` has no peak: peaks of different
+/// scopes fall at different moments and do not add up. `GET /scopes`
+/// lists every scope.
 ///
 /// # Errors
 ///
@@ -345,35 +367,51 @@ pub fn write_scope_metrics<W: Write>(
     scopes: &[ScopeStats],
 ) -> io::Result<()> {
     type Field = fn(&ScopeStats) -> f64;
-    let families: [(MetricType, &str, &str, Field); 4] = [
+    let families: [(MetricType, &str, &str, Field, bool); 4] = [
         (
             MetricType::Counter,
             "scope_entered_total",
             "Times the scope was entered.",
             |s| s.entered as f64,
+            true,
         ),
         (
             MetricType::Counter,
             "scope_alloc_bytes_total",
             "Estimated bytes allocated inside the scope.",
             |s| s.alloc_bytes.round(),
+            true,
         ),
         (
             MetricType::Gauge,
             "scope_net_bytes",
             "Estimated bytes allocated inside the scope and still live.",
             |s| s.net_bytes.round(),
+            true,
         ),
         (
             MetricType::Gauge,
             "scope_peak_bytes",
             "Highest estimated net bytes seen for the scope.",
             |s| s.peak_bytes.round(),
+            false,
         ),
     ];
-    for (kind, name, help, field) in families {
-        for s in scopes {
+    let mut by_id: Vec<&ScopeStats> = scopes.iter().collect();
+    by_id.sort_by_key(|s| s.id);
+    let cut = by_id.len().min(MAX_SCOPE_SERIES);
+    let (shown, rest) = by_id.split_at(cut);
+    for (kind, name, help, field, sums) in families {
+        for s in shown {
             m.sample(kind, name, help, field(s), &[("scope", &s.path)])?;
+        }
+        if sums && !rest.is_empty() {
+            let other: f64 = rest
+                .iter()
+                .filter(|s| s.parent == 0)
+                .map(|s| field(s))
+                .sum();
+            m.sample(kind, name, help, other, &[("scope", OTHER_SCOPE)])?;
         }
     }
     Ok(())
@@ -708,6 +746,62 @@ mod tests {
              # TYPE memprof_c_total counter\n\
              memprof_c_total 100000000000000000000\n"
         );
+    }
+
+    /// `n` top-level scopes (ids 1..=n, `top-i` holding `i` bytes), and
+    /// under each of the first two a nested scope registered last.
+    fn many_scopes(n: u32) -> Vec<ScopeStats> {
+        let stats = |id: u32, path: String, parent: u32, bytes: f64| ScopeStats {
+            id,
+            path,
+            parent,
+            entered: 1,
+            alloc_objects: 1.0,
+            alloc_bytes: bytes,
+            freed_objects: 0.0,
+            freed_bytes: 0.0,
+            net_bytes: bytes,
+            peak_bytes: bytes,
+        };
+        let mut all: Vec<ScopeStats> = (1..=n)
+            .map(|i| stats(i, format!("top-{i}"), 0, f64::from(i)))
+            .collect();
+        all.push(stats(n + 1, "top-1/inner".to_string(), 1, 1.0));
+        all.push(stats(n + 2, "top-2/inner".to_string(), 2, 2.0));
+        all.reverse();
+        all
+    }
+
+    #[test]
+    fn scope_series_stop_at_the_cap_and_the_rest_sum_under_other() {
+        let n = MAX_SCOPE_SERIES as u32 + 50;
+        let out = text(|m| write_scope_metrics(m, &many_scopes(n))).unwrap();
+        let series = |family: &str| -> Vec<&str> {
+            out.lines()
+                .filter(|l| l.starts_with(&format!("memprof_{family}{{")))
+                .collect()
+        };
+        let net = series("scope_net_bytes");
+        assert_eq!(net.len(), MAX_SCOPE_SERIES + 1, "{out}");
+        assert!(net.contains(&"memprof_scope_net_bytes{scope=\"top-100\"} 100"));
+        assert!(!out.contains("top-101\""), "the 101st scope has no series");
+        assert!(!out.contains("inner"), "nested scopes past the cap neither");
+        // Top-level scopes 101..=150 (their nested ones are in them).
+        let other: u32 = (MAX_SCOPE_SERIES as u32 + 1..=n).sum();
+        assert!(
+            net.contains(&format!("memprof_scope_net_bytes{{scope=\"~other\"}} {other}").as_str()),
+            "{net:?}"
+        );
+        assert!(out.contains("memprof_scope_entered_total{scope=\"~other\"} 50\n"));
+        assert_eq!(
+            series("scope_peak_bytes").len(),
+            MAX_SCOPE_SERIES,
+            "no ~other peak"
+        );
+
+        let few = text(|m| write_scope_metrics(m, &many_scopes(3))).unwrap();
+        assert!(!few.contains("~other"), "{few}");
+        assert_eq!(few.matches("memprof_scope_net_bytes{").count(), 5);
     }
 
     #[test]

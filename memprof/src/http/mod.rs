@@ -22,21 +22,22 @@
 //!
 //! | route | answers |
 //! | --- | --- |
-//! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, links |
-//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `at=now` (default) \| `peak` for the profile kept at the heap's highest ([`crate::history::peak`]); `limit`, `min_share` (below) |
-//! | `/flamegraph` | SVG; `kind`, `seconds`, `at`, `limit`, `min_share`, or `base=ID` for a differential flamegraph from a snapshot to now |
+//! | `/` | the page: memory over time, doctor findings, top stacks, leak candidates, memory by scope, links |
+//! | `/heap` | `format=pprof` (default) \| `folded` \| `svg` \| `json`; `kind=inuse_space` (default) \| `inuse_objects` \| `alloc_space` \| `alloc_objects`; `seconds=1..300` for the change over the next N seconds; `at=now` (default) \| `peak` for the profile kept at the heap's highest ([`crate::history::peak`]); `limit`, `min_share`, `scope` (below) |
+//! | `/flamegraph` | SVG; `kind`, `seconds`, `at`, `limit`, `min_share`, `scope`, or `base=ID` for a differential flamegraph from a snapshot to now |
 //! | `POST /snapshots` | keeps a snapshot (the 16 newest by default), answers 201 `{"id": ...}` |
 //! | `/snapshots` | the kept snapshots, then the peak's (id `"peak"`) when one is kept |
-//! | `/snapshots/{id}` | `id` a kept snapshot's or `peak`; `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind`, `limit`, `min_share` |
-//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind` |
+//! | `/snapshots/{id}` | `id` a kept snapshot's or `peak`; `format=json` (default) \| `folded` \| `svg` \| `pprof`; `kind`, `limit`, `min_share`, `scope` |
+//! | `/diff?base=ID[&to=ID]` | from snapshot `base` to `to` (default: now); `format=json` (default) \| `folded` (`stack before after`) \| `svg` (differential) \| `pprof` (the delta) \| `text` (the largest changes); `kind`, `scope` |
 //! | `/stats` | JSON: rate, sampler counters, heap totals, scopes, jemalloc totals and ratios (`allocator`, `null` with `allocator_unavailable` when jemalloc does not serve the process), process memory (`process`) |
-//! | `/metrics` | Prometheus text: profiler, scopes, allocator, process, cgroup, host memory and pressure, history sampler cost |
+//! | `/metrics` | Prometheus text: profiler, scopes (at most 100 series and `~other`, see [`crate::export::prometheus::write_scope_metrics`]), allocator, process, cgroup, host memory and pressure, history sampler cost |
 //! | `/history` | the series the page plots: `since=UNIX_MS` (points after it), `stacks=true` (per-stack in-use bytes), `format=json` (default) \| `text` |
 //! | `/host` | process, host, cgroup and top processes by PSS, named by program (command lines only with [`EndpointConfig::command_lines`]): `top=0..50` (default 5; 0 skips the scan of all processes), `format=json` \| `text` |
 //! | `/allocator` | jemalloc statistics; 200 `{"available": false, "reason"}` when jemalloc does not serve the process; `format=json` \| `text` |
 //! | `POST /allocator/purge` | purges dirty pages, answers resident before and after; 503 without jemalloc; `format=json` \| `text` |
 //! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
 //! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
+//! | `/scopes` | memory by scope ([`crate::profile::scope_report`]), largest in use first: allocated, freed, in use (± 95%) and peak, bytes and objects, and survivors (live for `min_age=0..86400` seconds or more, default 10); `scope` (below), `format=json` \| `text` |
 //! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
 //!
 //! Profile views are bounded (see [`crate::profile::Bound`]): `limit=N`
@@ -46,6 +47,15 @@
 //! `min_share=F` (0 to 1) sends stacks holding less than that fraction of
 //! the total to the remainder too; `limit=all` (or `0`) shows every stack,
 //! streamed to the client as it is written.
+//!
+//! `scope=PATH` keeps the stacks allocated in a scope and the scopes nested
+//! in it, by the rule [`crate::profile::ScopeFilter`] documents (`PATH` a
+//! path from the outermost scope, such as `request/parser`, or starting
+//! with a label, such as `route=GET /x`, matched wherever it is nested). A
+//! `PATH` no scope entered by the process matches gives an empty profile
+//! with a note (the JSON's `note`, the SVG's subtitle, pprof's comments and
+//! an `X-Memprof-Note` header); a malformed one a 400 naming `scope`.
+//! pprof samples carry their scope as labels (see [`crate::export::pprof`]).
 //!
 //! A bad parameter (unknown name, bad value, given twice) gets 400 with
 //! `{"error", "parameter", "expected"}`; an unknown route or snapshot 404;
@@ -347,6 +357,7 @@ pub fn router_with(config: EndpointConfig) -> Router {
         )
         .route("/doctor", get(views::doctor_view))
         .route("/leaks", get(views::leaks_view))
+        .route("/scopes", get(views::scopes_view))
         .route("/top", get(views::top_view))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

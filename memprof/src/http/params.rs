@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 
 use super::error::ApiError;
-use crate::profile::{Bound, Kind};
+use crate::profile::{Bound, Kind, ScopeFilter};
 use crate::stack::Trim;
 
 /// A request's query as its extractor gives it: every `name=value` pair in
@@ -205,6 +205,22 @@ impl Params {
             },
         };
         Ok(Bound::new(limit, min_share))
+    }
+
+    /// `scope`: keep one scope's stacks (the rule is
+    /// [`ScopeFilter`]'s), if given.
+    pub(crate) fn scope(&self) -> Result<Option<ScopeFilter>, ApiError> {
+        let Some(value) = self.get("scope") else {
+            return Ok(None);
+        };
+        ScopeFilter::new(value).map(Some).map_err(|why| {
+            ApiError::bad_parameter(
+                "scope",
+                format!("{why}: {:?}", value.chars().take(64).collect::<String>()),
+                "a scope path such as request/parser, or a label such as route=GET /x \
+                 (GET scopes lists them)",
+            )
+        })
     }
 
     /// `at`: `now` (default) or `peak`.

@@ -24,7 +24,7 @@ use crate::export::pprof::{self, PprofOptions};
 use crate::export::prometheus::{self, MetricsWriter};
 use crate::export::stats::Stats;
 use crate::host::{CgroupView, Meminfo, Pid, Pressure};
-use crate::profile::{Bound, Kind, Snapshot};
+use crate::profile::{Bound, Kind, ScopeFilter, Snapshot};
 use crate::stack::Trim;
 
 async fn take_snapshot(trim: Trim) -> Result<Snapshot, ApiError> {
@@ -48,25 +48,44 @@ async fn profile_over(seconds: Option<Duration>, trim: Trim) -> Result<Snapshot,
 /// its narrowest frame) is streamed as it is written.
 async fn render(
     snapshot: Arc<Snapshot>,
+    scope: Option<ScopeFilter>,
     format: Format,
     kind: Kind,
     duration: Option<Duration>,
     title: String,
     bound: Bound,
 ) -> Result<Response, ApiError> {
+    let title = match &scope {
+        Some(filter) => format!("{title}, scope={}", filter.path()),
+        None => title,
+    };
+    let View { snapshot, note } = match scope {
+        None => View {
+            snapshot,
+            note: None,
+        },
+        Some(filter) => blocking(move || Ok(scoped(&snapshot, &filter))).await?,
+    };
+    let header_note = note.as_deref().and_then(|n| HeaderValue::from_str(n).ok());
     let write = move |snapshot: &Snapshot, out: &mut dyn std::io::Write| match format {
         Format::Pprof => {
             let mut options = PprofOptions::for_kind(kind);
             options.duration = duration;
+            options.comments.extend(note.clone());
             pprof::write_pprof(snapshot, &options, out)
         }
         Format::Folded => snapshot.write_folded(out, kind),
         Format::Svg => {
             let mut options = FlamegraphOptions::for_kind(kind);
-            options.title = title;
+            options.title = title.clone();
+            options.subtitle.clone_from(&note);
             flamegraph::write_flamegraph(snapshot, kind, &options, out)
         }
-        Format::Json | Format::Text => snapshot.save(out),
+        Format::Json | Format::Text => match &note {
+            None => snapshot.save(&mut *out),
+            Some(note) => serde_json::to_writer(&mut *out, &Noted { snapshot, note })
+                .map_err(std::io::Error::other),
+        },
     };
     let content_type = match format {
         Format::Pprof => pprof::CONTENT_TYPE,
@@ -90,7 +109,45 @@ async fn render(
             HeaderValue::from_static("attachment; filename=\"heap.pb.gz\""),
         );
     }
+    if let Some(note) = header_note {
+        response.headers_mut().insert(NOTE_HEADER, note);
+    }
     Ok(response)
+}
+
+/// The header saying why a profile is empty (folded text has no place for
+/// a note; the other formats also carry it in their body).
+const NOTE_HEADER: &str = "x-memprof-note";
+
+/// A profile to render, and a note for when it is empty for a reason the
+/// reader should know.
+struct View {
+    snapshot: Arc<Snapshot>,
+    note: Option<String>,
+}
+
+/// A snapshot's JSON with a `note` beside its fields.
+#[derive(Serialize)]
+struct Noted<'a> {
+    #[serde(flatten)]
+    snapshot: &'a Snapshot,
+    note: &'a str,
+}
+
+/// The stacks of `snapshot` that `filter` keeps (`scope=`), with a note
+/// when no scope entered by the process matches: an empty profile, not an
+/// error, as the scope may not have been entered yet.
+fn scoped(snapshot: &Snapshot, filter: &ScopeFilter) -> View {
+    let note = (!filter.matches_any_entered()).then(|| {
+        format!(
+            "no scope entered matches scope={} (GET scopes lists them)",
+            filter.path()
+        )
+    });
+    View {
+        snapshot: Arc::new(snapshot.scoped(filter)),
+        note,
+    }
 }
 
 /// The stacks a view in `format` shows unless `limit` says: SVG all (a
@@ -152,20 +209,23 @@ pub(crate) async fn heap(query: QueryPairs) -> Result<Response, ApiError> {
             "limit",
             "min_share",
             "at",
+            "scope",
         ],
     )?;
     let format = p.format(&[Format::Pprof, Format::Folded, Format::Svg, Format::Json])?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
     let bound = p.bound(default_limit(format))?;
+    let scope = p.scope()?;
     if p.at()? == At::Peak {
         let peak = kept_peak(&p)?;
         let title = peak_title(kind, &peak);
-        return render(peak, format, kind, None, title, bound).await;
+        return render(peak, scope, format, kind, None, title, bound).await;
     }
     let snapshot = profile_over(seconds, p.trim()?).await?;
     render(
         Arc::new(snapshot),
+        scope,
         format,
         kind,
         seconds,
@@ -190,12 +250,14 @@ pub(crate) async fn flamegraph(
             "limit",
             "min_share",
             "at",
+            "scope",
         ],
     )?;
     let kind = p.kind()?;
     let seconds = p.seconds()?;
     let trim = p.trim()?;
     let bound = p.bound(default_limit(Format::Svg))?;
+    let scope = p.scope()?;
     if p.at()? == At::Peak {
         if p.has("base") {
             return Err(ApiError::bad_parameter(
@@ -206,12 +268,13 @@ pub(crate) async fn flamegraph(
         }
         let peak = kept_peak(&p)?;
         let title = peak_title(kind, &peak);
-        return render(peak, Format::Svg, kind, None, title, bound).await;
+        return render(peak, scope, Format::Svg, kind, None, title, bound).await;
     }
     let Some(base_id) = p.snapshot_id("base")? else {
         let snapshot = profile_over(seconds, trim).await?;
         return render(
             Arc::new(snapshot),
+            scope,
             Format::Svg,
             kind,
             seconds,
@@ -246,23 +309,47 @@ pub(crate) async fn flamegraph(
     differential(
         base,
         Arc::new(now),
+        scope,
         kind,
         format!("since snapshot {base_id}"),
     )
     .await
 }
 
+/// Both snapshots cut to the stacks `scope` keeps, if given, and the note
+/// [`scoped`] gives.
+fn both_scoped(
+    before: Arc<Snapshot>,
+    after: Arc<Snapshot>,
+    scope: Option<&ScopeFilter>,
+) -> (Arc<Snapshot>, Arc<Snapshot>, Option<String>) {
+    match scope {
+        None => (before, after, None),
+        Some(filter) => {
+            let after = scoped(&after, filter);
+            let before = Arc::new(before.scoped(filter));
+            (before, after.snapshot, after.note)
+        }
+    }
+}
+
 async fn differential(
     before: Arc<Snapshot>,
     after: Arc<Snapshot>,
+    scope: Option<ScopeFilter>,
     kind: Kind,
     what: String,
 ) -> Result<Response, ApiError> {
     blocking(move || {
+        let (before, after, note) = both_scoped(before, after, scope.as_ref());
         let mut options = FlamegraphOptions::for_kind(kind);
-        options.title = format!("memprof {}: {what}", kind.name());
-        options.subtitle =
-            Some("width: newer profile; red grew, blue shrank (vs the older one)".to_string());
+        options.title = match &scope {
+            Some(filter) => format!("memprof {}: {what}, scope={}", kind.name(), filter.path()),
+            None => format!("memprof {}: {what}", kind.name()),
+        };
+        options.subtitle = Some(note.unwrap_or_else(|| {
+            "width: newer profile; red grew, blue shrank (vs the older one)".to_string()
+        }));
         let mut out = Vec::new();
         flamegraph::write_differential_flamegraph(&before, &after, kind, &options, &mut out)?;
         Ok(with_type(out, SVG))
@@ -346,21 +433,22 @@ pub(crate) async fn get_snapshot(
     let Ok(Path(id)) = id else {
         return Err(ApiError::NotFound("no such snapshot".to_string()));
     };
-    let p = Params::parse(query, &["format", "kind", "limit", "min_share"])?;
+    let p = Params::parse(query, &["format", "kind", "limit", "min_share", "scope"])?;
     let format = p.format(&[Format::Json, Format::Folded, Format::Svg, Format::Pprof])?;
     let kind = p.kind()?;
     let bound = p.bound(default_limit(format))?;
+    let scope = p.scope()?;
     if id == "peak" {
         let peak = kept_peak(&p)?;
         let title = peak_title(kind, &peak);
-        return render(peak, format, kind, None, title, bound).await;
+        return render(peak, scope, format, kind, None, title, bound).await;
     }
     let id = id
         .parse::<u64>()
         .map_err(|_| ApiError::NotFound(format!("no snapshot {id:?}")))?;
     let snapshot = state.snapshot(id)?;
     let title = format!("memprof {}: snapshot {id}", kind.name());
-    render(snapshot, format, kind, None, title, bound).await
+    render(snapshot, scope, format, kind, None, title, bound).await
 }
 
 /// `GET /diff?base=ID[&to=ID]&format=&kind=`
@@ -368,7 +456,7 @@ pub(crate) async fn diff(
     State(state): State<AppState>,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(query, &["base", "to", "format", "kind"])?;
+    let p = Params::parse(query, &["base", "to", "format", "kind", "scope"])?;
     let format = p.format(&[
         Format::Json,
         Format::Folded,
@@ -377,6 +465,7 @@ pub(crate) async fn diff(
         Format::Text,
     ])?;
     let kind = p.kind()?;
+    let scope = p.scope()?;
     let base_id = p.snapshot_id("base")?.ok_or_else(|| {
         ApiError::bad_parameter(
             "base",
@@ -395,9 +484,10 @@ pub(crate) async fn diff(
     };
     let what = format!("snapshot {base_id} to {to_name}");
     if format == Format::Svg {
-        return differential(before, after, kind, what).await;
+        return differential(before, after, scope, kind, what).await;
     }
     blocking(move || {
+        let (before, after, _) = both_scoped(before, after, scope.as_ref());
         let diff = after.diff(&before);
         let mut out = Vec::new();
         let content_type = match format {

@@ -99,6 +99,7 @@ impl Snapshot {
         }
         let mut rest = StackProfile {
             frames: Vec::new(),
+            scope: None,
             estimates: Estimates::default(),
             inuse_error: Uncertainty::default(),
         };
@@ -136,6 +137,7 @@ mod tests {
             .enumerate()
             .map(|(i, &v)| StackProfile {
                 frames: vec![Frame::named(format!("f{i}"))],
+                scope: None,
                 estimates: Estimates {
                     inuse_bytes: v,
                     alloc_bytes: v.abs() * 2.0,

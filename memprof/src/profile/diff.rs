@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::scope_path::ScopePath;
 use super::snapshot::{Estimates, Kind, Snapshot};
 use crate::stack::Frame;
 
@@ -21,6 +22,9 @@ pub struct DiffEntry {
     pub frames: Vec<Arc<Frame>>,
     /// Folded key (`root;...;leaf`) that matched the two sides.
     pub key: String,
+    /// The scope the stack's samples were allocated in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopePath>,
     /// Estimates in the older snapshot (zero if the stack is new).
     pub before: Estimates,
     /// Estimates in the newer snapshot (zero if the stack is gone).
@@ -59,6 +63,7 @@ impl Snapshot {
                 let entry = by_key.entry(key.clone()).or_insert_with(|| DiffEntry {
                     frames: stack.frames.clone(),
                     key,
+                    scope: stack.scope.clone(),
                     before: Estimates::default(),
                     after: Estimates::default(),
                 });
@@ -137,6 +142,7 @@ mod tests {
     fn stack(names: &[&str], inuse: f64, alloc: f64) -> StackProfile {
         StackProfile {
             frames: names.iter().map(|&n| Frame::named(n)).collect(),
+            scope: None,
             estimates: Estimates {
                 inuse_bytes: inuse,
                 inuse_objects: inuse / 8.0,

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::scope_path::ScopePath;
 use super::snapshot::{symbolized_frames, unix_ms};
 use super::trend::Trend;
 use super::uncertainty::Uncertainty;
@@ -121,6 +122,9 @@ pub struct LeakCandidate {
     pub site: String,
     /// Frames, leaf first.
     pub frames: Vec<Arc<Frame>>,
+    /// The scope the stack allocated in (`null`: outside every scope).
+    #[serde(default)]
+    pub scope: Option<ScopePath>,
     /// Estimated bytes from this stack still live.
     pub inuse_bytes: f64,
     /// Estimated objects from this stack still live.
@@ -189,6 +193,9 @@ struct Survivors {
     live_objects: f64,
     old_bytes: f64,
     old_objects: f64,
+    /// The innermost scope the samples were allocated in (0: none); one
+    /// stack's samples share it, as the scope is the stack's root frame.
+    scope: u32,
     error: Uncertainty,
     /// (allocation time in seconds before now, weighted bytes) of old survivors.
     old: Vec<(f64, f64)>,
@@ -218,6 +225,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
         let entry = by_stack.entry(s.stack).or_default();
         entry.live_bytes += bytes;
         entry.live_objects += s.weight;
+        entry.scope = s.scope;
         entry.error.add_sample(s.size, s.weight);
         entry.ages.push(age);
         if age >= min_age {
@@ -264,6 +272,7 @@ fn find(options: &LeakOptions, history: &[StackUsage], process: &[ProcessPoint])
             key,
             site: super::snapshot::program_site(&frames),
             frames,
+            scope: ScopePath::of_scope(survivors.scope),
             inuse_bytes: 0.0,
             inuse_objects: 0.0,
             old_bytes: 0.0,

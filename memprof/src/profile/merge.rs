@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
+use super::scope_path::ScopePath;
 use super::snapshot::{Estimates, StackProfile};
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
@@ -39,6 +40,10 @@ pub(crate) struct Reader {
     stack: Vec<u32>,
     /// Frames of `stack` left out at the leaf end.
     trimmed: usize,
+    /// The scope of the stack last read (its root marker's).
+    scope: Option<ScopePath>,
+    /// Each scope met so far, by id, so its path is read once.
+    scopes: HashMap<u32, Option<ScopePath>, AddressHash>,
 }
 
 impl Reader {
@@ -55,6 +60,14 @@ impl Reader {
         trim: Trim,
     ) {
         self.stack.clear();
+        self.scope = match addresses.last().and_then(|&a| scope_of_marker(a)) {
+            Some(id) => self
+                .scopes
+                .entry(id)
+                .or_insert_with(|| ScopePath::of_scope(id))
+                .clone(),
+            None => None,
+        };
         for &address in addresses {
             let (start, len) = match self.spans.get(&address) {
                 Some(&span) => span,
@@ -81,9 +94,10 @@ impl Reader {
         if address == crate::stack::TRUNCATED_MARKER {
             self.push(Frame::named("[truncated]"), FrameRole::Program);
         } else if let Some(scope) = scope_of_marker(address) {
-            let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
+            let names = crate::scope::scope_segments(scope);
+            let unknown = format!("scope {scope}");
             // Innermost scope first, so the outermost ends up at the root.
-            for name in path.rsplit('/') {
+            for name in names.as_deref().unwrap_or(&[unknown.as_str()]).iter().rev() {
                 self.push(Frame::named(format!("[scope {name}]")), FrameRole::Program);
             }
         } else {
@@ -211,6 +225,7 @@ impl Merged {
         self.next.push(u32::MAX);
         self.stacks.push(StackProfile {
             frames: reader.frames(),
+            scope: reader.scope.clone(),
             estimates: Estimates::default(),
             inuse_error: Uncertainty::default(),
         });

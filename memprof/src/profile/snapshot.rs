@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use super::folded::folded_key_of;
 use super::folded::{self, Line};
 use super::merge::{Merged, Reader};
+use super::scope_path::{ScopeFilter, ScopePath};
 pub(crate) use super::site::program_site;
 use super::uncertainty::Uncertainty;
 use crate::hash::AddressHash;
@@ -162,6 +163,10 @@ pub struct StackProfile {
     /// Frames, leaf first (the allocating function), root last. Scopes appear
     /// as `[scope name]` frames at the root.
     pub frames: Vec<Arc<Frame>>,
+    /// The scope its samples were allocated in (`None`: outside every
+    /// scope), for views that filter or group by scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopePath>,
     /// The estimates for this stack.
     #[serde(flatten)]
     pub estimates: Estimates,
@@ -333,6 +338,24 @@ impl Snapshot {
         all
     }
 
+    /// The stacks `filter` keeps (see [`ScopeFilter`] for the rule), with
+    /// totals summed over them: one scope's profile.
+    pub fn scoped(&self, filter: &ScopeFilter) -> Snapshot {
+        let stacks: Vec<StackProfile> = self
+            .stacks
+            .iter()
+            .filter(|s| filter.matches(s.scope.as_ref()))
+            .cloned()
+            .collect();
+        Snapshot {
+            taken_at_unix_ms: self.taken_at_unix_ms,
+            rate: self.rate,
+            totals: stacks.iter().map(|s| s.estimates).sum(),
+            counters: self.counters,
+            stacks,
+        }
+    }
+
     /// Writes folded stacks (`root;...;leaf value`, one per line), the input
     /// of inferno and Brendan Gregg's flamegraph.pl. Values are rounded;
     /// stacks that round to zero are left out.
@@ -488,6 +511,7 @@ impl StackProfile {
     pub(crate) fn allocated(frames: Vec<Arc<Frame>>, alloc_objects: f64) -> StackProfile {
         StackProfile {
             frames,
+            scope: None,
             estimates: Estimates {
                 alloc_objects,
                 ..Estimates::default()

@@ -333,8 +333,48 @@ function refreshLeaks() {
   });
 }
 
+// The "by scope" table: GET scopes, largest in use first. A scope's figures
+// include the scopes nested in it.
+var SCOPE_ROWS = 50;
+
+function refreshScopes() {
+  return getJSON("scopes").then(function (r) {
+    var table = $("scopes");
+    table.textContent = "";
+    var head = el("tr");
+    ["scope", "in use", "objects", "allocated", "freed", "peak", "older than " + r.min_age_seconds + " s"].forEach(function (h, i) { head.appendChild(el("th", { class: i ? "num" : "" }, h)); });
+    table.appendChild(head);
+    if (!r.scopes.length) {
+      var none = el("tr");
+      none.appendChild(el("td", { colspan: "7", class: "muted" }, "No scope entered (memprof::scope, #[memprof::scope])."));
+      table.appendChild(none);
+    }
+    r.scopes.slice(0, SCOPE_ROWS).forEach(function (s) {
+      var tr = el("tr", { class: "scope" });
+      tr.appendChild(el("td", {}, s.scope.path));
+      var inuse = fmtBytes(s.inuse_bytes);
+      if (s.inuse_bytes_margin_95 > 0) {
+        inuse += " \u00b1 " + fmtBytes(s.inuse_bytes_margin_95);
+      }
+      tr.appendChild(el("td", { class: "num", title: s.inuse_error.samples + " live samples" }, inuse));
+      tr.appendChild(el("td", { class: "num" }, Math.round(s.inuse_objects).toLocaleString()));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.alloc_bytes)));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.freed_bytes)));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.peak_bytes)));
+      tr.appendChild(el("td", { class: "num" }, fmtBytes(s.survivor_bytes)));
+      table.appendChild(tr);
+    });
+    if (r.scopes.length > SCOPE_ROWS) {
+      var more = el("tr");
+      more.appendChild(el("td", { colspan: "7", class: "muted" }, (r.scopes.length - SCOPE_ROWS) + " more: see scopes?format=text"));
+      table.appendChild(more);
+    }
+  });
+}
+
 function refresh() {
   var parts = [refreshHistory(), refreshDoctor(), refreshTop(), refreshLeaks()];
+  parts.push(refreshScopes());
   return Promise.all(parts.map(function (p) { return p.then(function () { return null; }, function (e) { return e; }); }))
     .then(function (errors) {
       var failed = errors.filter(function (e) { return e; });

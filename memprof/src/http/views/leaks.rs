@@ -10,7 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::params::{Format, Params, QueryPairs};
 use crate::http::respond::{answer, blocking, TextForm};
 use crate::human::format_bytes_signed;
-use crate::profile::{LeakOptions, LeakReport};
+use crate::profile::{LeakOptions, LeakReport, ScopePath};
 
 /// The longest `min_age` `/leaks` takes, seconds (a day).
 const MAX_MIN_AGE_SECONDS: u64 = 86_400;
@@ -32,13 +32,14 @@ impl TextForm for LeakReport {
         for c in &self.candidates {
             let _ = writeln!(
                 out,
-                "\n#{} {} in use, {} older than min age, growing {}/min (r² {:.2})\n  at {}\n  {}",
+                "\n#{} {} in use, {} older than min age, growing {}/min (r² {:.2})\n  at {}\n  scope {}\n  {}",
                 c.rank,
                 format_bytes_signed(c.inuse_bytes),
                 format_bytes_signed(c.old_bytes),
                 format_bytes_signed(c.growth_bytes_per_second * 60.0),
                 c.growth_r_squared,
                 c.site,
+                c.scope.as_ref().map_or_else(|| "-".to_string(), ScopePath::path),
                 c.summary
             );
         }

@@ -1,5 +1,5 @@
 //! The incident views: `/history`, `/host`, `/allocator` (and its purge),
-//! `/doctor`, `/leaks` and `/top`. Each file holds one view: the body it
+//! `/doctor`, `/leaks`, `/scopes` and `/top`. Each file holds one view: the body it
 //! answers, that body's text form for a terminal (`format=text`, through
 //! [`super::respond::TextForm`]), and its handler, which reads through
 //! [`crate::history`], [`crate::host`], [`crate::jemalloc`],
@@ -10,6 +10,7 @@ mod doctor;
 mod history;
 mod host;
 mod leaks;
+mod scopes;
 mod top;
 
 pub(super) use self::allocator::{allocator_purge, allocator_view};
@@ -17,6 +18,7 @@ pub(super) use self::doctor::doctor_view;
 pub(super) use self::history::history_view;
 pub(super) use self::host::host_view;
 pub(super) use self::leaks::leaks_view;
+pub(super) use self::scopes::scopes_view;
 pub(super) use self::top::top_view;
 
 use super::error::ApiError;
