@@ -288,6 +288,9 @@ pub struct ScopeStats {
     pub id: u32,
     /// The path of names from the outermost scope, joined by `/`.
     pub path: String,
+    /// The enclosing scope's id (0: the scope is at the top).
+    #[serde(default)]
+    pub parent: u32,
     /// Times the scope was entered.
     pub entered: u64,
     /// Objects allocated inside it.
@@ -306,18 +309,26 @@ pub struct ScopeStats {
 
 /// The path of scope `id` (`outer/inner`), or `None` for 0 or an unknown id.
 pub fn scope_path(id: u32) -> Option<String> {
-    let mut parts = Vec::new();
+    scope_segments(id).map(|names| names.join("/"))
+}
+
+/// The names of scope `id` and its enclosing scopes, outermost first, or
+/// `None` for 0 or an unknown id. A name may hold a `/` (a label such as
+/// `route=GET /users/{id}`), so these, not the joined path, say where one
+/// scope ends and the next begins.
+pub(crate) fn scope_segments(id: u32) -> Option<Vec<&'static str>> {
+    let mut names = Vec::new();
     let mut current = id;
-    while current != 0 && parts.len() < 64 {
+    while current != 0 && names.len() < 64 {
         let record = published(current)?;
-        parts.push(record.name());
+        names.push(record.name());
         current = record.parent.load(Ordering::Relaxed);
     }
-    if parts.is_empty() {
+    if names.is_empty() {
         return None;
     }
-    parts.reverse();
-    Some(parts.join("/"))
+    names.reverse();
+    Some(names)
 }
 
 /// Figures for every scope entered so far.
@@ -347,6 +358,7 @@ pub fn scopes() -> Vec<ScopeStats> {
             ScopeStats {
                 id,
                 path: scope_path(id).unwrap_or_default(),
+                parent: r.parent.load(Ordering::Relaxed),
                 entered: r.entered.load(Ordering::Relaxed),
                 alloc_objects: Fixed::objects(sum(&r.alloc_objects)),
                 alloc_bytes: Fixed::bytes(alloc_bytes),

@@ -24,8 +24,8 @@ pub struct RetainedStack {
     pub blocks: u64,
 }
 
-/// What a tracked body allocated and left live (for [`soak`]: what its
-/// live blocks grew by).
+/// What a tracked body allocated and left live (for [`soak`](super::soak):
+/// what its live blocks grew by).
 #[derive(Clone, Debug, Default)]
 pub struct Retained {
     /// Bytes still live.
@@ -40,13 +40,37 @@ pub struct Retained {
     /// Threads the body started past the 1,048,576 one body can follow:
     /// their blocks are not counted, so the figures may be short.
     pub threads_not_followed: u64,
-    /// Whether the threads the body started were followed at all (see the
-    /// module docs): false where the mark cannot be set.
+    /// Whether the threads the body started were followed at all (see
+    /// [`testing`](super)): false where the mark cannot be set.
     pub followed_new_threads: bool,
     /// Threads the body started that were still running at its end (after
     /// a short wait for those finishing): what they allocate later is not
     /// counted.
     pub threads_running: u64,
+    /// Set when the figures are limited to one scope
+    /// ([`track_scope`](super::track_scope), [`soak_scope`](super::soak_scope)):
+    /// the scope, and what the body left outside it.
+    pub scope: Option<ScopeLimit>,
+}
+
+/// The scope a [`Retained`] is limited to, and what it leaves out: the
+/// body's blocks in other scopes or in none (caches warming, a runtime),
+/// which do not count towards the figures or a test's verdict.
+#[derive(Clone, Debug, Default)]
+pub struct ScopeLimit {
+    /// The scope path as given (see [`track_scope`](super::track_scope)
+    /// for which scopes it keeps).
+    pub path: String,
+    /// Times a scope it keeps was entered while the body ran, by any thread
+    /// of the process.
+    pub entered: u64,
+    /// Bytes outside the scope still live (for a soak: what they grew by,
+    /// over the stacks that grew).
+    pub outside_bytes: u64,
+    /// Blocks outside the scope still live (for a soak: what they grew by).
+    pub outside_blocks: u64,
+    /// Outside the scope, by stack, most bytes first.
+    pub outside_stacks: Vec<RetainedStack>,
 }
 
 impl Retained {
@@ -63,16 +87,31 @@ impl Retained {
     }
 
     pub(super) fn describe(&self, top: usize) -> String {
-        let mut text = String::new();
-        for s in self.stacks.iter().take(top) {
-            text.push_str(&format!(
-                "\n    {:>10} in {:>6} blocks at {}",
-                format_bytes(s.bytes),
-                s.blocks,
-                program_site(&s.frames)
-            ));
+        describe_stacks(&self.stacks, top)
+    }
+
+    /// Where the scope's figures are limited to, for a message: ` in scope
+    /// `ingest``, or nothing.
+    pub(super) fn in_scope(&self) -> String {
+        self.scope
+            .as_ref()
+            .map_or_else(String::new, |scope| format!(" in scope `{}`", scope.path))
+    }
+
+    /// What a scoped test left out of its verdict, for a failure message.
+    pub(super) fn outside(&self, what: &str) -> String {
+        let Some(scope) = &self.scope else {
+            return String::new();
+        };
+        if scope.outside_stacks.is_empty() {
+            return format!("\n  outside the scope (not part of the verdict): nothing {what}");
         }
-        text
+        format!(
+            "\n  outside the scope (not part of the verdict): {} in {} blocks {what}, largest:{}",
+            format_bytes(scope.outside_bytes),
+            scope.outside_blocks,
+            describe_stacks(&scope.outside_stacks, 3)
+        )
     }
 
     /// Whose blocks were counted, and what could not be followed.
@@ -101,6 +140,20 @@ impl Retained {
         }
         text
     }
+}
+
+/// The `top` stacks with their bytes and the program's site, a line each.
+fn describe_stacks(stacks: &[RetainedStack], top: usize) -> String {
+    let mut text = String::new();
+    for s in stacks.iter().take(top) {
+        text.push_str(&format!(
+            "\n    {:>10} in {:>6} blocks at {}",
+            format_bytes(s.bytes),
+            s.blocks,
+            program_site(&s.frames)
+        ));
+    }
+    text
 }
 
 /// Live bytes and blocks of one stack.

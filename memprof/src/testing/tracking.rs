@@ -70,11 +70,6 @@ impl Tracking {
         })
     }
 
-    /// Bytes of the body's blocks live now.
-    pub(super) fn live_bytes(&self) -> i64 {
-        self.live().iter().map(|s| s.size as i64).sum()
-    }
-
     /// Waits, up to [`EXIT_GRACE`], for the threads the body started to
     /// exit, and returns how many still run. A thread that has handed its
     /// result back may still be freeing: std frees a scoped thread's packet
