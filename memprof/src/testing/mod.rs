@@ -45,6 +45,13 @@
 //! Blocks allocated before the soak began are not seen: build the structure
 //! under test in the body, or let warmup fill it.
 //!
+//! A verdict can be limited to one scope ([`track_scope`], [`soak_scope`],
+//! `#[memprof::test(scope = "ingest")]`): only the body's blocks allocated
+//! in that scope or nested in it count, on every thread it started, and
+//! the rest (caches warming, a runtime) is summed beside the figures in
+//! [`Retained::scope`]. A scope never entered while the body ran is an
+//! error, not a clean verdict.
+//!
 //! ```no_run
 //! #[global_allocator]
 //! static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
