@@ -27,6 +27,17 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree}
 /// async fn handler_does_not_leak() { tokio::spawn(async { ... }).await.unwrap(); }
 /// ```
 ///
+/// `scope = "path"` limits either kind to the blocks allocated in that scope
+/// and the scopes nested in it (a path that starts with a label, like
+/// `"route=GET /ingest"`, matches it at any depth); the rest of what the
+/// test allocates (caches warming, the runtime) is reported beside the
+/// verdict but not part of it, and a scope never entered fails the test:
+///
+/// ```ignore
+/// #[memprof::test(iterations = 1000, warmup = 50, scope = "ingest")]
+/// fn ingest_keeps_nothing() { memprof::scope("ingest", || handle(request())); }
+/// ```
+///
 /// Sizes accept `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`. The function runs
 /// as a normal `#[test]`; its thread, and every thread started from it, record
 /// every allocation (rate 1) for the duration, while tests running in
@@ -146,6 +157,31 @@ fn size_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {
     .map_err(|why| (value.span(), format!("memprof: `{key} = {text}`: {why}")))
 }
 
+/// A scope path: a string literal, as written (the test checks the rest of
+/// it when it runs, the way `memprof::testing::track_scope` does).
+fn scope_arg(key: &Ident, value: &TokenTree) -> Result<String, Error> {
+    let text = match value {
+        TokenTree::Literal(lit) => lit.to_string(),
+        _ => String::new(),
+    };
+    let is_string = text.starts_with('"') || text.starts_with("r\"") || text.starts_with("r#");
+    if !is_string {
+        return Err((
+            value.span(),
+            format!(
+                "memprof: `{key}` takes a scope path in quotes, like \"ingest\" or \"route=GET /ingest\""
+            ),
+        ));
+    }
+    if text == "\"\"" || text.trim_start_matches('r').trim_matches('#') == "\"\"" {
+        return Err((
+            value.span(),
+            format!("memprof: `{key} = {text}` is empty; name the scope, like \"ingest\""),
+        ));
+    }
+    Ok(text)
+}
+
 fn count_arg(key: &Ident, value: &TokenTree) -> Result<u64, Error> {
     value
         .to_string()
@@ -164,22 +200,34 @@ fn expand_test(args: TokenStream, item: TokenStream) -> Result<TokenStream, Erro
     let mut iterations = None;
     let mut warmup = None;
     let mut max_growth = None;
+    let mut scope = None;
+    let mut given: Vec<String> = Vec::new();
     for (key, value) in parse_args(args)? {
-        match key.to_string().as_str() {
+        let name = key.to_string();
+        if given.contains(&name) {
+            return Err((key.span(), format!("memprof: `{name}` is given twice")));
+        }
+        match name.as_str() {
             "max_leak" => max_leak = Some(size_arg(&key, &value)?),
             "max_growth_per_iter" => max_growth = Some(size_arg(&key, &value)?),
             "iterations" => iterations = Some(count_arg(&key, &value)?),
             "warmup" => warmup = Some(count_arg(&key, &value)?),
+            "scope" => scope = Some(scope_arg(&key, &value)?),
             other => {
                 return Err((
                     key.span(),
                     format!(
-                        "memprof: unknown argument `{other}`; expected max_leak, iterations, warmup or max_growth_per_iter"
+                        "memprof: unknown argument `{other}`; expected max_leak, iterations, warmup, max_growth_per_iter or scope"
                     ),
                 ))
             }
         }
+        given.push(name);
     }
+    let scope = match scope {
+        Some(path) => format!("::core::option::Option::Some({path})"),
+        None => "::core::option::Option::None".to_string(),
+    };
     let parts = split_fn(item)?;
     let name = parts.name.to_string();
     let soak = iterations.is_some() || max_growth.is_some();
@@ -249,14 +297,14 @@ fn expand_test(args: TokenStream, item: TokenStream) -> Result<TokenStream, Erro
     };
     let call = if soak {
         format!(
-            "::memprof::testing::__run_soak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {}, {}, {setup}, {run});",
+            "::memprof::testing::__run_soak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {}, {}, {scope}, {setup}, {run});",
             iterations.unwrap_or(1000),
             warmup.unwrap_or(10),
             max_growth.unwrap_or(0)
         )
     } else {
         format!(
-            "::memprof::testing::__run_leak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {setup}, {run});",
+            "::memprof::testing::__run_leak_test(concat!(module_path!(), \"::\", \"{name}\"), {}, {scope}, {setup}, {run});",
             max_leak.unwrap_or(0)
         )
     };
