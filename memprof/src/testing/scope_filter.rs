@@ -78,77 +78,39 @@ impl fmt::Display for ScopeError {
 
 impl std::error::Error for ScopeError {}
 
-/// The longest scope path a filter takes, bytes.
-const MAX_PATH_LEN: usize = 4096;
-
 /// The most scopes a [`ScopeError::NeverEntered`] lists.
 const LISTED: usize = 8;
 
-/// A scope path a verdict is limited to (see the module docs for the rule).
+/// A scope path a verdict is limited to: the views' rule
+/// ([`crate::profile::ScopeFilter`]) applied to live samples' scope ids.
 #[derive(Clone, Debug)]
 pub(super) struct ScopeFilter {
-    path: String,
-    /// Whether runs may start at any scope (the path starts with a label).
-    anywhere: bool,
+    rule: crate::profile::ScopeFilter,
 }
 
 impl ScopeFilter {
     pub(super) fn new(path: &str) -> Result<ScopeFilter, ScopeError> {
-        let why = if path.is_empty() {
-            Some("an empty path")
-        } else if path.len() > MAX_PATH_LEN {
-            Some("a path longer than 4096 bytes")
-        } else if path.chars().any(char::is_control) {
-            Some("a control character in the path")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(ScopeError::BadPath {
+        use crate::profile::BadScopeFilter;
+        match crate::profile::ScopeFilter::new(path) {
+            Ok(rule) => Ok(ScopeFilter { rule }),
+            Err(bad) => Err(ScopeError::BadPath {
                 scope: path.to_string(),
-                why,
-            });
+                why: match bad {
+                    BadScopeFilter::Empty => "an empty path",
+                    BadScopeFilter::TooLong => "a path longer than 4096 bytes",
+                    BadScopeFilter::ControlCharacter => "a control character in the path",
+                },
+            }),
         }
-        let first = path.split('/').next().unwrap_or_default();
-        Ok(ScopeFilter {
-            path: path.to_string(),
-            anywhere: first
-                .split_once('=')
-                .is_some_and(|(key, _)| !key.is_empty()),
-        })
     }
 
     pub(super) fn path(&self) -> &str {
-        &self.path
+        self.rule.path()
     }
 
     /// Whether blocks allocated in scope `id` count.
     fn keeps_scope(&self, id: u32) -> bool {
-        crate::scope::scope_segments(id).is_some_and(|names| self.keeps(&names))
-    }
-
-    /// Whether a scope of path `names` (outermost first) counts.
-    fn keeps(&self, names: &[&str]) -> bool {
-        let starts = if self.anywhere { names.len() } else { 1 };
-        (0..starts.min(names.len())).any(|start| self.is_run_from(&names[start..]))
-    }
-
-    /// Whether the path is `names[..k]` joined by `/`, for some k ≥ 1.
-    fn is_run_from(&self, names: &[&str]) -> bool {
-        let mut rest = self.path.as_str();
-        for name in names {
-            let Some(after) = rest.strip_prefix(name) else {
-                return false;
-            };
-            if after.is_empty() {
-                return true;
-            }
-            let Some(after) = after.strip_prefix('/') else {
-                return false;
-            };
-            rest = after;
-        }
-        false
+        crate::scope::scope_segments(id).is_some_and(|names| self.rule.matches_segments(&names))
     }
 
     /// Splits `samples` into those that count and the others.
@@ -202,7 +164,7 @@ impl Entries {
             }
             if matching == 0 {
                 return Err(ScopeError::NeverEntered {
-                    scope: filter.path.clone(),
+                    scope: filter.path().to_string(),
                     entered: others,
                 });
             }
@@ -230,7 +192,10 @@ mod tests {
     use super::*;
 
     fn keeps(filter: &str, names: &[&str]) -> bool {
-        ScopeFilter::new(filter).unwrap().keeps(names)
+        ScopeFilter::new(filter)
+            .unwrap()
+            .rule
+            .matches_segments(names)
     }
 
     #[test]
@@ -275,7 +240,7 @@ mod tests {
         };
         assert_eq!(why(""), "an empty path");
         assert_eq!(
-            why(&"a".repeat(MAX_PATH_LEN + 1)),
+            why(&"a".repeat(crate::profile::MAX_SCOPE_FILTER_LEN + 1)),
             "a path longer than 4096 bytes"
         );
         assert_eq!(why("a\nb"), "a control character in the path");
