@@ -7,13 +7,11 @@
 //! The tests read process-wide scope figures, so they run one at a time.
 
 use std::hint::black_box;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use memprof::history::HistoryConfig;
-use memprof_dev::Reply;
+use memprof_dev::{go_pprof_top, Reply};
 use serde_json::Value;
 
 #[global_allocator]
@@ -230,28 +228,6 @@ fn an_unknown_scope_is_an_empty_profile_with_a_note_and_a_bad_one_a_400() {
     }
 }
 
-fn run_pprof(go: &Path, home: &Path, args: &[&str], target: &str) -> String {
-    let output = Command::new(go)
-        .args(["tool", "pprof", "-top", "-nodecount=500", "-symbolize=none"])
-        .args(args)
-        .arg(target)
-        .env("HOME", home)
-        .env("PPROF_TMPDIR", home)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "go tool pprof {args:?}: {stderr}\n{stdout}"
-    );
-    stdout
-}
-
 #[test]
 fn pprof_samples_carry_scope_labels_that_go_tool_pprof_selects_by() {
     let _serial = serial();
@@ -287,7 +263,7 @@ fn pprof_samples_carry_scope_labels_that_go_tool_pprof_selects_by() {
     let file = home.join("heap.pb.gz");
     std::fs::write(&file, &body).unwrap();
     let file = file.to_str().unwrap();
-    let everything = run_pprof(&go, &home, &[], file);
+    let everything = go_pprof_top(&go, &home, file, &[]);
     assert!(everything.contains("alpha_route_allocation") && everything.contains("beta_route"));
     for (focus, kept, dropped) in [
         (
@@ -301,7 +277,7 @@ fn pprof_samples_carry_scope_labels_that_go_tool_pprof_selects_by() {
             "alpha_route_allocation",
         ),
     ] {
-        let top = run_pprof(&go, &home, &[focus], file);
+        let top = go_pprof_top(&go, &home, file, &[focus]);
         assert!(top.contains(kept), "{focus}: {top}");
         assert!(!top.contains(dropped), "{focus}: {top}");
     }
