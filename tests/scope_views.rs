@@ -61,19 +61,22 @@ fn enc(s: &str) -> String {
 }
 
 #[inline(never)]
-fn alpha_route_allocation() -> Vec<Vec<u8>> {
+fn alpha_route_allocation() -> Blocks {
     (0..16).map(|_| black_box(vec![1u8; BLOCK])).collect()
 }
 
 #[inline(never)]
-fn beta_route_allocation() -> Vec<Vec<u8>> {
+fn beta_route_allocation() -> Blocks {
     (0..8).map(|_| black_box(vec![2u8; BLOCK])).collect()
 }
 
+/// Blocks kept live.
+type Blocks = Vec<Vec<u8>>;
+
 /// 16 blocks in scope `route=GET /alpha` and 8 in `ingest/route=GET /beta`,
 /// recorded exactly and kept for the whole file.
-fn two_routes() -> &'static (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    static KEPT: OnceLock<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = OnceLock::new();
+fn two_routes() -> &'static (Blocks, Blocks) {
+    static KEPT: OnceLock<(Blocks, Blocks)> = OnceLock::new();
     KEPT.get_or_init(|| {
         let previous = memprof::set_thread_rate(Some(1));
         let alpha = memprof::scope(ALPHA, alpha_route_allocation);

@@ -79,6 +79,7 @@ fn every_view_answers_json_or_its_text_form() {
         ("/allocator", "allocator statistics not available: "),
         ("/doctor", ""),
         ("/leaks", ""),
+        ("/scopes", ""),
         ("/top", "top stacks by inuse_space (total "),
     ];
     for (route, text_start) in views {
