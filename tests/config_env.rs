@@ -19,7 +19,7 @@ const CHILD: &str = "MEMPROF_CONFIG_ENV_TEST_CHILD";
 const TEST: &str = "child_reports_its_stats";
 
 /// Every variable memprof reads.
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 16] = [
     "MEMPROF_RATE",
     "MEMPROF_UNWIND",
     "MEMPROF_MAX_FRAMES",
@@ -27,6 +27,15 @@ const VARIABLES: [&str; 7] = [
     "MEMPROF_MAX_SAMPLES",
     "MEMPROF_ADDR",
     "MEMPROF_TOKEN",
+    "MEMPROF_DUMP_DIR",
+    "MEMPROF_DUMP_PEAK_MARGIN",
+    "MEMPROF_DUMP_PEAK_FLOOR",
+    "MEMPROF_DUMP_MIN_INTERVAL",
+    "MEMPROF_DUMP_LIMIT_THRESHOLDS",
+    "MEMPROF_DUMP_KEEP",
+    "MEMPROF_DUMP_MAX_BYTES",
+    "MEMPROF_DUMP_ON_EXIT",
+    "MEMPROF_DUMP_SIGNAL",
 ];
 
 /// In a child: allocates (so the allocator path reads its variables), lets
@@ -113,13 +122,50 @@ fn defaults() -> serde_json::Value {
     })
 }
 
-/// The settings part of `/stats`' `config` (without `env`).
+/// The settings part of `/stats`' `config` (without `env` and the dump
+/// settings, which [`dump_settings_are_read_and_shown`] checks).
 fn settings(child: &Child) -> serde_json::Value {
     let mut config = child.stats["config"].clone();
     if let Some(config) = config.as_object_mut() {
         config.remove("env");
+        config.remove("dumps");
     }
     config
+}
+
+#[test]
+fn dump_settings_are_read_and_shown() {
+    let dir = std::env::temp_dir().join(format!("memprof-config-env-dumps-{}", std::process::id()));
+    let dir_text = dir.to_str().unwrap();
+    let child = run_with(&[
+        ("MEMPROF_DUMP_DIR", dir_text),
+        ("MEMPROF_DUMP_PEAK_MARGIN", "25%"),
+        ("MEMPROF_DUMP_PEAK_FLOOR", "1 MiB"),
+        ("MEMPROF_DUMP_MIN_INTERVAL", "5s"),
+        ("MEMPROF_DUMP_LIMIT_THRESHOLDS", "95,70"),
+        ("MEMPROF_DUMP_KEEP", "3"),
+        ("MEMPROF_DUMP_MAX_BYTES", "10MiB"),
+        ("MEMPROF_DUMP_ON_EXIT", "yes"),
+        ("MEMPROF_DUMP_SIGNAL", "SIGUSR2"),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let dumps = &child.stats["config"]["dumps"];
+    let expected = serde_json::json!({
+        "dir": dir_text,
+        "peak_margin": 0.25,
+        "peak_floor_bytes": 1 << 20,
+        "min_interval": {"secs": 5, "nanos": 0},
+        "limit_thresholds_percent": [70, 95],
+        "keep": 3,
+        "max_bytes": 10 << 20,
+        "on_exit": true,
+        "signal": "SIGUSR2",
+        "build_version": null,
+    });
+    assert_eq!(dumps, &expected, "{}", child.stats);
+    assert_eq!(child.stats["dumps"]["dir"], dir_text, "{}", child.stats);
+    assert_eq!(child.env("MEMPROF_DUMP_KEEP")["state"], "applied");
+    assert!(!child.stderr.contains("MEMPROF_"), "{}", child.stderr);
 }
 
 #[test]
@@ -252,6 +298,13 @@ fn every_bad_value_keeps_the_default_and_is_said_and_shown() {
         refused("MEMPROF_MAX_STACKS", "0", "at least 1"),
         refused("MEMPROF_MAX_SAMPLES", "-3", "not a whole number"),
         refused("MEMPROF_ADDR", "not-an-address", "host:port"),
+        refused("MEMPROF_DUMP_PEAK_MARGIN", "lots", "percentage"),
+        refused("MEMPROF_DUMP_PEAK_FLOOR", "big", "expected a number"),
+        refused("MEMPROF_DUMP_MIN_INTERVAL", "1m", "whole seconds"),
+        refused("MEMPROF_DUMP_LIMIT_THRESHOLDS", "80,120", "from 1 to 100"),
+        refused("MEMPROF_DUMP_KEEP", "0", "at least 1"),
+        refused("MEMPROF_DUMP_ON_EXIT", "maybe", "yes, no"),
+        refused("MEMPROF_DUMP_SIGNAL", "SIGTERM", "SIGUSR1 or SIGUSR2"),
     ]
     .concat();
     assert!(wrong.is_empty(), "{wrong:#?}");

@@ -7,11 +7,15 @@
 //! a child); elsewhere it says why on stderr and passes without running. CI
 //! runs as root on a v1 machine, where it runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use memprof::host::{CgroupLocation, CgroupVersion, OomLog, Pid};
+use memprof::host::OomLog;
+
+#[path = "common/cgroup.rs"]
+mod cgroup;
+use cgroup::{is_root, limited_cgroup};
 
 /// Set in the child: the cgroup directory it moves itself into before it
 /// allocates.
@@ -27,70 +31,12 @@ fn oom_hog_child() {
     let Some(dir) = std::env::var_os(HOG_ENV) else {
         return;
     };
-    let procs = Path::new(&dir).join("cgroup.procs");
-    std::fs::write(&procs, std::process::id().to_string()).expect("join the cgroup");
+    cgroup::join(Path::new(&dir));
     let mut blocks: Vec<Vec<u8>> = Vec::new();
     while blocks.len() * (1 << 20) < HOG_MAX_BYTES {
         blocks.push(vec![0x5a; 1 << 20]);
     }
     eprintln!("not killed after {} MiB", blocks.len());
-}
-
-/// Removes the cgroup directory when the test ends, however it ends.
-struct Cgroup(PathBuf);
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("could not remove {}", self.0.display());
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Creates a child memory cgroup with the limit, or says why it cannot.
-fn limited_cgroup() -> Result<Cgroup, String> {
-    let own = CgroupLocation::find("/", Pid::Current)
-        .map_err(|err| format!("no memory cgroup: {err}"))?;
-    let dir = own
-        .dir
-        .join(format!("memprof-oom-test-{}", std::process::id()));
-    let write = |file: &str, value: &str| {
-        std::fs::write(dir.join(file), value)
-            .map_err(|err| format!("{}/{file}: {err}", dir.display()))
-    };
-    match own.version {
-        CgroupVersion::V1 => {
-            std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-            let cgroup = Cgroup(dir.clone());
-            write("memory.limit_in_bytes", &LIMIT_BYTES.to_string())?;
-            // No swap for the group, so the limit kills instead of swapping.
-            let _ = write("memory.swappiness", "0");
-            let _ = write("memory.memsw.limit_in_bytes", &LIMIT_BYTES.to_string());
-            Ok(cgroup)
-        }
-        CgroupVersion::V2 => {
-            std::fs::write(own.dir.join("cgroup.subtree_control"), "+memory").map_err(|err| {
-                format!(
-                    "cannot enable the memory controller below {}: {err}",
-                    own.path
-                )
-            })?;
-            std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-            let cgroup = Cgroup(dir.clone());
-            write("memory.max", &LIMIT_BYTES.to_string())?;
-            let _ = write("memory.swap.max", "0");
-            Ok(cgroup)
-        }
-    }
 }
 
 #[test]
@@ -99,7 +45,7 @@ fn kernel_log_names_the_oom_victim() {
         eprintln!("skipped: creating a memory cgroup needs root");
         return;
     }
-    let cgroup = match limited_cgroup() {
+    let cgroup = match limited_cgroup("memprof-oom-test", LIMIT_BYTES) {
         Ok(cgroup) => cgroup,
         Err(reason) => {
             eprintln!("skipped: {reason}");

@@ -266,7 +266,7 @@ fn rule_ids_are_unique() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), n);
-    assert_eq!(n, 17);
+    assert_eq!(n, 18);
 }
 
 #[cfg(feature = "jemalloc")]
