@@ -143,7 +143,11 @@ pub use crate::http::{router, serve};
 pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackProfile};
 pub use crate::sample::rate::{rate, set_rate};
 pub use crate::sample::{is_active, SamplerCounters};
-pub use crate::scope::{enter_scope, scope, scopes, ScopeGuard, ScopeStats};
+pub use crate::scope::{
+    enter_label, enter_scope, enter_scope_named, registry_stats, scope, scope_named, scopes,
+    LabelKeyStats, ScopeGuard, ScopeRegistryStats, ScopeStats, DEFAULT_LABEL_CAP,
+    OTHER_LABEL_VALUE,
+};
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
 };
