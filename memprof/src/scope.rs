@@ -35,7 +35,7 @@ mod names;
 pub(crate) use labels::label_scope_id;
 pub use labels::{enter_label, LabelKeyStats, DEFAULT_LABEL_CAP, OTHER_LABEL_VALUE};
 #[cfg_attr(not(feature = "tracing"), allow(unused_imports))]
-pub(crate) use names::{count_entry, scope_id, static_scope_id};
+pub(crate) use names::{count_entry, static_scope_id};
 pub use names::{enter_scope_named, registry_stats, scope_named, ScopeRegistryStats};
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};

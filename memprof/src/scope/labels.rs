@@ -302,8 +302,8 @@ mod tests {
         let _arena = crate::scope::names::tests::ARENA
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let parent_a = crate::scope::scope_id(0, "labels-test-a");
-        let parent_b = crate::scope::scope_id(0, "labels-test-b");
+        let parent_a = crate::scope::names::scope_id(0, "labels-test-a");
+        let parent_b = crate::scope::names::scope_id(0, "labels-test-b");
         let under_a = label_scope_id(parent_a, "labels-test-tenant", "acme", 1);
         let under_b = label_scope_id(parent_b, "labels-test-tenant", "acme", 1);
         assert_ne!(under_a, under_b);

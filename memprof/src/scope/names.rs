@@ -15,7 +15,7 @@
 //! ([`ScopeRegistryStats::entries_not_registered`], in `/stats` and
 //! `/metrics`).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{register_locked, thread_state, ScopeGuard, INDEX, MAX_SCOPES, RECORDS, REGISTERED};
 
@@ -31,6 +31,9 @@ pub(crate) const MAX_NAME_BYTES: usize = 256;
 /// Entries of a scope that could not be registered (the registry or the
 /// arena full), which counted towards the parent scope instead.
 pub(super) static NOT_REGISTERED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes copied into the arena, for readers that take no lock.
+static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// A new scope's name: kept as it is, or copied.
 pub(super) enum Name<'a> {
@@ -90,11 +93,8 @@ impl NameArena {
             core::str::from_utf8_unchecked(core::slice::from_raw_parts(at, name.len()))
         };
         self.used += name.len();
+        ARENA_USED.store(self.used, Ordering::Relaxed);
         Some(copied)
-    }
-
-    pub(super) fn used(&self) -> usize {
-        self.used
     }
 }
 
@@ -202,10 +202,9 @@ pub struct ScopeRegistryStats {
     pub label_values_not_kept: u64,
 }
 
-/// Reads the registry's figures (the arena's size takes its lock for a
-/// moment).
+/// Reads the registry's figures, without taking its lock.
 pub fn registry_stats() -> ScopeRegistryStats {
-    let name_arena_bytes = INDEX.lock().names.used() as u64;
+    let name_arena_bytes = ARENA_USED.load(Ordering::Relaxed) as u64;
     ScopeRegistryStats {
         scopes: REGISTERED.load(Ordering::Acquire),
         max_scopes: (MAX_SCOPES - 1) as u32,
