@@ -12,7 +12,7 @@
 //! | - | ---- | ----- | -------- | ------- | ------ | ----- |
 //! | 1 | `START` (std `Mutex`) | `history` | starting or looking up the history (`/stats`, `/metrics`, the page) | lock | release | mark the history not started (its thread is not in the child; the next start spawns one), release |
 //! | 2 | history state (std `Mutex`) | `history` | the sampler's tick, reading points | lock | release | release |
-//! | 3 | scope index (`SpinLock`) | `scope` | a thread's first entry of a scope | lock | release | release |
+//! | 3 | scope registry (`SpinLock`: the index, the runtime names' arena, the label values) | `scope` | a thread's first entry of a scope; every entry by a runtime name or label; a span's creation under the tracing layer | lock | release | release |
 //! | 4 | `STACKS.index`, 16 shards (`SpinLock`) | `stack::table` | a sample of a new stack | lock each | release | release |
 //! | 5 | `STACKS.growth` (`SpinLock`) | `stack::table` | the first sample; a new stack's id and frame space, under its shard (4) | lock | release | release |
 //! | 6 | `LIVE`, 256 shards (`SpinLock`) | `sample::live` | every sample and every free of a sampled block | lock each, in shard order | release | release |

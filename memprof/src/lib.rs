@@ -29,7 +29,10 @@
 //!   [`Estimates`]) and the sampler's own figures ([`counters`]); settings
 //!   ([`Config`], [`set_rate`], [`set_thread_rate`], [`set_max_stacks`],
 //!   [`set_max_samples`], [`Settings`]); scopes ([`scope()`],
-//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]); the endpoint
+//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]; by a name made at
+//!   run time, [`enter_scope_named`], and labels `key=value` with a cap on
+//!   each key's values, [`enter_label`]; the registry's own figures,
+//!   [`registry_stats`]); the endpoint
 //!   ([`serve`] and `router`, feature `http`); `#[memprof::test]`.
 //! * [`profile`]: diffs, leak candidates, growth trends, per-stack usage.
 //! * [`export`]: folded stacks, SVG flamegraphs, pprof, Prometheus text and
@@ -115,6 +118,11 @@
 //!   `http::router()`; turns on `export`.
 //! * `export`: SVG flamegraphs (inferno) and gzipped pprof; folded stacks
 //!   and Prometheus text need no feature.
+//! * `tracing`: `memprof::tracing::MemprofLayer`, a
+//!   `tracing_subscriber::Layer` that makes chosen spans scopes (the path
+//!   from the span tree, chosen fields as capped labels), so allocations
+//!   follow `Instrument`ed futures across threads. Adds `tracing-core` and
+//!   `tracing-subscriber` (its `std` feature only).
 //! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
 //!   `doctor` for any process).
 
@@ -149,6 +157,8 @@ mod stripe;
 mod sync;
 pub mod testing;
 mod thread_state;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 pub use crate::alloc::{DefaultAllocator, MemProf};
 pub use crate::config::{Unwinder, DEFAULT_RATE};
@@ -158,7 +168,11 @@ pub use crate::http::{router, serve};
 pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackProfile};
 pub use crate::sample::rate::{rate, set_rate};
 pub use crate::sample::{is_active, SamplerCounters};
-pub use crate::scope::{enter_scope, scope, scopes, ScopeGuard, ScopeStats};
+pub use crate::scope::{
+    enter_label, enter_scope, enter_scope_named, registry_stats, scope, scope_named, scopes,
+    LabelKeyStats, ScopeGuard, ScopeRegistryStats, ScopeStats, DEFAULT_LABEL_CAP,
+    OTHER_LABEL_VALUE,
+};
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
 };

@@ -22,6 +22,21 @@
 //! snapshots naming scopes) take no lock. Registering takes a spin lock over
 //! a fixed index, and nothing allocates under it, so the fork handlers can
 //! hold it across `fork()` (see `crate::fork`).
+//!
+//! Names made at run time (span names and fields, see `crate::tracing`)
+//! are copied once into a bounded arena when their scope is registered
+//! ([`names`]); label segments `key=value` keep at most a cap of distinct
+//! values per key ([`labels`]). Both live under the registry's lock.
+
+mod labels;
+mod names;
+
+#[cfg_attr(not(feature = "tracing"), allow(unused_imports))]
+pub(crate) use labels::label_scope_id;
+pub use labels::{enter_label, LabelKeyStats, DEFAULT_LABEL_CAP, OTHER_LABEL_VALUE};
+#[cfg_attr(not(feature = "tracing"), allow(unused_imports))]
+pub(crate) use names::{count_entry, static_scope_id};
+pub use names::{enter_scope_named, registry_stats, scope_named, ScopeRegistryStats};
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -37,8 +52,9 @@ pub(crate) const MAX_SCOPES: usize = 4096;
 /// bytes sum seen after an allocation.
 struct ScopeRecord {
     parent: AtomicU32,
-    /// The name's bytes and length: a `&'static str`, written before the
-    /// id is published (see [`REGISTERED`]).
+    /// The name's bytes and length: a `&'static str` (the caller's, or a
+    /// copy in the name arena), written before the id is published (see
+    /// [`REGISTERED`]).
     name_ptr: AtomicPtr<u8>,
     name_len: AtomicUsize,
     alloc_objects: AtomicU64,
@@ -76,9 +92,23 @@ static REGISTERED: AtomicU32 = AtomicU32::new(0);
 /// Slots in the index: twice the scopes, so it is at most half full.
 const INDEX_SLOTS: usize = 2 * MAX_SCOPES;
 
-/// `(parent, name)` to id, open addressing from [`index_home`]; a slot
-/// holds an id, 0 when empty. Only used to register, under its lock.
-static INDEX: SpinLock<[u32; INDEX_SLOTS]> = SpinLock::new([0; INDEX_SLOTS]);
+/// What registering reads and writes, under one lock: the index, the
+/// arena runtime names are copied into, and the label keys' admitted
+/// values.
+struct Registry {
+    /// `(parent, name)` to id, open addressing from [`index_home`]; a slot
+    /// holds an id, 0 when empty.
+    index: [u32; INDEX_SLOTS],
+    names: names::NameArena,
+    labels: labels::LabelValues,
+}
+
+/// The registry. Only used to register, under its lock.
+static INDEX: SpinLock<Registry> = SpinLock::new(Registry {
+    index: [0; INDEX_SLOTS],
+    names: names::NameArena::new(),
+    labels: labels::LabelValues::new(),
+});
 
 impl ScopeRecord {
     fn name(&self) -> &'static str {
@@ -237,30 +267,39 @@ fn remember_id(parent: u32, name: &'static str, id: u32) {
 /// full. Nothing allocates under the index's lock.
 fn register(parent: u32, name: &'static str) -> u32 {
     crate::fork::register();
-    let mut index = INDEX.lock();
-    let mut slot = index_home(parent, name);
+    register_locked(&mut INDEX.lock(), parent, names::Name::Static(name))
+}
+
+/// [`register`] with the lock held; a runtime name is copied into the
+/// arena when its scope is new. 0 when the table or the arena is full
+/// (counted in [`names::NOT_REGISTERED`]).
+fn register_locked(registry: &mut Registry, parent: u32, name: names::Name<'_>) -> u32 {
+    let text = name.as_str();
+    let mut slot = index_home(parent, text);
     loop {
-        let id = index[slot];
+        let id = registry.index[slot];
         if id == 0 {
             break;
         }
         let record = &RECORDS[id as usize];
-        if record.parent.load(Ordering::Relaxed) == parent && record.name() == name {
+        if record.parent.load(Ordering::Relaxed) == parent && record.name() == text {
             return id;
         }
         slot = (slot + 1) % INDEX_SLOTS;
     }
     let id = REGISTERED.load(Ordering::Relaxed) + 1;
-    if id as usize >= MAX_SCOPES {
+    let kept = (id as usize) < MAX_SCOPES;
+    let Some(name) = kept.then(|| registry.names.keep(name)).flatten() else {
+        names::NOT_REGISTERED.fetch_add(1, Ordering::Relaxed);
         return 0;
-    }
+    };
     let record = &RECORDS[id as usize];
     record.parent.store(parent, Ordering::Relaxed);
     record.name_len.store(name.len(), Ordering::Relaxed);
     record
         .name_ptr
         .store(name.as_ptr().cast_mut(), Ordering::Relaxed);
-    index[slot] = id;
+    registry.index[slot] = id;
     // Release: a reader that sees the id sees the parent and name.
     REGISTERED.store(id, Ordering::Release);
     id

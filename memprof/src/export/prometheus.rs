@@ -28,7 +28,7 @@ use crate::host::{CgroupMemory, CgroupView, Meminfo, Pressure};
 #[cfg(feature = "jemalloc")]
 use crate::jemalloc::JemallocStats;
 use crate::profile::Snapshot;
-use crate::scope::ScopeStats;
+use crate::scope::{ScopeRegistryStats, ScopeStats};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -413,6 +413,67 @@ pub fn write_scope_metrics<W: Write>(
                 .sum();
             m.sample(kind, name, help, other, &[("scope", OTHER_SCOPE)])?;
         }
+    }
+    Ok(())
+}
+
+/// The scope registry's own families: scopes registered and the most it
+/// holds, entries it could not hold, the runtime names' arena, and per
+/// label key (`key="tenant"`) its distinct values and its overflow past
+/// the cap (uses of `~other`).
+///
+/// # Errors
+///
+/// Returns the error `out` returns when a write fails.
+pub fn write_scope_registry_metrics<W: Write>(
+    m: &mut MetricsWriter<W>,
+    registry: &ScopeRegistryStats,
+) -> io::Result<()> {
+    m.gauge(
+        "scope_registry_scopes",
+        "Scopes registered.",
+        f64::from(registry.scopes),
+        &[],
+    )?;
+    m.gauge(
+        "scope_registry_max_scopes",
+        "The most scopes the registry holds.",
+        f64::from(registry.max_scopes),
+        &[],
+    )?;
+    m.counter(
+        "scope_entries_not_registered_total",
+        "Entries of a new scope the full registry could not hold, counted in the enclosing scope.",
+        registry.entries_not_registered as f64,
+        &[],
+    )?;
+    m.gauge(
+        "scope_name_arena_bytes",
+        "Bytes of runtime scope names copied into the name arena.",
+        registry.name_arena_bytes as f64,
+        &[],
+    )?;
+    m.counter(
+        "scope_label_values_not_kept_total",
+        "Label values made ~other because the label table was full.",
+        registry.label_values_not_kept as f64,
+        &[],
+    )?;
+    for k in &registry.labels {
+        m.gauge(
+            "scope_label_values",
+            "Distinct values a label key keeps (at most its cap).",
+            f64::from(k.values),
+            &[("key", &k.key)],
+        )?;
+    }
+    for k in &registry.labels {
+        m.counter(
+            "scope_label_overflow_total",
+            "Uses of a label key's ~other value past its cap on distinct values.",
+            k.overflow as f64,
+            &[("key", &k.key)],
+        )?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::history::ProcessFigures;
 use crate::jemalloc::{JemallocStats, PageCounts, Ratios, Totals};
 use crate::profile::{Estimates, Snapshot};
 use crate::sample::SamplerCounters;
-use crate::scope::ScopeStats;
+use crate::scope::{ScopeRegistryStats, ScopeStats};
 use crate::settings::Settings;
 
 /// The profiler's figures at one moment.
@@ -44,6 +44,9 @@ pub struct Stats {
     pub heap: Estimates,
     /// Figures for every scope entered so far.
     pub scopes: Vec<ScopeStats>,
+    /// The scope registry: how full it is, entries it could not hold, the
+    /// runtime names' arena, and each label key's values and overflow.
+    pub scope_registry: ScopeRegistryStats,
     /// jemalloc's totals and ratios; `None` when jemalloc does not serve
     /// the process (see `allocator_unavailable`).
     #[cfg(feature = "jemalloc")]
@@ -97,6 +100,7 @@ impl Stats {
             unwinder: crate::stack::unwinder(),
             heap: snapshot.totals,
             scopes: crate::scope::scopes(),
+            scope_registry: crate::scope::registry_stats(),
             #[cfg(feature = "jemalloc")]
             allocator: None,
             allocator_unavailable: None,

@@ -561,6 +561,7 @@ pub(crate) async fn metrics(query: QueryPairs) -> Result<Response, ApiError> {
         let mut m = MetricsWriter::new(Vec::new());
         prometheus::write_profiler_metrics(&mut m, &snapshot)?;
         prometheus::write_scope_metrics(&mut m, &crate::scope::scopes())?;
+        prometheus::write_scope_registry_metrics(&mut m, &crate::scope::registry_stats())?;
         let process = crate::history::ProcessFigures::read();
         #[cfg(feature = "jemalloc")]
         {
