@@ -607,7 +607,10 @@ fn the_cost_of_a_dump_of_1k_and_10k_stacks() {
     let tmp = TempDir::new("cost");
     let out = run_child(
         "cost",
-        &[("MEMPROF_DUMP_DIR", &tmp.0), ("MEMPROF_DUMP_PEAK_FLOOR", &no_peaks())],
+        &[
+            ("MEMPROF_DUMP_DIR", &tmp.0),
+            ("MEMPROF_DUMP_PEAK_FLOOR", &no_peaks()),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout
