@@ -87,8 +87,10 @@ pub(crate) fn previous_run(dumps: &[DumpEntry]) -> Option<PreviousRun> {
 pub(crate) fn kill_after(log: &OomLog, pid: u32, time_unix: u64) -> Option<&OomKill> {
     log.kills.iter().rev().find(|k| {
         k.pid == pid
-            && k.unix_seconds
-                .map_or(true, |t| t + CLOCK_SLACK_SECONDS >= time_unix as f64)
+            && match k.unix_seconds {
+                Some(t) => t + CLOCK_SLACK_SECONDS >= time_unix as f64,
+                None => true,
+            }
     })
 }
 

@@ -299,6 +299,7 @@ pub fn peak() -> Option<Peak> {
 
 /// The profiler's heap estimates now, from the stack table's counters
 /// (lock-free, no symbolization): what each tick records.
+#[cfg_attr(not(feature = "export"), allow(dead_code))]
 pub(crate) fn heap_figures() -> HeapFigures {
     point::read_heap(0).0
 }
