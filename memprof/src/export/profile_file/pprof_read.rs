@@ -45,7 +45,7 @@ pub fn read_pprof_profile<R: Read>(
         let stream = Capped::new(input, limits.max_input_bytes);
         Tables::read(BufReader::new(stream), limits, false)?
     };
-    tables.into_snapshot()
+    tables.into_snapshot(limits)
 }
 
 /// The parts of a profile, as read.
@@ -252,8 +252,25 @@ impl Tables {
     }
 
     /// Resolves every reference and builds the snapshot; samples with the
-    /// same stack are merged.
-    fn into_snapshot(mut self) -> Result<(Snapshot, Vec<String>), ProfileError> {
+    /// same stack are merged. What the frames and stacks take is counted
+    /// against [`ReadLimits::max_table_bytes`] too: a location's lines and a
+    /// sample's ids multiply (a long name on every line, a deep location
+    /// in every sample), so small tables can ask for a huge snapshot.
+    fn into_snapshot(
+        mut self,
+        limits: &ReadLimits,
+    ) -> Result<(Snapshot, Vec<String>), ProfileError> {
+        let mut built: u64 = 0;
+        let mut count = |bytes: usize| {
+            built = built.saturating_add(bytes as u64);
+            if built > limits.max_table_bytes {
+                Err(ProfileError::TablesTooLarge {
+                    limit: limits.max_table_bytes,
+                })
+            } else {
+                Ok(())
+            }
+        };
         let (kinds, names) = self.kinds()?;
         let functions = self.function_names()?;
         let mappings: HashMap<u64, &proto::Mapping> =
@@ -269,6 +286,12 @@ impl Tables {
                         location.id, line.function_id
                     ))
                 })?;
+                count(
+                    size_of::<Frame>()
+                        + size_of::<Arc<Frame>>()
+                        + name.len()
+                        + file.as_ref().map_or(0, String::len),
+                )?;
                 frames.push(Arc::new(Frame {
                     function: name.clone(),
                     file: file.clone(),
@@ -312,8 +335,10 @@ impl Tables {
                         "sample {n} names location {id}, which the profile does not have"
                     ))
                 })?;
+                count(location.len() * size_of::<Arc<Frame>>())?;
                 frames.extend(location.iter().cloned());
             }
+            count(size_of::<StackProfile>())?;
             by_ids.insert(sample.location_id, stacks.len());
             stacks.push(StackProfile {
                 frames,

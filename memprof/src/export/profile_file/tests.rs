@@ -276,6 +276,36 @@ fn caps_stop_a_bomb_and_huge_tables() {
 }
 
 #[test]
+fn small_tables_asking_for_a_huge_snapshot_are_refused() {
+    // A location of 1,000 lines, and 2,048 distinct samples of 100 ids
+    // naming it or a one-line one: some 100 million frames from 2 MiB.
+    let mut p = go_heap_profile();
+    p.location[0].line = vec![p.location[0].line[0]; 1000];
+    p.sample = (0..2048u64)
+        .map(|i| proto::Sample {
+            location_id: (0..100).map(|j| 1 + ((i >> (j % 11)) & 1)).collect(),
+            value: vec![1, 1, 1, 1],
+            label: vec![],
+        })
+        .collect();
+    let limits = ReadLimits::with_max_bytes(8 << 20);
+    let e = error_of(&p.encode_to_vec(), &limits);
+    assert!(e.contains("need more than 8.00 MiB of memory"), "{e}");
+    // A long name on every line of many locations.
+    let mut p = go_heap_profile();
+    p.string_table[7] = "x".repeat(64 << 10);
+    p.location = (1..=2000)
+        .map(|id| proto::Location {
+            id,
+            line: vec![p.location[0].line[0]],
+            ..proto::Location::default()
+        })
+        .collect();
+    let e = error_of(&p.encode_to_vec(), &limits);
+    assert!(e.contains("need more than 8.00 MiB of memory"), "{e}");
+}
+
+#[test]
 fn folded_text_reads_as_inuse_bytes() {
     let text = "main;parse 100\nmain;parse 20\n\nmain 5\n";
     let snapshot = read_folded(text.as_bytes(), &ReadLimits::default()).unwrap();
