@@ -116,15 +116,17 @@
 //! * `jemalloc` (default): `MemProf::jemalloc()` and jemalloc statistics.
 //! * `http` (default): the embedded endpoint, [`serve`] and
 //!   `http::router()`; turns on `export`.
-//! * `export`: SVG flamegraphs (inferno) and gzipped pprof; folded stacks
-//!   and Prometheus text need no feature.
+//! * `export`: SVG flamegraphs (inferno), gzipped pprof, and reading pprof
+//!   and folded files back; folded stacks and Prometheus text need no
+//!   feature.
 //! * `tracing`: `memprof::tracing::MemprofLayer`, a
 //!   `tracing_subscriber::Layer` that makes chosen spans scopes (the path
 //!   from the span tree, chosen fields as capped labels), so allocations
 //!   follow `Instrument`ed futures across threads. Adds `tracing-core` and
 //!   `tracing-subscriber` (its `std` feature only).
-//! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
-//!   `doctor` for any process).
+//! * `cli`: the `memprof` command-line tool (`host`, `oom`, `top`, `watch`,
+//!   `doctor` for any process; `dumps`, `report`, `flamegraph`, `diff` over
+//!   profiles and dump directories); turns on `export`, and brings clap.
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub, unsafe_op_in_unsafe_fn)]

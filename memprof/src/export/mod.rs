@@ -9,6 +9,7 @@
 //! | folded stacks | [`Snapshot::write_folded`](crate::Snapshot::write_folded), [`Diff::write_folded_pair`](crate::profile::Diff::write_folded_pair) |
 //! | SVG flamegraph | [`flamegraph::write_flamegraph`], [`flamegraph::write_differential_flamegraph`] (feature `export`) |
 //! | pprof (gzipped profile.proto) | [`pprof::write_pprof`] (feature `export`) |
+//! | reading pprof or folded files | [`profile_file::read_profile_file`] (feature `export`) |
 //! | Prometheus text | [`prometheus::MetricsWriter`], [`prometheus::write_profiler_metrics`] |
 //! | JSON | [`Snapshot::save`](crate::Snapshot::save), [`stats::Stats`] (serde) |
 //!
@@ -21,6 +22,8 @@ pub mod delta;
 pub mod flamegraph;
 #[cfg(feature = "export")]
 pub mod pprof;
+#[cfg(feature = "export")]
+pub mod profile_file;
 pub mod prometheus;
 #[cfg(feature = "export")]
 pub(crate) mod short_names;

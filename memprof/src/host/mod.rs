@@ -42,7 +42,7 @@ pub use self::cgroup::{
 pub use self::error::{ParseError, ReadError, ReadErrorKind};
 pub use self::meminfo::Meminfo;
 pub use self::oom_log::{LogClock, OomKill, OomLog, OomLogParser, MAX_KILLS, MAX_RECORD_BYTES};
-pub use self::oom_report::{kill_line, render_oom, OomCounters, OomReport};
+pub use self::oom_report::{kill_line, render_oom, utc, OomCounters, OomReport};
 pub use self::pressure::{Pressure, PressureLine};
 pub use self::process::{Pid, ProcStatus, SmapsRollup, Statm};
 pub use self::reading::{Limit, Reading};

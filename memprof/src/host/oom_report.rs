@@ -144,7 +144,7 @@ fn ago(age: f64) -> String {
 
 /// Seconds since the Unix epoch as `2026-12-06 08:21:07 UTC` (the civil
 /// date from a day count, Howard Hinnant's `civil_from_days`).
-fn utc(unix: f64) -> String {
+pub fn utc(unix: f64) -> String {
     let secs = unix.max(0.0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
