@@ -29,7 +29,8 @@
 //!   [`Estimates`]) and the sampler's own figures ([`counters`]); settings
 //!   ([`Config`], [`set_rate`], [`set_thread_rate`], [`set_max_stacks`],
 //!   [`set_max_samples`], [`Settings`]); scopes ([`scope()`],
-//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]); the endpoint
+//!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]) and scopes that
+//!   follow a future ([`instrument`], [`InScope`]); the endpoint
 //!   ([`serve`] and `router`, feature `http`); `#[memprof::test]`.
 //! * [`profile`]: diffs, leak candidates, growth trends, per-stack usage.
 //! * [`export`]: folded stacks, SVG flamegraphs, pprof, Prometheus text and
@@ -143,7 +144,9 @@ pub use crate::http::{router, serve};
 pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackProfile};
 pub use crate::sample::rate::{rate, set_rate};
 pub use crate::sample::{is_active, SamplerCounters};
-pub use crate::scope::{enter_scope, scope, scopes, ScopeGuard, ScopeStats};
+pub use crate::scope::{
+    enter_scope, instrument, scope, scopes, InScope, ScopeGuard, ScopeStats, ScopedFuture,
+};
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,
 };
