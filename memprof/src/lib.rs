@@ -42,6 +42,7 @@
 //!   them, and their history.
 //! * `http` (feature `http`): the endpoint's settings
 //!   (`http::EndpointConfig`), errors and handle.
+//! * `tower` (feature `tower`): a layer giving each HTTP route its scope.
 //! * [`config`]: every `MEMPROF_*` variable and each setting's default and
 //!   bounds.
 //!
@@ -103,6 +104,8 @@
 //!   `http::router()`; turns on `export`.
 //! * `export`: SVG flamegraphs (inferno) and gzipped pprof; folded stacks
 //!   and Prometheus text need no feature.
+//! * `tower`: `tower::RouteScopeLayer`, memory by HTTP route (a scope
+//!   per axum route, `route=GET /users/{id}`); needs no runtime.
 //! * `cli`: the `memprof` command-line tool (`host`, `top`, `watch`,
 //!   `doctor` for any process).
 
@@ -135,6 +138,8 @@ mod stripe;
 mod sync;
 pub mod testing;
 mod thread_state;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use crate::alloc::{DefaultAllocator, MemProf};
 pub use crate::config::{Unwinder, DEFAULT_RATE};
