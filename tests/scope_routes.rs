@@ -37,6 +37,7 @@ fn each_route_has_its_scope_and_the_leaking_one_grows() {
         scope("route=GET /cache/{key}"),
     );
     let unmatched = scope("route=~unmatched");
+    let snapshot = memprof::snapshot();
     drop(runtime);
 
     let requests = (CLIENTS * ROUNDS) as f64;
@@ -56,6 +57,14 @@ fn each_route_has_its_scope_and_the_leaking_one_grows() {
         "grew {grew}, leaked {exact}: {leak2:?}"
     );
     assert!(within_1_percent(leak2.net_bytes, 2.0 * exact), "{leak2:?}");
+    // The scope is one root frame of its stacks, slashes and all.
+    let in_stacks: f64 = snapshot
+        .stacks
+        .iter()
+        .filter(|s| s.folded_key().starts_with("[scope route=POST /leak];"))
+        .map(|s| s.estimates.inuse_bytes)
+        .sum();
+    assert_eq!(in_stacks, leak2.net_bytes);
 
     // The churn: everything allocated is freed; what it allocated is the
     // handler's blocks (and the framework's response, under 1 KiB a request).

@@ -335,18 +335,26 @@ pub struct ScopeStats {
 
 /// The path of scope `id` (`outer/inner`), or `None` for 0 or an unknown id.
 pub fn scope_path(id: u32) -> Option<String> {
-    let mut parts = Vec::new();
+    scope_names(id).map(|names| names.join("/"))
+}
+
+/// The names on scope `id`'s path, outermost first, or `None` for 0 or an
+/// unknown id. A name may itself contain `/` (`route=GET /users/{id}`), so
+/// code that needs the segments asks for them here rather than splitting
+/// [`scope_path`].
+pub(crate) fn scope_names(id: u32) -> Option<Vec<&'static str>> {
+    let mut names = Vec::new();
     let mut current = id;
-    while current != 0 && parts.len() < 64 {
+    while current != 0 && names.len() < 64 {
         let record = published(current)?;
-        parts.push(record.name());
+        names.push(record.name());
         current = record.parent.load(Ordering::Relaxed);
     }
-    if parts.is_empty() {
+    if names.is_empty() {
         return None;
     }
-    parts.reverse();
-    Some(parts.join("/"))
+    names.reverse();
+    Some(names)
 }
 
 /// Figures for every scope entered so far.

@@ -81,10 +81,18 @@ impl Reader {
         if address == crate::stack::TRUNCATED_MARKER {
             self.push(Frame::named("[truncated]"), FrameRole::Program);
         } else if let Some(scope) = scope_of_marker(address) {
-            let path = crate::scope::scope_path(scope).unwrap_or_else(|| format!("scope {scope}"));
             // Innermost scope first, so the outermost ends up at the root.
-            for name in path.rsplit('/') {
-                self.push(Frame::named(format!("[scope {name}]")), FrameRole::Program);
+            // Names, not the joined path: a name may contain `/`.
+            match crate::scope::scope_names(scope) {
+                Some(names) => {
+                    for name in names.iter().rev() {
+                        self.push(Frame::named(format!("[scope {name}]")), FrameRole::Program);
+                    }
+                }
+                None => self.push(
+                    Frame::named(format!("[scope scope {scope}]")),
+                    FrameRole::Program,
+                ),
             }
         } else {
             let resolved = symbolizer.resolve(address);
