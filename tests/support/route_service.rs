@@ -9,6 +9,8 @@
 //! * `GET /cache/{key}` fills a cache bounded to [`CACHE_ENTRIES`] entries
 //!   of [`CACHE_ENTRY`] bytes.
 
+// Each test file uses part of this module.
+#![allow(dead_code)]
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
