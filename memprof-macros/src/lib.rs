@@ -53,6 +53,11 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Attributes what a function allocates to a scope named after it (or
 /// `#[memprof::scope("name")]`). See `memprof::scope`.
+///
+/// On a plain function the scope marks the thread for the call
+/// (`memprof::enter_scope`). On an `async fn` it follows the function's
+/// future instead (`memprof::instrument`): entered for each poll, on
+/// whichever thread polls it, and left when the poll returns.
 #[proc_macro_attribute]
 pub fn scope(args: TokenStream, item: TokenStream) -> TokenStream {
     match expand_scope(args, item) {
@@ -417,14 +422,6 @@ fn mentions(tokens: &TokenStream, ident: &str) -> bool {
 
 fn expand_scope(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
     let parts = split_fn(item)?;
-    if parts.is_async {
-        return Err((
-            parts.name.span(),
-            "memprof: #[memprof::scope] does not support async functions (a scope belongs to one thread); \
-             use memprof::scope(..) inside the function around synchronous work"
-                .to_string(),
-        ));
-    }
     let args: Vec<TokenTree> = args.into_iter().collect();
     let name = match args.as_slice() {
         [] => {
@@ -443,18 +440,36 @@ fn expand_scope(args: TokenStream, item: TokenStream) -> Result<TokenStream, Err
             ))
         }
     };
-    let mut body: TokenStream = "let __memprof_scope_guard = ::memprof::enter_scope"
-        .parse()
-        .map_err(|e: proc_macro::LexError| (Span::call_site(), e.to_string()))?;
-    body.extend([TokenTree::Group(Group::new(
-        Delimiter::Parenthesis,
-        TokenStream::from(name),
-    ))]);
-    body.extend(
-        ";".parse::<TokenStream>()
-            .map_err(|e| (Span::call_site(), e.to_string()))?,
-    );
-    body.extend(parts.body.stream());
+    let parse = |code: &str| {
+        code.parse::<TokenStream>()
+            .map_err(|e| (Span::call_site(), e.to_string()))
+    };
+    let body = if parts.is_async {
+        // `::memprof::instrument(name, async move { body }).await`: the
+        // scope follows the body's future across awaits and threads (a
+        // guard on the thread would charge other tasks polled there). The
+        // block is `async move` so it owns the arguments, as the function's
+        // own future does.
+        let mut body = parse("::memprof::instrument")?;
+        let mut args = TokenStream::from(name);
+        args.extend(parse(", async move")?);
+        args.extend([TokenTree::Group(Group::new(
+            Delimiter::Brace,
+            parts.body.stream(),
+        ))]);
+        body.extend([TokenTree::Group(Group::new(Delimiter::Parenthesis, args))]);
+        body.extend(parse(".await")?);
+        body
+    } else {
+        let mut body = parse("let __memprof_scope_guard = ::memprof::enter_scope")?;
+        body.extend([TokenTree::Group(Group::new(
+            Delimiter::Parenthesis,
+            TokenStream::from(name),
+        ))]);
+        body.extend(parse(";")?);
+        body.extend(parts.body.stream());
+        body
+    };
     let mut out: TokenStream = parts.head.into_iter().collect();
     let mut group = Group::new(Delimiter::Brace, body);
     group.set_span(parts.body.span());

@@ -32,7 +32,8 @@
 //!   `#[memprof::scope]`, [`enter_scope`], [`scopes`]; by a name made at
 //!   run time, [`enter_scope_named`], and labels `key=value` with a cap on
 //!   each key's values, [`enter_label`]; the registry's own figures,
-//!   [`registry_stats`]); the endpoint
+//!   [`registry_stats`]) and scopes that
+//!   follow a future ([`instrument`], [`InScope`]); the endpoint
 //!   ([`serve`] and `router`, feature `http`); `#[memprof::test]`.
 //! * [`profile`]: diffs, leak candidates, growth trends, per-stack usage.
 //! * [`export`]: folded stacks, SVG flamegraphs, pprof, Prometheus text and
@@ -44,6 +45,7 @@
 //!   them, and their history.
 //! * `http` (feature `http`): the endpoint's settings
 //!   (`http::EndpointConfig`), errors and handle.
+//! * `tower` (feature `tower`): a layer giving each HTTP route its scope.
 //! * [`config`]: every `MEMPROF_*` variable and each setting's default and
 //!   bounds.
 //! * `dump` (feature `export`): the flight recorder, dumps of the profile
@@ -124,6 +126,8 @@
 //!   from the span tree, chosen fields as capped labels), so allocations
 //!   follow `Instrument`ed futures across threads. Adds `tracing-core` and
 //!   `tracing-subscriber` (its `std` feature only).
+//! * `tower`: `tower::RouteScopeLayer`, memory by HTTP route (a scope
+//!   per axum route, `route=GET /users/{id}`); needs no runtime.
 //! * `cli`: the `memprof` command-line tool (`host`, `oom`, `top`, `watch`,
 //!   `doctor` for any process; `dumps`, `report`, `flamegraph`, `diff` over
 //!   profiles and dump directories); turns on `export`, and brings clap.
@@ -161,6 +165,8 @@ pub mod testing;
 mod thread_state;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use crate::alloc::{DefaultAllocator, MemProf};
 pub use crate::config::{Unwinder, DEFAULT_RATE};
@@ -171,9 +177,9 @@ pub use crate::profile::{counters, snapshot, Estimates, Kind, Snapshot, StackPro
 pub use crate::sample::rate::{rate, set_rate};
 pub use crate::sample::{is_active, SamplerCounters};
 pub use crate::scope::{
-    enter_label, enter_scope, enter_scope_named, registry_stats, scope, scope_named, scopes,
-    LabelKeyStats, ScopeGuard, ScopeRegistryStats, ScopeStats, DEFAULT_LABEL_CAP,
-    OTHER_LABEL_VALUE,
+    enter_label, enter_scope, enter_scope_named, instrument, registry_stats, scope, scope_named,
+    scopes, InScope, LabelKeyStats, ScopeGuard, ScopeRegistryStats, ScopeStats, ScopedFuture,
+    DEFAULT_LABEL_CAP, OTHER_LABEL_VALUE,
 };
 pub use crate::settings::{
     set_max_samples, set_max_stacks, Config, ConfigError, EnvReading, Settings,

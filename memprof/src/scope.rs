@@ -11,6 +11,10 @@
 //! allocation counts towards the scope it was made in and every enclosing
 //! one. Figures are sampling estimates, exact at rate 1.
 //!
+//! A scope marks a thread; async code gives the scope to a future instead
+//! ([`future`]: `memprof::instrument`, `fut.in_scope(..)`, and
+//! `#[memprof::scope]` on an `async fn`), which enters it for each poll.
+//!
 //! Cost: when no scope is active, nothing on the allocation path (the scope
 //! id is read only when a sample is recorded). Entering a scope the thread
 //! entered recently is a thread-local cache lookup and two thread-local
@@ -39,6 +43,10 @@ pub(crate) use names::{count_entry, static_scope_id};
 pub use names::{enter_scope_named, registry_stats, scope_named, ScopeRegistryStats};
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+mod future;
+
+pub use future::{instrument, InScope, ScopedFuture};
 
 use crate::fixed::Fixed;
 use crate::sync::SpinLock;
@@ -203,24 +211,44 @@ impl Drop for ScopeGuard {
     }
 }
 
-/// Enters scope `name` (nested inside the current one) until the guard drops.
-///
-/// The guard is not `Send`: a scope belongs to the thread that entered it.
-/// Do not hold one across an `.await`.
-pub fn enter_scope(name: &'static str) -> ScopeGuard {
-    let parent = thread_state::scope();
+impl ScopeGuard {
+    /// Makes `id` the thread's scope until the guard drops (the guard then
+    /// restores the scope that was active before, also when unwinding).
+    pub(crate) fn enter_id(id: u32) -> ScopeGuard {
+        ScopeGuard {
+            previous: thread_state::set_scope(id),
+            _not_send: core::marker::PhantomData,
+        }
+    }
+}
+
+/// The id of scope `name` inside `parent`, registered if new, with one
+/// entry counted; `parent` itself when the registry is full.
+pub(crate) fn enter_child(parent: u32, name: &'static str) -> u32 {
     let id = cached_id(parent, name).unwrap_or_else(|| {
         let id = register(parent, name);
         remember_id(parent, name, id);
         id
     });
-    if id != 0 {
-        RECORDS[id as usize].entered.fetch_add(1, Ordering::Relaxed);
+    if id == 0 {
+        return parent;
     }
-    ScopeGuard {
-        previous: thread_state::set_scope(if id == 0 { parent } else { id }),
-        _not_send: core::marker::PhantomData,
-    }
+    RECORDS[id as usize].entered.fetch_add(1, Ordering::Relaxed);
+    id
+}
+
+/// The thread's innermost scope now (0: none).
+pub(crate) fn current() -> u32 {
+    thread_state::scope()
+}
+
+/// Enters scope `name` (nested inside the current one) until the guard drops.
+///
+/// The guard is not `Send`: a scope belongs to the thread that entered it.
+/// Do not hold one across an `.await`; give the future a scope instead
+/// ([`instrument`], [`InScope::in_scope`]).
+pub fn enter_scope(name: &'static str) -> ScopeGuard {
+    ScopeGuard::enter_id(enter_child(thread_state::scope(), name))
 }
 
 /// Runs `f` inside scope `name`.
@@ -330,7 +358,8 @@ pub struct ScopeStats {
     /// The enclosing scope's id (0: the scope is at the top).
     #[serde(default)]
     pub parent: u32,
-    /// Times the scope was entered.
+    /// Times the scope was entered (a scoped future counts once, when it is
+    /// created, however often it is polled).
     pub entered: u64,
     /// Objects allocated inside it.
     pub alloc_objects: f64,

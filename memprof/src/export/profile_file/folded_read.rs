@@ -88,6 +88,7 @@ pub fn read_folded<R: BufRead>(input: R, limits: &ReadLimits) -> Result<Snapshot
                 ..Estimates::default()
             },
             inuse_error: Default::default(),
+            scope: None,
         });
     }
     stacks.sort_by(|a, b| {

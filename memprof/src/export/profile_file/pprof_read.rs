@@ -344,6 +344,8 @@ impl Tables {
                 frames,
                 estimates,
                 inuse_error: Default::default(),
+                // The scope's names are the `[scope ...]` frames at the root.
+                scope: None,
             });
         }
         stacks.sort_by(|a, b| {
