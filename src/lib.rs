@@ -1,11 +1,13 @@
 //! Support code shared by memprof's examples, benchmarks and end-to-end
 //! tests: a small HTTP client for the endpoint tests, and the lookup of the
-//! real clients (`go`, `promtool`, `chromium`) the tests drive, and
+//! real clients (`go`, `promtool`, `chromium`) the tests drive,
+//! [`chromium`], headless Chromium loading the page, and
 //! [`distinct_stacks`], many distinct real call stacks on demand.
 //!
 //! Nothing here is part of the library users depend on; see the `memprof`
 //! crate for that.
 
+pub mod chromium;
 pub mod distinct_stacks;
 
 use std::path::PathBuf;

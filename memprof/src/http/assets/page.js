@@ -126,7 +126,8 @@ function openWithToken(ev) {
   ev.preventDefault();
   var download = a.getAttribute("data-download");
   var win = download ? null : window.open("", "_blank");
-  fetch(a.href, authorized()).then(function (r) {
+  // An SVG link's href is no string: resolve the attribute against the base.
+  fetch(new URL(a.getAttribute("href"), document.baseURI).href, authorized()).then(function (r) {
     if (!r.ok) throw new Error(a.getAttribute("href") + ": HTTP " + r.status);
     return r.blob();
   }).then(function (blob) {
@@ -158,13 +159,18 @@ function niceStep(max) {
   return mult * base;
 }
 
-function plot(container, legend, series, data) {
+// Draws `series` over `data` as an SVG in `container`. `mark` (optional:
+// { name, unix_ms, bytes, label, href }) is a point drawn as a linked
+// marker when it falls inside the data's time span (or just after it).
+function plot(container, legend, series, data, mark) {
   var W = 900, H = 260, L = 70, R = 12, T = 10, B = 24;
   var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "data-points": String(data.length) });
   var t0 = data.length ? data[0].unix_ms : 0;
   var t1 = data.length ? data[data.length - 1].unix_ms : 1;
+  if (!data.length || !mark || mark.unix_ms < t0) mark = null;
+  if (mark && mark.unix_ms > t1) t1 = mark.unix_ms;
   if (t1 <= t0) t1 = t0 + 1;
-  var max = 0;
+  var max = mark ? mark.bytes : 0;
   series.forEach(function (s) {
     data.forEach(function (p) { var v = s.get(p); if (v > max) max = v; });
   });
@@ -207,8 +213,27 @@ function plot(container, legend, series, data) {
     item.style.setProperty("--c", s.color);
     legend.appendChild(item);
   });
+  if (mark) root.appendChild(marker(mark, x(mark.unix_ms), y(mark.bytes), T, H - B, W));
   container.textContent = "";
   container.appendChild(root);
+}
+
+// A point of interest on a plot: a dashed line down the time axis, a dot at
+// the value and a label, all one link; its time and bytes in data
+// attributes.
+function marker(mark, mx, my, top, bottom, width) {
+  var a = svg("a", { href: mark.href, class: "mark", "data-mark": mark.name, "data-unix-ms": String(mark.unix_ms), "data-bytes": String(mark.bytes) });
+  var color = "#5b3d87";
+  a.appendChild(svg("line", { x1: mx, x2: mx, y1: top, y2: bottom, stroke: color, "stroke-dasharray": "4 3" }));
+  a.appendChild(svg("circle", { cx: mx, cy: my, r: 5, fill: color }));
+  var right = mx > width / 2;
+  var label = svg("text", { x: mx + (right ? -9 : 9), y: Math.max(top + 12, my - 8), "text-anchor": right ? "end" : "start" });
+  label.textContent = mark.label;
+  a.appendChild(label);
+  var title = svg("title", {});
+  title.textContent = mark.label + ": open its flamegraph";
+  a.appendChild(title);
+  return a;
 }
 
 function refreshHistory() {
@@ -217,13 +242,67 @@ function refreshHistory() {
     capacity = h.capacity || capacity;
     points = points.concat(h.points);
     if (points.length > capacity) points = points.slice(points.length - capacity);
-    plot($("plot-memory"), $("legend-memory"), MEMORY, points);
+    drawMemory();
     plot($("plot-retained"), $("legend-retained"), RETAINED, points);
     var c = h.sampler_cost_us || {};
     $("sampler").textContent = points.length + " points, one every " + (h.interval_ms / 1000) + " s, window " +
       Math.round(h.window_ms / 60000) + " min; sampler cost per point: " + (c.last_us || 0) + " µs (mean " +
       Math.round(c.mean_us || 0) + " µs)" + (h.allocator_unavailable ? "; allocator: " + h.allocator_unavailable : "");
   });
+}
+
+// The heap at its peak: the profile the history sampler keeps at the
+// highest heap estimate, which GET snapshots lists with id "peak" (its time
+// and in-use bytes). The memory plot marks it; the line beside the plot
+// links its flamegraph, and says so when the peak is older than the plot.
+var peak = null;
+var PEAK_FLAMEGRAPH = "flamegraph?at=peak";
+
+// A time as the plot's axis shows it, with the date when not today.
+function fmtWhen(ms) {
+  var d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) return fmtTime(ms);
+  var pad = function (x) { return (x < 10 ? "0" : "") + x; };
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + fmtTime(ms);
+}
+
+function refreshPeak() {
+  return getJSON("snapshots").then(function (list) {
+    var kept = list.filter(function (s) { return s.id === "peak"; })[0];
+    peak = kept ? { unix_ms: kept.taken_at_unix_ms, bytes: kept.totals.inuse_bytes } : null;
+    drawMemory();
+  });
+}
+
+function drawMemory() {
+  var mark = peak && {
+    name: "peak",
+    unix_ms: peak.unix_ms,
+    bytes: peak.bytes,
+    label: "peak " + fmtBytes(peak.bytes) + " at " + fmtWhen(peak.unix_ms),
+    href: PEAK_FLAMEGRAPH
+  };
+  plot($("plot-memory"), $("legend-memory"), MEMORY, points, mark);
+  var note = $("peak-note");
+  note.textContent = "";
+  if (!mark) {
+    note.removeAttribute("data-unix-ms");
+    note.removeAttribute("data-bytes");
+    note.setAttribute("data-state", "none");
+    note.textContent = "No peak kept yet: the history sampler keeps the heap's peak from its first reading.";
+    return;
+  }
+  var state = !points.length ? "no-history" : (mark.unix_ms < points[0].unix_ms ? "before-window" : "drawn");
+  var text = {
+    "no-history": mark.label + " (no history points to draw it on).",
+    "before-window": mark.label + ": before this plot's window (from " + (points.length && fmtWhen(points[0].unix_ms)) + "), so not drawn.",
+    "drawn": mark.label + ", marked on the plot."
+  }[state];
+  note.setAttribute("data-state", state);
+  note.setAttribute("data-unix-ms", String(mark.unix_ms));
+  note.setAttribute("data-bytes", String(mark.bytes));
+  note.appendChild(document.createTextNode(text));
+  note.appendChild(el("a", { href: PEAK_FLAMEGRAPH, id: "peak-flamegraph" }, "flamegraph at the peak"));
 }
 
 function evidenceText(e) {
@@ -334,7 +413,7 @@ function refreshLeaks() {
 }
 
 function refresh() {
-  var parts = [refreshHistory(), refreshDoctor(), refreshTop(), refreshLeaks()];
+  var parts = [refreshHistory(), refreshPeak(), refreshDoctor(), refreshTop(), refreshLeaks()];
   return Promise.all(parts.map(function (p) { return p.then(function () { return null; }, function (e) { return e; }); }))
     .then(function (errors) {
       var failed = errors.filter(function (e) { return e; });
@@ -348,5 +427,6 @@ function refresh() {
 
 $("token-form").addEventListener("submit", tokenEntered);
 document.querySelector("nav").addEventListener("click", openWithToken);
+$("memory").addEventListener("click", openWithToken);
 refresh();
 setInterval(refresh, REFRESH_MS);
