@@ -2,7 +2,8 @@
 //! digits (`512 B`, `1.50 KiB`, `12.0 MiB`, `300 MiB`). Every text memprof
 //! writes (the doctor's findings, leak summaries, the endpoint's and the
 //! command line's `text` views, the test harness's messages) goes through
-//! these two, so one amount reads the same wherever it shows.
+//! these two, so one amount reads the same wherever it shows. Times are
+//! written in UTC through [`utc`], the one calendar conversion.
 
 /// Bytes for people, in binary units: `512 B`, `1.50 KiB`, `12.0 MiB`,
 /// `3.25 GiB`.
@@ -40,6 +41,30 @@ pub(crate) fn format_bytes_signed(n: f64) -> String {
     } else {
         magnitude
     }
+}
+
+/// The UTC date and time of a Unix time: year, month, day, hour, minute,
+/// second (Howard Hinnant's `civil_from_days`).
+pub(crate) fn utc(unix_seconds: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (unix_seconds / 86_400) as i64;
+    let secs = unix_seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        ((secs / 60) % 60) as u32,
+        (secs % 60) as u32,
+    )
 }
 
 #[cfg(test)]

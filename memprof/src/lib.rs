@@ -43,6 +43,9 @@
 //!   (`http::EndpointConfig`), errors and handle.
 //! * [`config`]: every `MEMPROF_*` variable and each setting's default and
 //!   bounds.
+//! * `dump` (feature `export`): the flight recorder, dumps of the profile
+//!   and the readings around it to `MEMPROF_DUMP_DIR` that outlive an OOM
+//!   kill, and the previous run's.
 //!
 //! # Environment
 //!
@@ -57,6 +60,15 @@
 //! | `MEMPROF_MAX_SAMPLES` | `4194304` | the live-sample cap, a whole number from 1 up (see [`set_max_samples`]) | keeps the default |
 //! | `MEMPROF_ADDR` | unset or blank: no endpoint | `host:port` to serve on, for `http::serve_from_env()` (feature `http`) | no endpoint: `serve_from_env()` returns `ServeError::InvalidAddress` |
 //! | `MEMPROF_TOKEN` | unset: no token (so loopback only) | the bearer token requests must carry: printable ASCII, no whitespace at either end; read by `http::EndpointConfig::from_env()`, `serve()` and `router()` | `serve()` refuses to start and a router answers every request 401: a bad token never means no token |
+//! | `MEMPROF_DUMP_DIR` | unset: no dumps | the flight recorder's directory (created if missing); `memprof::serve`/`router()` start the dump watcher when it is set, `memprof::dump::start()` from code | — (any path is taken; one that cannot be created or written is an `error` line in `/stats` and `/dumps`) |
+//! | `MEMPROF_DUMP_PEAK_MARGIN` | `10%` | how far a reading must pass the previous high for a `peak` dump: a percentage from 0 to 1000 (`10%` or `10`) | keeps the default |
+//! | `MEMPROF_DUMP_PEAK_FLOOR` | `64MiB` | the smallest step over the previous high for a `peak` dump (a size, with or without a unit) | keeps the default |
+//! | `MEMPROF_DUMP_MIN_INTERVAL` | `60` | the shortest time between two `peak` dumps, whole seconds (`60` or `60s`) | keeps the default |
+//! | `MEMPROF_DUMP_LIMIT_THRESHOLDS` | `80,90,95` | shares of the memory limit (the cgroup's, else the host's memory) at which a `limit` dump is written, once per climb: up to 8 percentages from 1 to 100, comma-separated | keeps the default |
+//! | `MEMPROF_DUMP_KEEP` | `20` | the most dumps kept in the directory (oldest removed first), a whole number from 1 up | keeps the default |
+//! | `MEMPROF_DUMP_MAX_BYTES` | `256MiB` | the most bytes the dumps take together (a size) | keeps the default |
+//! | `MEMPROF_DUMP_ON_EXIT` | `0` | `1`/`yes`/`true`/`on`: write an `exit` dump when the process exits normally (an `atexit` hook) | keeps the default |
+//! | `MEMPROF_DUMP_SIGNAL` | unset: none | `SIGUSR1` or `SIGUSR2` (also `USR2`): a dump when the process receives it (the handler only sets a flag; the watcher writes within a second) | no signal is handled |
 //!
 //! A bad value is said once on stderr, with the value echoed (its first 64
 //! bytes, anything but printable ASCII as `?`; a token's value never) and
@@ -72,7 +84,8 @@
 //! reading them allocates nothing and takes no lock (std's `env::var`
 //! allocates and takes the environment's lock). `MEMPROF_ADDR` and
 //! `MEMPROF_TOKEN` are read when the endpoint is configured from the
-//! environment, each time it is. Settings made in code ([`Config`], or
+//! environment, each time it is; the `MEMPROF_DUMP_*` ones once, when the
+//! dump settings are first needed (the endpoint, `/stats`, the watcher). Settings made in code ([`Config`], or
 //! [`set_rate`], [`set_max_stacks`], [`set_max_samples`]) win over the
 //! environment.
 //!
@@ -113,6 +126,8 @@ mod alloc;
 mod allocator_reading;
 pub mod config;
 pub mod doctor;
+#[cfg(feature = "export")]
+pub mod dump;
 pub mod export;
 mod fixed;
 mod fork;

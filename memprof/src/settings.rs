@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{env, EnvState, Unwinder, MAX_FRAMES};
+use crate::config::{env, DumpSettings, EnvState, Unwinder, MAX_FRAMES};
 
 /// Settings to apply from code; each one left out keeps its current value
 /// (the environment's, or the default).
@@ -36,6 +36,7 @@ pub struct Config {
     max_frames: Option<usize>,
     max_stacks: Option<usize>,
     max_samples: Option<usize>,
+    dumps: Option<DumpSettings>,
 }
 
 impl Config {
@@ -79,6 +80,15 @@ impl Config {
         self
     }
 
+    /// The flight recorder's settings (directory, triggers, retention),
+    /// replacing the `MEMPROF_DUMP_*` variables' (start from
+    /// [`DumpSettings::from_env`] to keep those). The dump watcher reads
+    /// them at its next tick; `memprof::dump::start` starts it.
+    pub fn dumps(mut self, settings: DumpSettings) -> Config {
+        self.dumps = Some(settings);
+        self
+    }
+
     /// Applies the settings given.
     ///
     /// # Errors
@@ -110,6 +120,9 @@ impl Config {
         }
         if let Some(rate) = self.rate {
             crate::sample::rate::set_rate(rate);
+        }
+        if let Some(dumps) = self.dumps {
+            crate::config::dump::set(dumps);
         }
         stacks
     }
@@ -206,6 +219,8 @@ pub struct Settings {
     pub max_stacks: usize,
     /// The live-sample cap.
     pub max_samples: usize,
+    /// The flight recorder's settings (`dir` `None`: no dumps).
+    pub dumps: DumpSettings,
     /// Each variable by name: how it was taken, its value (the first 64
     /// bytes, anything but printable ASCII as `?`; never a token's), and
     /// why it was refused.
@@ -251,6 +266,7 @@ pub(crate) fn settings() -> Settings {
         max_frames: crate::stack::frame_limit(),
         max_stacks: crate::stack::STACKS.max_stacks(),
         max_samples: crate::sample::LIVE.max_samples(),
+        dumps: crate::config::dump::current(),
         env: env::Var::ALL
             .iter()
             .map(|&var| (var.name(), env_reading(var)))

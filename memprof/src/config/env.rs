@@ -31,11 +31,20 @@ pub(crate) enum Var {
     MaxSamples,
     Addr,
     Token,
+    DumpDir,
+    DumpMargin,
+    DumpFloor,
+    DumpInterval,
+    DumpThresholds,
+    DumpKeep,
+    DumpMaxBytes,
+    DumpOnExit,
+    DumpSignal,
 }
 
 impl Var {
     /// Every variable, in the order of the docs' table.
-    pub(crate) const ALL: [Var; 7] = [
+    pub(crate) const ALL: [Var; 16] = [
         Var::Rate,
         Var::Unwind,
         Var::MaxFrames,
@@ -43,6 +52,15 @@ impl Var {
         Var::MaxSamples,
         Var::Addr,
         Var::Token,
+        Var::DumpDir,
+        Var::DumpMargin,
+        Var::DumpFloor,
+        Var::DumpInterval,
+        Var::DumpThresholds,
+        Var::DumpKeep,
+        Var::DumpMaxBytes,
+        Var::DumpOnExit,
+        Var::DumpSignal,
     ];
 
     /// Its name, NUL-terminated for `getenv`.
@@ -55,6 +73,15 @@ impl Var {
             Var::MaxSamples => c"MEMPROF_MAX_SAMPLES",
             Var::Addr => c"MEMPROF_ADDR",
             Var::Token => c"MEMPROF_TOKEN",
+            Var::DumpDir => c"MEMPROF_DUMP_DIR",
+            Var::DumpMargin => c"MEMPROF_DUMP_PEAK_MARGIN",
+            Var::DumpFloor => c"MEMPROF_DUMP_PEAK_FLOOR",
+            Var::DumpInterval => c"MEMPROF_DUMP_MIN_INTERVAL",
+            Var::DumpThresholds => c"MEMPROF_DUMP_LIMIT_THRESHOLDS",
+            Var::DumpKeep => c"MEMPROF_DUMP_KEEP",
+            Var::DumpMaxBytes => c"MEMPROF_DUMP_MAX_BYTES",
+            Var::DumpOnExit => c"MEMPROF_DUMP_ON_EXIT",
+            Var::DumpSignal => c"MEMPROF_DUMP_SIGNAL",
         }
     }
 
@@ -75,6 +102,14 @@ impl Var {
             Var::MaxStacks | Var::MaxSamples => "a cap",
             Var::Addr => "an address to listen on",
             Var::Token => "a usable token",
+            Var::DumpDir => "a dump directory",
+            Var::DumpMargin => "a margin",
+            Var::DumpFloor | Var::DumpMaxBytes => "a size",
+            Var::DumpInterval => "an interval",
+            Var::DumpThresholds => "a list of thresholds",
+            Var::DumpKeep => "a count",
+            Var::DumpOnExit => "a yes or no",
+            Var::DumpSignal => "a signal to dump on",
         }
     }
 
@@ -89,6 +124,18 @@ impl Var {
             Var::MaxFrames => "Give a whole number of frames from 1 to 256.",
             Var::MaxStacks | Var::MaxSamples => "Give a whole number from 1 up.",
             Var::Token => "Give printable ASCII without spaces at either end.",
+            Var::DumpDir => "",
+            Var::DumpMargin => "Give a percentage from 0 to 1000 (10%, or 10).",
+            Var::DumpFloor | Var::DumpMaxBytes => {
+                "Give a number of bytes, with or without a unit (64MiB, 1 GiB)."
+            }
+            Var::DumpInterval => "Give whole seconds (60, or 60s).",
+            Var::DumpThresholds => {
+                "Give percentages from 1 to 100, separated by commas (80,90,95)."
+            }
+            Var::DumpKeep => "Give a whole number from 1 up.",
+            Var::DumpOnExit => "Give 1, 0, true, false, yes, no, on or off.",
+            Var::DumpSignal => "Give SIGUSR1 or SIGUSR2.",
         }
     }
 
@@ -123,6 +170,31 @@ impl Var {
                 None,
                 "",
             ),
+            Var::DumpDir => ("No dumps are written.", None, ""),
+            Var::DumpMargin => ("Keeping the default of 10%.", None, ""),
+            Var::DumpFloor => (
+                "Keeping the default of ",
+                Some(values::DEFAULT_DUMP_PEAK_FLOOR_BYTES),
+                " bytes.",
+            ),
+            Var::DumpInterval => (
+                "Keeping the default of ",
+                Some(values::DEFAULT_DUMP_MIN_INTERVAL_SECONDS),
+                " s.",
+            ),
+            Var::DumpThresholds => ("Keeping the default of 80,90,95.", None, ""),
+            Var::DumpKeep => (
+                "Keeping the default of ",
+                Some(values::DEFAULT_DUMP_KEEP as u64),
+                " dumps.",
+            ),
+            Var::DumpMaxBytes => (
+                "Keeping the default of ",
+                Some(values::DEFAULT_DUMP_MAX_BYTES),
+                " bytes.",
+            ),
+            Var::DumpOnExit => ("Keeping the default: no dump at exit.", None, ""),
+            Var::DumpSignal => ("No signal is handled.", None, ""),
         }
     }
 
@@ -231,6 +303,37 @@ pub(crate) fn max_stacks() -> Option<usize> {
 /// `MEMPROF_MAX_SAMPLES`, if set and valid. No allocation, no lock.
 pub(crate) fn max_samples() -> Option<usize> {
     read_once(Var::MaxSamples, values::cap)
+}
+
+/// Reads `var` with std, for settings read off the allocator path (the
+/// dump settings): `None` when unset or blank, else its parsed value, or
+/// `None` after recording and saying the refusal. Records the reading each
+/// time it is called.
+pub(crate) fn read_std<T>(
+    var: Var,
+    parse: impl FnOnce(&[u8]) -> Result<T, ValueError>,
+) -> Option<T> {
+    let Some(raw) = std::env::var_os(var.name()) else {
+        var.slot().record(EnvState::Unset, None, None);
+        return None;
+    };
+    let bytes = raw.as_encoded_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        var.slot().record(EnvState::Unset, None, None);
+        return None;
+    }
+    match parse(bytes) {
+        Ok(value) => {
+            var.slot().record(EnvState::Applied, Some(bytes), None);
+            Some(value)
+        }
+        Err(error) => {
+            var.slot()
+                .record(EnvState::Invalid, Some(bytes), Some(error.reason()));
+            say_refused(var, bytes, error, "");
+            None
+        }
+    }
 }
 
 /// A `MEMPROF_ADDR` that names no address to listen on.
@@ -351,6 +454,15 @@ mod tests {
                 "MEMPROF_MAX_SAMPLES",
                 "MEMPROF_ADDR",
                 "MEMPROF_TOKEN",
+                "MEMPROF_DUMP_DIR",
+                "MEMPROF_DUMP_PEAK_MARGIN",
+                "MEMPROF_DUMP_PEAK_FLOOR",
+                "MEMPROF_DUMP_MIN_INTERVAL",
+                "MEMPROF_DUMP_LIMIT_THRESHOLDS",
+                "MEMPROF_DUMP_KEEP",
+                "MEMPROF_DUMP_MAX_BYTES",
+                "MEMPROF_DUMP_ON_EXIT",
+                "MEMPROF_DUMP_SIGNAL",
             ]
         );
         for (i, var) in Var::ALL.iter().enumerate() {

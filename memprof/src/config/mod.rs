@@ -12,13 +12,17 @@
 //! the first sample); a setting made in code wins over the environment
 //! whenever it is made.
 
+pub(crate) mod dump;
 pub(crate) mod env;
 mod slot;
 mod unwinder;
 mod values;
 
+pub use dump::DumpSettings;
 pub use slot::EnvState;
 pub use unwinder::Unwinder;
 pub use values::{
+    DumpSignal, DEFAULT_DUMP_KEEP, DEFAULT_DUMP_LIMIT_THRESHOLDS, DEFAULT_DUMP_MAX_BYTES,
+    DEFAULT_DUMP_MIN_INTERVAL_SECONDS, DEFAULT_DUMP_PEAK_FLOOR_BYTES, DEFAULT_DUMP_PEAK_MARGIN,
     DEFAULT_MAX_FRAMES, DEFAULT_MAX_SAMPLES, DEFAULT_MAX_STACKS, DEFAULT_RATE, MAX_FRAMES,
 };

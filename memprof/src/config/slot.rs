@@ -115,7 +115,6 @@ impl Slot {
 
     /// Records a reading over any earlier one; false if a writer in the
     /// middle of a record kept it too long (the reading is then not kept).
-    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn record(
         &self,
         state: EnvState,

@@ -31,6 +31,24 @@ pub const DEFAULT_MAX_STACKS: usize = 1 << 22;
 /// million live blocks.
 pub const DEFAULT_MAX_SAMPLES: usize = 4 << 20;
 
+/// The default share of the previous high a `peak` dump's reading must
+/// pass it by: 10%.
+pub const DEFAULT_DUMP_PEAK_MARGIN: f64 = 0.10;
+/// The default smallest step a `peak` dump's reading must pass the previous
+/// high by: 64 MiB, so start-up does not spray dumps.
+pub const DEFAULT_DUMP_PEAK_FLOOR_BYTES: u64 = 64 << 20;
+/// The default shortest time between two `peak` dumps, in seconds.
+pub const DEFAULT_DUMP_MIN_INTERVAL_SECONDS: u64 = 60;
+/// The default shares of the memory limit, in percent, at which a `limit`
+/// dump is written, each once per climb.
+pub const DEFAULT_DUMP_LIMIT_THRESHOLDS: [u8; 3] = [80, 90, 95];
+/// The default number of dumps kept in the directory.
+pub const DEFAULT_DUMP_KEEP: usize = 20;
+/// The default bytes the dumps in the directory may take together: 256 MiB.
+pub const DEFAULT_DUMP_MAX_BYTES: u64 = 256 << 20;
+/// The most limit thresholds kept.
+pub(crate) const MAX_DUMP_THRESHOLDS: usize = 8;
+
 /// Why a variable's value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ValueError {
@@ -51,6 +69,16 @@ pub(crate) enum ValueError {
     /// Not an address to listen on.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     NotAnAddress,
+    /// Not a percentage from 0 to 1000.
+    NotAPercentage,
+    /// Not whole seconds.
+    NotSeconds,
+    /// Not a list of percentages from 1 to 100.
+    NotThresholds,
+    /// Not a yes or no.
+    NotABool,
+    /// Not SIGUSR1 or SIGUSR2.
+    UnknownSignal,
 }
 
 impl ValueError {
@@ -65,6 +93,13 @@ impl ValueError {
             ValueError::Zero => "a cap must be at least 1",
             ValueError::UnknownUnwinder => "not one of auto, fp, frame_pointers, framehop, dwarf",
             ValueError::NotAnAddress => "not host:port, like 127.0.0.1:6060",
+            ValueError::NotAPercentage => "not a percentage from 0 to 1000",
+            ValueError::NotSeconds => "not whole seconds",
+            ValueError::NotThresholds => {
+                "not up to 8 percentages from 1 to 100 separated by commas"
+            }
+            ValueError::NotABool => "not 1, 0, true, false, yes, no, on or off",
+            ValueError::UnknownSignal => "not SIGUSR1 or SIGUSR2",
         }
     }
 }
@@ -115,6 +150,96 @@ pub(crate) fn cap(value: &[u8]) -> Result<usize, ValueError> {
 /// `MEMPROF_UNWIND`: `auto`, `fp`, `frame_pointers`, `framehop` or `dwarf`.
 pub(crate) fn unwinder(value: &[u8]) -> Result<Unwinder, ValueError> {
     Unwinder::from_name(text(value)?.trim()).ok_or(ValueError::UnknownUnwinder)
+}
+
+/// `MEMPROF_DUMP_PEAK_MARGIN`: a percentage from 0 to 1000, with or without
+/// `%` (`10%`, `10`, `2.5`); returned as a share (0.10).
+pub(crate) fn percentage(value: &[u8]) -> Result<f64, ValueError> {
+    let text = text(value)?.trim();
+    let number = text.strip_suffix('%').unwrap_or(text).trim();
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(ValueError::NotAPercentage),
+    }
+}
+
+/// `MEMPROF_DUMP_PEAK_FLOOR` and `MEMPROF_DUMP_MAX_BYTES`: a size in bytes
+/// with or without a unit.
+pub(crate) fn size(value: &[u8]) -> Result<u64, ValueError> {
+    Ok(memprof_size::parse_size(text(value)?)
+        .map_err(ValueError::Size)?
+        .bytes)
+}
+
+/// `MEMPROF_DUMP_MIN_INTERVAL`: whole seconds, with or without `s`.
+pub(crate) fn seconds(value: &[u8]) -> Result<u64, ValueError> {
+    let text = text(value)?.trim();
+    let number = text.strip_suffix('s').unwrap_or(text).trim();
+    number.parse::<u64>().map_err(|_| ValueError::NotSeconds)
+}
+
+/// `MEMPROF_DUMP_LIMIT_THRESHOLDS`: up to [`MAX_DUMP_THRESHOLDS`]
+/// percentages from 1 to 100, separated by commas (`%` allowed); sorted
+/// and without repeats.
+pub(crate) fn thresholds(value: &[u8]) -> Result<Vec<u8>, ValueError> {
+    let mut out = Vec::new();
+    for part in text(value)?.split(',') {
+        let part = part.trim();
+        let number = part.strip_suffix('%').unwrap_or(part).trim();
+        match number.parse::<u8>() {
+            Ok(p) if (1..=100).contains(&p) => out.push(p),
+            _ => return Err(ValueError::NotThresholds),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.len() > MAX_DUMP_THRESHOLDS {
+        return Err(ValueError::NotThresholds);
+    }
+    Ok(out)
+}
+
+/// `MEMPROF_DUMP_ON_EXIT`: `1`, `0`, `true`, `false`, `yes`, `no`, `on`,
+/// `off` (any case).
+pub(crate) fn boolean(value: &[u8]) -> Result<bool, ValueError> {
+    match text(value)?.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ValueError::NotABool),
+    }
+}
+
+/// `MEMPROF_DUMP_SIGNAL`: `SIGUSR1` or `SIGUSR2` (also `USR1`, `USR2`, any
+/// case). Other signals are refused: their default actions (terminate,
+/// stop) are ones programs rely on.
+pub(crate) fn signal(value: &[u8]) -> Result<DumpSignal, ValueError> {
+    let name = text(value)?.trim().to_ascii_uppercase();
+    match name.strip_prefix("SIG").unwrap_or(&name) {
+        "USR1" => Ok(DumpSignal::Usr1),
+        "USR2" => Ok(DumpSignal::Usr2),
+        _ => Err(ValueError::UnknownSignal),
+    }
+}
+
+/// The signal a user may opt into for a dump on demand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DumpSignal {
+    /// `SIGUSR1`.
+    #[serde(rename = "SIGUSR1")]
+    Usr1,
+    /// `SIGUSR2`.
+    #[serde(rename = "SIGUSR2")]
+    Usr2,
+}
+
+impl DumpSignal {
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        match self {
+            DumpSignal::Usr1 => libc::SIGUSR1,
+            DumpSignal::Usr2 => libc::SIGUSR2,
+        }
+    }
 }
 
 /// Writes `n` in decimal at the end of `buf`; returns the digits.
@@ -222,6 +347,34 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn dump_settings_parse_as_documented() {
+        assert_eq!(percentage(b"10%"), Ok(0.10));
+        assert_eq!(percentage(b" 25 "), Ok(0.25));
+        assert_eq!(percentage(b"0"), Ok(0.0));
+        assert_eq!(percentage(b"-1"), Err(ValueError::NotAPercentage));
+        assert_eq!(percentage(b"lots"), Err(ValueError::NotAPercentage));
+        assert_eq!(size(b"64MiB"), Ok(64 << 20));
+        assert!(size(b"x").is_err());
+        assert_eq!(seconds(b"60"), Ok(60));
+        assert_eq!(seconds(b"5s"), Ok(5));
+        assert_eq!(seconds(b"1m"), Err(ValueError::NotSeconds));
+        assert_eq!(thresholds(b"95, 80,90,80%"), Ok(vec![80, 90, 95]));
+        assert_eq!(thresholds(b"0"), Err(ValueError::NotThresholds));
+        assert_eq!(thresholds(b"101"), Err(ValueError::NotThresholds));
+        assert_eq!(thresholds(b"80,,90"), Err(ValueError::NotThresholds));
+        assert_eq!(
+            thresholds(b"1,2,3,4,5,6,7,8,9"),
+            Err(ValueError::NotThresholds)
+        );
+        assert_eq!(boolean(b"Yes"), Ok(true));
+        assert_eq!(boolean(b"off"), Ok(false));
+        assert_eq!(boolean(b"maybe"), Err(ValueError::NotABool));
+        assert_eq!(signal(b"SIGUSR2"), Ok(DumpSignal::Usr2));
+        assert_eq!(signal(b"usr1"), Ok(DumpSignal::Usr1));
+        assert_eq!(signal(b"SIGTERM"), Err(ValueError::UnknownSignal));
     }
 
     #[test]

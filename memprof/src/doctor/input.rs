@@ -40,6 +40,60 @@ pub struct DoctorInput {
     /// memprof profiles it. `None` leaves the heap-growth rule to the
     /// series alone.
     pub leaks: Option<LeakReport>,
+    /// The previous run of this service, from the dump directory, when it
+    /// holds a dump of another process (see `memprof::dump`).
+    pub previous_run: Option<PreviousRun>,
+}
+
+/// The previous run as its last dump and the kernel's log saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PreviousRun {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name.
+    pub comm: Option<String>,
+    /// Its last dump's id.
+    pub dump_id: String,
+    /// Why that dump was written (`limit`, `peak`, ...).
+    pub dump_trigger: String,
+    /// The dump's detail (the threshold crossed, who asked).
+    pub dump_detail: String,
+    /// When the dump was written, seconds since the Unix epoch.
+    pub dump_time_unix: u64,
+    /// Whether the kernel log records its OOM kill after the dump (`None`:
+    /// the log cannot be read).
+    pub oom_killed: Option<bool>,
+    /// When it was killed, seconds since the Unix epoch.
+    pub killed_at_unix: Option<f64>,
+    /// Its resident memory at the kill.
+    pub kill_rss_bytes: Option<u64>,
+    /// The heap estimate at the dump.
+    pub heap_bytes: Option<f64>,
+    /// Its RSS at the dump.
+    pub rss_bytes: Option<u64>,
+    /// Its memory cgroup's limit.
+    pub limit_bytes: Option<u64>,
+    /// Memory in use at the dump, in percent of the limit.
+    pub limit_percent: Option<f64>,
+    /// The leading program frame of the largest stack at the dump.
+    pub top_function: Option<String>,
+    /// That stack's in-use bytes.
+    pub top_bytes: Option<f64>,
+    /// How fast its heap (or its top leak candidate) grew, bytes a second.
+    pub growth_bytes_per_second: Option<f64>,
+}
+
+impl PreviousRun {
+    /// A previous run known by its pid and last dump; fill in the rest.
+    pub fn new(pid: u32, dump_id: &str, dump_trigger: &str) -> PreviousRun {
+        PreviousRun {
+            pid,
+            dump_id: dump_id.to_owned(),
+            dump_trigger: dump_trigger.to_owned(),
+            ..PreviousRun::default()
+        }
+    }
 }
 
 impl DoctorInput {
@@ -87,6 +141,12 @@ impl DoctorInput {
     /// Sets the series of earlier readings (oldest first).
     pub fn with_series(mut self, series: Vec<TimedReading>) -> DoctorInput {
         self.series = series;
+        self
+    }
+
+    /// Sets the previous run.
+    pub fn with_previous_run(mut self, previous_run: Option<PreviousRun>) -> DoctorInput {
+        self.previous_run = previous_run;
         self
     }
 

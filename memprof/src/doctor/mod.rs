@@ -28,7 +28,7 @@ mod render;
 pub mod rules;
 
 pub use self::finding::{Evidence, Finding, Severity, Unit, Value};
-pub use self::input::{DoctorInput, TimedReading};
+pub use self::input::{DoctorInput, PreviousRun, TimedReading};
 pub use self::live::{read_live, read_live_with, read_with_history, LiveOptions};
 pub use self::render::render_text;
 pub use self::rules::Rule;

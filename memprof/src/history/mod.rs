@@ -297,6 +297,12 @@ pub fn peak() -> Option<Peak> {
     state.peak.get()
 }
 
+/// The profiler's heap estimates now, from the stack table's counters
+/// (lock-free, no symbolization): what each tick records.
+pub(crate) fn heap_figures() -> HeapFigures {
+    point::read_heap(0).0
+}
+
 /// The running history, if [`start`] or [`ensure_started`] has run.
 pub fn get() -> Option<History> {
     crate::fork::register();

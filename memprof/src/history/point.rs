@@ -215,7 +215,7 @@ impl AllocatorFigures {
 
 /// The heap totals over every stack, and the `top` stacks by in-use bytes
 /// (from [`crate::profile::stack_usage`]: counters only, no symbolization).
-fn read_heap(top: usize) -> (HeapFigures, Vec<(u32, f64)>) {
+pub(super) fn read_heap(top: usize) -> (HeapFigures, Vec<(u32, f64)>) {
     let counters = crate::profile::counters();
     let table = &crate::stack::STACKS;
     let mut heap = HeapFigures {

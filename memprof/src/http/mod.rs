@@ -38,6 +38,9 @@
 //! | `/doctor` | findings over the readings now and the history's last minute; `format=json` \| `text` |
 //! | `/leaks` | leak candidates: `min_age=0..86400` seconds (default 10), `limit=1..1000` (default 20), `format=json` \| `text` |
 //! | `/top` | the largest stacks, small enough to poll: `n=1..100` (default 10), `kind`, `format=json` \| `text` |
+//! | `/dumps` | the flight recorder ([`crate::dump`]): the dumps in the dump directory, newest first, this process's `written`/`failed` and last `error`, and the `previous_run` (the newest dump of another pid, `oom_killed` from the kernel log); `format=json` \| `text` |
+//! | `POST /dumps` | writes a `request` dump now; 201 with its entry; 503 when no directory is set or the write fails |
+//! | `/dumps/{id}/{file}` | a listed dump's `summary.json`, `heap.pb.gz` or `heap.folded`; `flamegraph` draws its folded profile as SVG, `flamegraph?base=current` a differential from it to the live heap |
 //!
 //! Profile views are bounded (see [`crate::profile::Bound`]): `limit=N`
 //! shows the N stacks largest by `kind` (default 1000; for SVG, every
@@ -312,10 +315,14 @@ pub fn router() -> Router {
 ///
 /// Starts the history sampler ([`crate::history::ensure_started`]) with its
 /// default settings unless it runs already; a failure to start it is said
-/// on stderr and `/history` answers 500.
+/// on stderr and `/history` answers 500. Starts the dump watcher
+/// ([`crate::dump::ensure_started`]) when a dump directory is set.
 pub fn router_with(config: EndpointConfig) -> Router {
     if let Err(e) = crate::history::ensure_started() {
         eprintln!("memprof: history sampler: {e}");
+    }
+    if let Err(e) = crate::dump::ensure_started() {
+        eprintln!("memprof: dump watcher: {e}");
     }
     let guard = guard::Guard::new(&config.hosts, config.bound);
     if let auth::Token::Unusable(why) = config.token {
@@ -348,6 +355,8 @@ pub fn router_with(config: EndpointConfig) -> Router {
         .route("/doctor", get(views::doctor_view))
         .route("/leaks", get(views::leaks_view))
         .route("/top", get(views::top_view))
+        .route("/dumps", get(views::dumps_view).post(views::create_dump))
+        .route("/dumps/{id}/{file}", get(views::dump_file))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

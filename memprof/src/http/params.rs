@@ -64,6 +64,19 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
 
+    /// `name`'s value if given, which must be one of `allowed`.
+    pub(crate) fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<&str>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if allowed.contains(&v) => Ok(Some(v)),
+            Some(v) => Err(ApiError::bad_parameter(
+                name,
+                format!("{v:?} is not accepted"),
+                allowed.join(" or "),
+            )),
+        }
+    }
+
     /// Whether `name` was given.
     pub(crate) fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)

@@ -443,9 +443,24 @@ pub(crate) async fn stats(query: QueryPairs) -> Result<Response, ApiError> {
             AllocatorReading::Stats(allocator) => stats.with_allocator(Ok(&allocator)),
             AllocatorReading::Unavailable(why) => stats.without_allocator(why),
         };
-        json(StatusCode::OK, &stats)
+        json(
+            StatusCode::OK,
+            &StatsBody {
+                stats,
+                dumps: crate::dump::status(),
+            },
+        )
     })
     .await
+}
+
+/// `/stats`: the profiler's figures and the flight recorder's state
+/// (`dumps`: directory, `written`, `failed`, the last `error` in one line).
+#[derive(Serialize)]
+struct StatsBody {
+    #[serde(flatten)]
+    stats: Stats,
+    dumps: crate::dump::DumpStatus,
 }
 
 /// `GET /metrics`: every metric family, in Prometheus text.

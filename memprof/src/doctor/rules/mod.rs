@@ -11,6 +11,7 @@ mod allocator;
 mod cgroup;
 mod heap;
 mod oom_log;
+mod previous_run;
 mod process;
 mod reclaim;
 mod settings;
@@ -22,6 +23,7 @@ pub use self::allocator::{
 pub use self::cgroup::{CgroupNearLimit, OomKills};
 pub use self::heap::HeapGrowth;
 pub use self::oom_log::OomKillLogged;
+pub use self::previous_run::PreviousRunKilled;
 pub use self::process::{PostPeakRetention, SwapActivity};
 pub use self::reclaim::{HighOrderDepletion, KernelSlabGrowth, ReclaimPressure};
 #[cfg(test)]
@@ -48,6 +50,7 @@ pub fn all() -> &'static [&'static dyn Rule] {
         &CgroupNearLimit,
         &OomKills,
         &OomKillLogged,
+        &PreviousRunKilled,
         &ReclaimPressure,
         &SwapActivity,
         &HeapGrowth,

@@ -42,7 +42,8 @@ pub(crate) async fn doctor_view(query: QueryPairs) -> Result<Response, ApiError>
     let format = p.format(&[Format::Json, Format::Text])?;
     let history = super::history()?;
     blocking(move || {
-        let input = crate::doctor::read_with_history(&history);
+        let input = crate::doctor::read_with_history(&history)
+            .with_previous_run(crate::dump::previous_run_for_doctor());
         let findings = crate::doctor::examine(&input);
         let span = match (input.series.first(), input.series.last()) {
             (Some(first), Some(last)) => last

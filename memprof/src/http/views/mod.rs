@@ -7,6 +7,7 @@
 
 mod allocator;
 mod doctor;
+mod dumps;
 mod history;
 mod host;
 mod leaks;
@@ -14,6 +15,7 @@ mod top;
 
 pub(super) use self::allocator::{allocator_purge, allocator_view};
 pub(super) use self::doctor::doctor_view;
+pub(super) use self::dumps::{create_dump, dump_file, dumps_view};
 pub(super) use self::history::history_view;
 pub(super) use self::host::host_view;
 pub(super) use self::leaks::leaks_view;
