@@ -305,6 +305,79 @@ function drawMemory() {
   note.appendChild(el("a", { href: PEAK_FLAMEGRAPH, id: "peak-flamegraph" }, "flamegraph at the peak"));
 }
 
+// The previous run: GET dumps lists the dump directory; when it holds a dump
+// of another process (`previous_run`), the panel shows that run's last dump
+// (its trigger, time, heap, RSS, cgroup usage against the limit), whether
+// the kernel OOM-killed it, and links to its flamegraph and to a
+// differential of it against the live heap. With dumps off, one line says
+// how to turn them on; an error of the directory is shown as it is.
+// Listing the directory reads every dump's summary and the kernel log, and
+// a previous run does not change: it is read every 30 s, not every 5.
+var DUMPS_REFRESH_MS = 30000;
+var dumpsReadAt = null;
+
+function refreshPreviousRun() {
+  if (dumpsReadAt !== null && Date.now() - dumpsReadAt < DUMPS_REFRESH_MS) return Promise.resolve();
+  return getJSON("dumps").then(function (listing) {
+    dumpsReadAt = Date.now();
+    showPreviousRun(listing);
+  });
+}
+
+function showPreviousRun(listing) {
+  var box = $("previous-run");
+  var run = listing.previous_run;
+  box.textContent = "";
+  box.className = "";
+  var state = run ? "previous-run" : (!listing.enabled ? "off" : (listing.error ? "error" : "quiet"));
+  box.setAttribute("data-state", state);
+  box.hidden = state === "quiet";
+  if (!listing.enabled) {
+    box.appendChild(el("p", { class: "muted", id: "dumps-off" },
+      "Dumps are off: set MEMPROF_DUMP_DIR=/path (or memprof::Config) to keep heap profiles on disk, so the run after an OOM kill shows here what the killed one held."));
+  }
+  if (listing.error) box.appendChild(el("p", { class: "error", id: "dumps-error" }, "Dumps: " + listing.error));
+  if (!run) return;
+  var d = run.last_dump;
+  box.className = run.oom_killed === true ? "killed" : "";
+  box.appendChild(el("h2", {}, "Previous run: pid " + run.pid + (d.comm ? " (" + d.comm + ")" : "")));
+  var table = el("table", { id: "previous-run-dump", "data-id": d.id });
+  var row = function (field, name, value) {
+    var tr = el("tr", { "data-field": field });
+    tr.appendChild(el("th", {}, name));
+    tr.appendChild(el("td", {}, value));
+    table.appendChild(tr);
+  };
+  var killed = { "true": "yes", "false": "no" }[String(run.oom_killed)] || "unknown";
+  var kill = run.oom_kill;
+  row("oom_killed", "OOM-killed", killed + (kill
+    ? ": " + kill.name + " (pid " + kill.pid + ")" + (kill.time_unix ? " at " + fmtWhen(kill.time_unix * 1000) : "") +
+      ", RSS " + fmtBytes(kill.rss_bytes) + (kill.memcg ? ", cgroup " + kill.memcg : "") + (kill.constraint ? ", " + kill.constraint : "")
+    : (run.oom_killed === null ? " (the kernel log cannot be read here)" : "")));
+  row("trigger", "last dump", d.trigger + (d.detail ? ": " + d.detail : ""));
+  row("time", "written at", fmtWhen(d.time_unix * 1000));
+  row("heap", "heap (estimate)", fmtBytes(d.heap_bytes));
+  row("rss", "process RSS", fmtBytes(d.rss_bytes));
+  var usage = fmtBytes(d.cgroup_usage_bytes);
+  if (d.cgroup_limit_bytes) {
+    usage += " of " + fmtBytes(d.cgroup_limit_bytes) + " limit";
+    if (d.cgroup_usage_bytes !== null && d.cgroup_usage_bytes !== undefined) {
+      usage += " (" + (100 * d.cgroup_usage_bytes / d.cgroup_limit_bytes).toFixed(0) + "%)";
+    }
+  } else if (d.cgroup_usage_bytes !== null && d.cgroup_usage_bytes !== undefined) {
+    usage += ", no limit";
+  }
+  row("cgroup", "cgroup usage", usage);
+  box.appendChild(table);
+  var base = "dumps/" + encodeURIComponent(d.id) + "/";
+  var links = el("p", { id: "previous-run-links" });
+  links.appendChild(el("a", { href: base + "flamegraph", "data-link": "flamegraph" }, "its flamegraph"));
+  links.appendChild(el("a", { href: base + "flamegraph?base=current", "data-link": "differential" }, "against the current heap"));
+  links.appendChild(el("a", { href: base + "heap.pb.gz", "data-link": "pprof", "data-download": d.id + ".pb.gz" }, "pprof"));
+  links.appendChild(el("a", { href: base + "summary.json", "data-link": "summary" }, "summary"));
+  box.appendChild(links);
+}
+
 function evidenceText(e) {
   var v = e.value;
   if (typeof v === "number") {
@@ -413,7 +486,7 @@ function refreshLeaks() {
 }
 
 function refresh() {
-  var parts = [refreshHistory(), refreshPeak(), refreshDoctor(), refreshTop(), refreshLeaks()];
+  var parts = [refreshHistory(), refreshPeak(), refreshPreviousRun(), refreshDoctor(), refreshTop(), refreshLeaks()];
   return Promise.all(parts.map(function (p) { return p.then(function () { return null; }, function (e) { return e; }); }))
     .then(function (errors) {
       var failed = errors.filter(function (e) { return e; });
@@ -428,5 +501,6 @@ function refresh() {
 $("token-form").addEventListener("submit", tokenEntered);
 document.querySelector("nav").addEventListener("click", openWithToken);
 $("memory").addEventListener("click", openWithToken);
+$("previous-run").addEventListener("click", openWithToken);
 refresh();
 setInterval(refresh, REFRESH_MS);
