@@ -1,11 +1,13 @@
 //! Support code shared by memprof's examples, benchmarks and end-to-end
 //! tests: a small HTTP client for the endpoint tests, and the lookup of the
-//! real clients (`go`, `promtool`, `chromium`) the tests drive, and
+//! real clients (`go`, `promtool`, `chromium`) the tests drive,
+//! [`chromium`], headless Chromium loading the page, and
 //! [`distinct_stacks`], many distinct real call stacks on demand.
 //!
 //! Nothing here is part of the library users depend on; see the `memprof`
 //! crate for that.
 
+pub mod chromium;
 pub mod distinct_stacks;
 
 use std::path::{Path, PathBuf};
@@ -214,88 +216,4 @@ pub fn go_pprof_top(go: &Path, home: &Path, target: &str, extra: &[&str]) -> Str
         "go tool pprof {target} failed: {stderr}\n{stdout}"
     );
     format!("{stdout}\n{stderr}")
-}
-
-/// The headless Chromium to drive (the first of `chromium`,
-/// `chromium-browser`, `google-chrome` that runs), or `None`.
-pub fn chromium() -> Option<String> {
-    let candidates = [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "/usr/bin/chromium",
-    ];
-    candidates
-        .iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(|c| c.to_string())
-}
-
-/// How long [`dump_dom`] lets Chromium run.
-pub const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Loads `url` in headless Chromium `binary` (in a fresh profile of its
-/// own, so calls may run at once), lets its scripts run and returns the
-/// DOM; kills Chromium and panics after [`CHROMIUM_TIMEOUT`].
-pub fn dump_dom(binary: &str, url: &str) -> String {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
-
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let profile = std::env::temp_dir().join(format!(
-        "memprof-chromium-{}-{}",
-        std::process::id(),
-        CALLS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&profile);
-    std::fs::create_dir_all(&profile).unwrap();
-    let mut child = Command::new(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > CHROMIUM_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within {CHROMIUM_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let dom = reader.join().unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    dom
 }

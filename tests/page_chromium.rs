@@ -1,21 +1,33 @@
 //! Headless Chromium loads the page from the endpoint and runs its script:
 //! the dumped DOM must hold the plots with data drawn, the doctor's
 //! findings and the top stacks; behind a token, it asks for the token and
-//! its fetches carry it. A flamegraph's script draws boxes with short
-//! names and keeps the full ones in the titles.
+//! its fetches carry it. The memory plot marks the heap's peak, or says
+//! beside it that the peak is older than the plot. A flamegraph's script
+//! draws boxes with short names and keeps the full ones in the titles.
 //!
 //! Skips with a note when Chromium is missing, unless
 //! `MEMPROF_REQUIRE_CLIENTS=1` (set by `.ci/run`), where it fails.
 
 use std::hint::black_box;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use memprof::history::HistoryConfig;
 use memprof::http::{serve_with, EndpointConfig};
-use memprof_dev::{chromium, dump_dom};
+use memprof_dev::chromium::{self, dump_dom};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
+
+/// The tests that start the history sampler and a server: one at a time,
+/// since the sampler, its window and the heap's peak are the process's.
+static ONE_SERVER_TEST: Mutex<()> = Mutex::new(());
+
+fn one_server_test() -> MutexGuard<'static, ()> {
+    ONE_SERVER_TEST
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
 
 #[inline(never)]
 fn page_test_allocation() -> Vec<Vec<u8>> {
@@ -34,13 +46,10 @@ fn page_test_sampled() -> Vec<Vec<u8>> {
 
 #[test]
 fn chromium_renders_plots_findings_and_stacks() {
-    let Some(binary) = chromium() else {
-        if memprof_dev::clients_required() {
-            panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
-        }
-        eprintln!("note: chromium not found; skipping the page test");
+    let Some(binary) = chromium::find() else {
         return;
     };
+    let _serial = one_server_test();
     let live = page_test_allocation();
     let sampled = page_test_sampled();
     let history =
@@ -122,13 +131,147 @@ fn chromium_renders_plots_findings_and_stacks() {
     drop((live, sampled));
 }
 
+/// 64 MiB from one function, in exact mode: the heap's peak.
+#[inline(never)]
+fn page_test_peak() -> Vec<Vec<u8>> {
+    let previous = memprof::set_thread_rate(Some(1));
+    let blocks = (0..64).map(|_| black_box(vec![3u8; 1 << 20])).collect();
+    memprof::set_thread_rate(previous);
+    blocks
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `hh:mm:ss` of a time in milliseconds since the Unix epoch, in UTC (the
+/// zone Chromium runs in here).
+fn clock_utc(unix_ms: u64) -> String {
+    let s = unix_ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The page's line beside the memory plot about the peak: its state and
+/// its link.
+fn peak_note(dom: &str, peak: &memprof::history::Peak) -> (String, String) {
+    let note = chromium::element(dom, "id=\"peak-note\"")
+        .unwrap_or_else(|| panic!("no peak note in\n{dom}"));
+    let state = chromium::attribute(note, "data-state").unwrap();
+    assert_eq!(
+        chromium::attribute(note, "data-unix-ms").as_deref(),
+        Some(peak.taken_at_unix_ms.to_string().as_str()),
+        "{note}"
+    );
+    let link = chromium::opening_tag(note, "id=\"peak-flamegraph\"")
+        .unwrap_or_else(|| panic!("no link to the peak's flamegraph in {note}"));
+    assert_eq!(
+        chromium::attribute(link, "href").as_deref(),
+        Some("flamegraph?at=peak"),
+        "{link}"
+    );
+    (state, chromium::text(note))
+}
+
+/// A process rises to a 64 MiB peak and frees it: the memory plot marks
+/// the peak at the kept profile's time and bytes, linking its flamegraph;
+/// once the history's window has moved past it, the page says so beside
+/// the plot instead of drawing it.
+#[test]
+fn chromium_marks_the_heap_peak_on_the_memory_plot() {
+    let Some(binary) = chromium::find() else {
+        return;
+    };
+    let _serial = one_server_test();
+    let interval = Duration::from_millis(100);
+    let history = memprof::history::start(HistoryConfig::default().interval(interval)).unwrap();
+    let endpoint = memprof::serve("127.0.0.1:0").unwrap();
+    let peak_bytes = (64 << 20) as f64;
+    // A tick in the middle of building the structure keeps a peak the
+    // rest does not pass by the rule's step (10%, at least 8 MiB).
+    let within_step = peak_bytes * 0.75;
+    let structure = page_test_peak();
+    wait_for("the peak to be kept", || {
+        memprof::peak().is_some_and(|p| {
+            p.snapshot
+                .stacks
+                .iter()
+                .filter(|s| s.mentions("page_test_peak"))
+                .map(|s| s.estimates.inuse_bytes)
+                .sum::<f64>()
+                >= within_step
+        })
+    });
+    drop(black_box(structure));
+    let peak = memprof::peak().unwrap();
+    wait_for("the history to see the fall", || {
+        history
+            .points(None)
+            .last()
+            .is_some_and(|p| p.heap.inuse_bytes < peak.heap_bytes - peak_bytes / 2.0)
+    });
+
+    let dom = dump_dom(&binary, &endpoint.url());
+    let marker = chromium::element(&dom, "data-mark=\"peak\"")
+        .unwrap_or_else(|| panic!("no peak marker on the plot in\n{dom}"));
+    let tag = chromium::opening_tag(marker, "data-mark").unwrap();
+    let attribute =
+        |name: &str| chromium::attribute(tag, name).unwrap_or_else(|| panic!("no {name} in {tag}"));
+    assert_eq!(attribute("data-unix-ms"), peak.taken_at_unix_ms.to_string());
+    let bytes: f64 = attribute("data-bytes").parse().unwrap();
+    assert_eq!(bytes, peak.heap_bytes, "{tag}");
+    assert!(bytes >= within_step, "{tag}");
+    assert_eq!(attribute("href"), "flamegraph?at=peak");
+    let label = chromium::text(marker);
+    assert!(
+        label.starts_with("peak ")
+            && label.contains(" MiB at ")
+            && label.contains(&clock_utc(peak.taken_at_unix_ms)),
+        "{label}"
+    );
+    let (state, text) = peak_note(&dom, &peak);
+    assert_eq!(state, "drawn", "{text}");
+    // The link opens the peak's flamegraph: the structure freed since.
+    let flamegraph =
+        memprof::unsampled(|| memprof_dev::get(&format!("{}/flamegraph?at=peak", endpoint.url())));
+    assert_eq!(flamegraph.status, 200);
+    assert!(flamegraph.text().contains("page_test_peak"));
+
+    // A window of three points, all after the fall: the peak is older than
+    // the plot.
+    let history = memprof::history::start(
+        HistoryConfig::default()
+            .interval(interval)
+            .window(interval * 3),
+    )
+    .unwrap();
+    wait_for("the window to move past the peak", || {
+        history
+            .points(None)
+            .first()
+            .is_some_and(|p| p.unix_ms > peak.taken_at_unix_ms)
+    });
+    let dom = dump_dom(&binary, &endpoint.url());
+    assert!(
+        !dom.contains("data-mark=\"peak\""),
+        "a peak before the window is not drawn\n{dom}"
+    );
+    assert!(
+        dom.contains("data-series=\"heap\""),
+        "the plot is drawn\n{dom}"
+    );
+    let (state, text) = peak_note(&dom, &peak);
+    assert_eq!(state, "before-window", "{text}");
+    assert!(text.contains("before this plot's window"), "{text}");
+    memprof::history::start(HistoryConfig::default().interval(interval)).unwrap();
+}
+
 #[test]
 fn chromium_draws_flamegraph_boxes_with_short_names() {
-    let Some(binary) = chromium() else {
-        if memprof_dev::clients_required() {
-            panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
-        }
-        eprintln!("note: chromium not found; skipping the flamegraph test");
+    let Some(binary) = chromium::find() else {
         return;
     };
     let full = "std::collections::hash::map::HashMap<alloc::string::String, \

@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use memprof_dev::{chromium, dump_dom};
+use memprof_dev::chromium::{self, dump_dom};
 
 #[global_allocator]
 static ALLOC: memprof::MemProf = memprof::MemProf::jemalloc();
@@ -34,7 +34,7 @@ fn table_rows(dom: &str, table: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn the_page_lists_memory_by_scope() {
-    let Some(binary) = chromium() else {
+    let Some(binary) = chromium::find() else {
         if memprof_dev::clients_required() {
             panic!("MEMPROF_REQUIRE_CLIENTS=1 but chromium is not installed");
         }

@@ -1,6 +1,9 @@
-//! `GET /`: the page a person opens during an incident: memory over time
-//! (SVG plots drawn by a small hand-written script), doctor findings, the
-//! top stacks, leak candidates, and links to the rest.
+//! `GET /`: the page a person opens during an incident: the previous run
+//! when the dump directory holds one (its last dump, whether the kernel
+//! OOM-killed it, its flamegraph and a differential against the live heap),
+//! memory over time (SVG plots drawn by a small hand-written script, the
+//! heap's peak marked on them and linked to its flamegraph), doctor
+//! findings, the top stacks, leak candidates, and links to the rest.
 //!
 //! The page is static, embedded at compile time (`assets/page.html` and
 //! `assets/page.js`), and needs nothing from a network: it polls the JSON

@@ -126,7 +126,8 @@ function openWithToken(ev) {
   ev.preventDefault();
   var download = a.getAttribute("data-download");
   var win = download ? null : window.open("", "_blank");
-  fetch(a.href, authorized()).then(function (r) {
+  // An SVG link's href is no string: resolve the attribute against the base.
+  fetch(new URL(a.getAttribute("href"), document.baseURI).href, authorized()).then(function (r) {
     if (!r.ok) throw new Error(a.getAttribute("href") + ": HTTP " + r.status);
     return r.blob();
   }).then(function (blob) {
@@ -158,13 +159,18 @@ function niceStep(max) {
   return mult * base;
 }
 
-function plot(container, legend, series, data) {
+// Draws `series` over `data` as an SVG in `container`. `mark` (optional:
+// { name, unix_ms, bytes, label, href }) is a point drawn as a linked
+// marker when it falls inside the data's time span (or just after it).
+function plot(container, legend, series, data, mark) {
   var W = 900, H = 260, L = 70, R = 12, T = 10, B = 24;
   var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "data-points": String(data.length) });
   var t0 = data.length ? data[0].unix_ms : 0;
   var t1 = data.length ? data[data.length - 1].unix_ms : 1;
+  if (!data.length || !mark || mark.unix_ms < t0) mark = null;
+  if (mark && mark.unix_ms > t1) t1 = mark.unix_ms;
   if (t1 <= t0) t1 = t0 + 1;
-  var max = 0;
+  var max = mark ? mark.bytes : 0;
   series.forEach(function (s) {
     data.forEach(function (p) { var v = s.get(p); if (v > max) max = v; });
   });
@@ -207,8 +213,27 @@ function plot(container, legend, series, data) {
     item.style.setProperty("--c", s.color);
     legend.appendChild(item);
   });
+  if (mark) root.appendChild(marker(mark, x(mark.unix_ms), y(mark.bytes), T, H - B, W));
   container.textContent = "";
   container.appendChild(root);
+}
+
+// A point of interest on a plot: a dashed line down the time axis, a dot at
+// the value and a label, all one link; its time and bytes in data
+// attributes.
+function marker(mark, mx, my, top, bottom, width) {
+  var a = svg("a", { href: mark.href, class: "mark", "data-mark": mark.name, "data-unix-ms": String(mark.unix_ms), "data-bytes": String(mark.bytes) });
+  var color = "#5b3d87";
+  a.appendChild(svg("line", { x1: mx, x2: mx, y1: top, y2: bottom, stroke: color, "stroke-dasharray": "4 3" }));
+  a.appendChild(svg("circle", { cx: mx, cy: my, r: 5, fill: color }));
+  var right = mx > width / 2;
+  var label = svg("text", { x: mx + (right ? -9 : 9), y: Math.max(top + 12, my - 8), "text-anchor": right ? "end" : "start" });
+  label.textContent = mark.label;
+  a.appendChild(label);
+  var title = svg("title", {});
+  title.textContent = mark.label + ": open its flamegraph";
+  a.appendChild(title);
+  return a;
 }
 
 function refreshHistory() {
@@ -217,13 +242,140 @@ function refreshHistory() {
     capacity = h.capacity || capacity;
     points = points.concat(h.points);
     if (points.length > capacity) points = points.slice(points.length - capacity);
-    plot($("plot-memory"), $("legend-memory"), MEMORY, points);
+    drawMemory();
     plot($("plot-retained"), $("legend-retained"), RETAINED, points);
     var c = h.sampler_cost_us || {};
     $("sampler").textContent = points.length + " points, one every " + (h.interval_ms / 1000) + " s, window " +
       Math.round(h.window_ms / 60000) + " min; sampler cost per point: " + (c.last_us || 0) + " µs (mean " +
       Math.round(c.mean_us || 0) + " µs)" + (h.allocator_unavailable ? "; allocator: " + h.allocator_unavailable : "");
   });
+}
+
+// The heap at its peak: the profile the history sampler keeps at the
+// highest heap estimate, which GET snapshots lists with id "peak" (its time
+// and in-use bytes). The memory plot marks it; the line beside the plot
+// links its flamegraph, and says so when the peak is older than the plot.
+var peak = null;
+var PEAK_FLAMEGRAPH = "flamegraph?at=peak";
+
+// A time as the plot's axis shows it, with the date when not today.
+function fmtWhen(ms) {
+  var d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) return fmtTime(ms);
+  var pad = function (x) { return (x < 10 ? "0" : "") + x; };
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + fmtTime(ms);
+}
+
+function refreshPeak() {
+  return getJSON("snapshots").then(function (list) {
+    var kept = list.filter(function (s) { return s.id === "peak"; })[0];
+    peak = kept ? { unix_ms: kept.taken_at_unix_ms, bytes: kept.totals.inuse_bytes } : null;
+    drawMemory();
+  });
+}
+
+function drawMemory() {
+  var mark = peak && {
+    name: "peak",
+    unix_ms: peak.unix_ms,
+    bytes: peak.bytes,
+    label: "peak " + fmtBytes(peak.bytes) + " at " + fmtWhen(peak.unix_ms),
+    href: PEAK_FLAMEGRAPH
+  };
+  plot($("plot-memory"), $("legend-memory"), MEMORY, points, mark);
+  var note = $("peak-note");
+  note.textContent = "";
+  if (!mark) {
+    note.removeAttribute("data-unix-ms");
+    note.removeAttribute("data-bytes");
+    note.setAttribute("data-state", "none");
+    note.textContent = "No peak kept yet: the history sampler keeps the heap's peak from its first reading.";
+    return;
+  }
+  var state = !points.length ? "no-history" : (mark.unix_ms < points[0].unix_ms ? "before-window" : "drawn");
+  var text = {
+    "no-history": mark.label + " (no history points to draw it on).",
+    "before-window": mark.label + ": before this plot's window (from " + (points.length && fmtWhen(points[0].unix_ms)) + "), so not drawn.",
+    "drawn": mark.label + ", marked on the plot."
+  }[state];
+  note.setAttribute("data-state", state);
+  note.setAttribute("data-unix-ms", String(mark.unix_ms));
+  note.setAttribute("data-bytes", String(mark.bytes));
+  note.appendChild(document.createTextNode(text));
+  note.appendChild(el("a", { href: PEAK_FLAMEGRAPH, id: "peak-flamegraph" }, "flamegraph at the peak"));
+}
+
+// The previous run: GET dumps lists the dump directory; when it holds a dump
+// of another process (`previous_run`), the panel shows that run's last dump
+// (its trigger, time, heap, RSS, cgroup usage against the limit), whether
+// the kernel OOM-killed it, and links to its flamegraph and to a
+// differential of it against the live heap. With dumps off, one line says
+// how to turn them on; an error of the directory is shown as it is.
+// Listing the directory reads every dump's summary and the kernel log, and
+// a previous run does not change: it is read every 30 s, not every 5.
+var DUMPS_REFRESH_MS = 30000;
+var dumpsReadAt = null;
+
+function refreshPreviousRun() {
+  if (dumpsReadAt !== null && Date.now() - dumpsReadAt < DUMPS_REFRESH_MS) return Promise.resolve();
+  return getJSON("dumps").then(function (listing) {
+    dumpsReadAt = Date.now();
+    showPreviousRun(listing);
+  });
+}
+
+function showPreviousRun(listing) {
+  var box = $("previous-run");
+  var run = listing.previous_run;
+  box.textContent = "";
+  box.className = "";
+  var state = run ? "previous-run" : (!listing.enabled ? "off" : (listing.error ? "error" : "quiet"));
+  box.setAttribute("data-state", state);
+  box.hidden = state === "quiet";
+  if (!listing.enabled) {
+    box.appendChild(el("p", { class: "muted", id: "dumps-off" },
+      "Dumps are off: set MEMPROF_DUMP_DIR=/path (or memprof::Config) to keep heap profiles on disk, so the run after an OOM kill shows here what the killed one held."));
+  }
+  if (listing.error) box.appendChild(el("p", { class: "error", id: "dumps-error" }, "Dumps: " + listing.error));
+  if (!run) return;
+  var d = run.last_dump;
+  box.className = run.oom_killed === true ? "killed" : "";
+  box.appendChild(el("h2", {}, "Previous run: pid " + run.pid + (d.comm ? " (" + d.comm + ")" : "")));
+  var table = el("table", { id: "previous-run-dump", "data-id": d.id });
+  var row = function (field, name, value) {
+    var tr = el("tr", { "data-field": field });
+    tr.appendChild(el("th", {}, name));
+    tr.appendChild(el("td", {}, value));
+    table.appendChild(tr);
+  };
+  var killed = { "true": "yes", "false": "no" }[String(run.oom_killed)] || "unknown";
+  var kill = run.oom_kill;
+  row("oom_killed", "OOM-killed", killed + (kill
+    ? ": " + kill.name + " (pid " + kill.pid + ")" + (kill.time_unix ? " at " + fmtWhen(kill.time_unix * 1000) : "") +
+      ", RSS " + fmtBytes(kill.rss_bytes) + (kill.memcg ? ", cgroup " + kill.memcg : "") + (kill.constraint ? ", " + kill.constraint : "")
+    : (run.oom_killed === null ? " (the kernel log cannot be read here)" : "")));
+  row("trigger", "last dump", d.trigger + (d.detail ? ": " + d.detail : ""));
+  row("time", "written at", fmtWhen(d.time_unix * 1000));
+  row("heap", "heap (estimate)", fmtBytes(d.heap_bytes));
+  row("rss", "process RSS", fmtBytes(d.rss_bytes));
+  var usage = fmtBytes(d.cgroup_usage_bytes);
+  if (d.cgroup_limit_bytes) {
+    usage += " of " + fmtBytes(d.cgroup_limit_bytes) + " limit";
+    if (d.cgroup_usage_bytes !== null && d.cgroup_usage_bytes !== undefined) {
+      usage += " (" + (100 * d.cgroup_usage_bytes / d.cgroup_limit_bytes).toFixed(0) + "%)";
+    }
+  } else if (d.cgroup_usage_bytes !== null && d.cgroup_usage_bytes !== undefined) {
+    usage += ", no limit";
+  }
+  row("cgroup", "cgroup usage", usage);
+  box.appendChild(table);
+  var base = "dumps/" + encodeURIComponent(d.id) + "/";
+  var links = el("p", { id: "previous-run-links" });
+  links.appendChild(el("a", { href: base + "flamegraph", "data-link": "flamegraph" }, "its flamegraph"));
+  links.appendChild(el("a", { href: base + "flamegraph?base=current", "data-link": "differential" }, "against the current heap"));
+  links.appendChild(el("a", { href: base + "heap.pb.gz", "data-link": "pprof", "data-download": d.id + ".pb.gz" }, "pprof"));
+  links.appendChild(el("a", { href: base + "summary.json", "data-link": "summary" }, "summary"));
+  box.appendChild(links);
 }
 
 function evidenceText(e) {
@@ -373,7 +525,7 @@ function refreshScopes() {
 }
 
 function refresh() {
-  var parts = [refreshHistory(), refreshDoctor(), refreshTop(), refreshLeaks()];
+  var parts = [refreshHistory(), refreshPeak(), refreshPreviousRun(), refreshDoctor(), refreshTop(), refreshLeaks()];
   parts.push(refreshScopes());
   return Promise.all(parts.map(function (p) { return p.then(function () { return null; }, function (e) { return e; }); }))
     .then(function (errors) {
@@ -388,5 +540,7 @@ function refresh() {
 
 $("token-form").addEventListener("submit", tokenEntered);
 document.querySelector("nav").addEventListener("click", openWithToken);
+$("memory").addEventListener("click", openWithToken);
+$("previous-run").addEventListener("click", openWithToken);
 refresh();
 setInterval(refresh, REFRESH_MS);
