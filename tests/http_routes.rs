@@ -442,7 +442,8 @@ fn bad_parameters_get_400_naming_them() {
     );
     let some = get(&format!("{url}/heap?bogus=1")).json();
     assert_eq!(
-        some["expected"], "one of the parameters format, kind, seconds, trim, limit, min_share, at",
+        some["expected"],
+        "one of the parameters format, kind, seconds, trim, limit, min_share, at, scope",
         "{some}"
     );
 }
