@@ -163,10 +163,10 @@ mod stripe;
 mod sync;
 pub mod testing;
 mod thread_state;
-#[cfg(feature = "tracing")]
-pub mod tracing;
 #[cfg(feature = "tower")]
 pub mod tower;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 pub use crate::alloc::{DefaultAllocator, MemProf};
 pub use crate::config::{Unwinder, DEFAULT_RATE};

@@ -353,10 +353,12 @@ pub(crate) fn file_path(id: &str, file: &str) -> Result<PathBuf, DumpError> {
 }
 
 /// The most bytes of a folded profile read back for a flamegraph.
+#[cfg(feature = "http")]
 const MAX_FOLDED_BYTES: u64 = 256 << 20;
 
 /// An SVG flamegraph of dump `id`'s in-use bytes, or, with `base_current`,
 /// a differential one from the dump to the live heap now.
+#[cfg(feature = "http")]
 pub(crate) fn flamegraph(id: &str, base_current: bool) -> Result<Vec<u8>, DumpError> {
     use std::collections::HashMap;
     use std::fmt::Write as _;
@@ -403,6 +405,7 @@ pub(crate) fn flamegraph(id: &str, base_current: bool) -> Result<Vec<u8>, DumpEr
 }
 
 /// `stack count` of a folded line.
+#[cfg(feature = "http")]
 fn split_folded(line: &str) -> Option<(&str, u64)> {
     let (key, value) = line.trim_end().rsplit_once(' ')?;
     Some((key, value.parse().ok()?))

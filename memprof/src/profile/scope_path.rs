@@ -168,6 +168,7 @@ impl ScopeFilter {
 
     /// Whether the filter keeps any scope the process has entered (scopes
     /// are never forgotten, so this holds for any profile of the process).
+    #[cfg(feature = "http")]
     pub(crate) fn matches_any_entered(&self) -> bool {
         crate::scope::scopes().iter().any(|scope| {
             crate::scope::scope_segments(scope.id)
