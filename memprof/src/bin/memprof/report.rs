@@ -200,13 +200,17 @@ fn render_summary(s: &Summary) -> String {
     out
 }
 
-/// One leak candidate in a line: its own summary sentence where it has
-/// one, else its site and figures, else its JSON.
+/// One leak candidate: its site, then its own summary sentence on the next
+/// line where it has both (memprof's dumps do); else the one it has, with
+/// the figures; else its JSON.
 fn describe_candidate(candidate: &Value) -> String {
     let text = |name: &str| candidate.get(name).and_then(Value::as_str);
     let number = |name: &str| candidate.get(name).and_then(Value::as_f64);
     if let Some(summary) = text("summary") {
-        return summary.to_string();
+        return match text("site") {
+            Some(site) => format!("{site}\n     {summary}"),
+            None => summary.to_string(),
+        };
     }
     if let Some(site) = text("site").or_else(|| text("key")) {
         let mut line = site.to_string();
@@ -231,4 +235,26 @@ fn describe_candidate(candidate: &Value) -> String {
         json.push('…');
     }
     json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candidate_with_a_site_and_a_summary_names_the_site_first() {
+        let candidate = serde_json::json!({
+            "site": "demo::remember_session (demo.rs:148)",
+            "summary": "growing 45.8 MiB/min",
+        });
+        assert_eq!(
+            describe_candidate(&candidate),
+            "demo::remember_session (demo.rs:148)\n     growing 45.8 MiB/min"
+        );
+        let only_summary = serde_json::json!({ "summary": "parse_batch holds 1.0 MiB" });
+        assert_eq!(
+            describe_candidate(&only_summary),
+            "parse_batch holds 1.0 MiB"
+        );
+    }
 }
