@@ -67,6 +67,12 @@ pub(crate) fn utc(unix_seconds: u64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// A Unix time as `2026-12-06 08:21:07 UTC`.
+pub(crate) fn utc_text(unix_seconds: u64) -> String {
+    let (y, m, d, hh, mm, ss) = utc(unix_seconds);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

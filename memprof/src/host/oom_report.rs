@@ -142,26 +142,9 @@ fn ago(age: f64) -> String {
     }
 }
 
-/// Seconds since the Unix epoch as `2026-12-06 08:21:07 UTC` (the civil
-/// date from a day count, Howard Hinnant's `civil_from_days`).
+/// Seconds since the Unix epoch as `2026-12-06 08:21:07 UTC`.
 pub fn utc(unix: f64) -> String {
-    let secs = unix.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::human::utc_text(unix.max(0.0) as u64)
 }
 
 #[cfg(test)]

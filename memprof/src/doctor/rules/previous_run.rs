@@ -33,7 +33,9 @@ impl Rule for PreviousRunKilled {
             _ => return None,
         };
         let killed = match (run.oom_killed, run.killed_at_unix) {
-            (Some(true), Some(t)) => format!("was OOM-killed at {}", utc(t as u64)),
+            (Some(true), Some(t)) => {
+                format!("was OOM-killed at {}", crate::human::utc_text(t as u64))
+            }
             (Some(true), None) => "was OOM-killed".to_owned(),
             _ => "may have been OOM-killed (the kernel log cannot be read)".to_owned(),
         };
@@ -116,12 +118,6 @@ fn evidence(run: &PreviousRun) -> Vec<Evidence> {
         e.push(Evidence::bytes("RSS at the kill", rss));
     }
     e
-}
-
-/// `yyyy-mm-dd hh:mm:ss UTC`.
-fn utc(unix: u64) -> String {
-    let (y, m, d, hh, mm, ss) = crate::human::utc(unix);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
 }
 
 #[cfg(test)]
