@@ -81,6 +81,7 @@ fn child() {
         "peak" => child_peak(),
         "signal" => child_signal(),
         "exit" => child_exit(),
+        "exit_fork" => child_exit_fork(),
         "cost" => child_cost(),
         other => panic!("unknown mode {other}"),
     }
@@ -500,6 +501,46 @@ fn the_opt_in_signal_asks_for_a_dump() {
 fn child_exit() {
     memprof::dump::start().unwrap();
     println!("returning from the test");
+}
+
+/// Starts dumps, then forks a child that exits normally (so it runs the
+/// exit hooks it inherited) before this process exits itself.
+fn child_exit_fork() {
+    memprof::dump::start().unwrap();
+    // SAFETY: the child only calls `exit`, which runs the inherited atexit
+    // hooks; the parent waits for it.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::exit(0);
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+    }
+    println!("returning from the test");
+}
+
+#[test]
+fn a_forked_child_leaves_the_exit_dump_to_the_process_that_asked() {
+    let tmp = TempDir::new("exit-fork");
+    let yes = PathBuf::from("1");
+    run_child(
+        "exit_fork",
+        &[
+            ("MEMPROF_DUMP_DIR", &tmp.0),
+            ("MEMPROF_DUMP_ON_EXIT", &yes),
+            ("MEMPROF_DUMP_PEAK_FLOOR", &no_peaks()),
+        ],
+    );
+    let names: Vec<String> = fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.len() == 1 && names[0].ends_with("-exit"),
+        "one exit dump, the asking process's: {names:?}"
+    );
 }
 
 #[test]

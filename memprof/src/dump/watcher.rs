@@ -10,7 +10,7 @@
 //! from code. It reads the settings at each tick, so a directory set later
 //! in code is picked up.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ static SIGNALLED: AtomicBool = AtomicBool::new(false);
 static HANDLED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Whether the exit hook is registered.
 static EXIT_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// The process that registered the exit hook: the only one it dumps for.
+static EXIT_HOOK_PID: AtomicU32 = AtomicU32::new(0);
 
 /// Starts the watcher unless it runs. It idles (reading only its settings)
 /// while no directory is set.
@@ -188,7 +191,14 @@ fn install_signal(settings: &DumpSettings) {
 
 /// The `exit` dump, run by libc's `exit` after `main` returns or at
 /// `std::process::exit`. A panic cannot cross into C: it is caught.
+///
+/// A child forked from the process inherits the hook but not the request:
+/// it writes nothing. (Its copy of the dump locks may also have been taken
+/// mid-dump by a parent thread that does not exist in the child.)
 extern "C" fn at_exit() {
+    if std::process::id() != EXIT_HOOK_PID.load(Ordering::Relaxed) {
+        return;
+    }
     let _ = std::panic::catch_unwind(|| {
         let settings = crate::config::dump::current();
         if settings.on_exit && settings.dir.is_some() {
@@ -204,6 +214,7 @@ pub(crate) fn register_exit_hook() {
     if EXIT_HOOK.swap(true, Ordering::Relaxed) {
         return;
     }
+    EXIT_HOOK_PID.store(std::process::id(), Ordering::Relaxed);
     // SAFETY: `at_exit` is an `extern "C" fn()` with no preconditions that
     // lives for the whole program.
     if unsafe { libc::atexit(at_exit) } != 0 {
