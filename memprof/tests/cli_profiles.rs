@@ -528,7 +528,7 @@ fn dumps_lists_a_directory_and_report_reads_a_dump() {
         "cgroup 1.80 GiB/2.00 GiB (90%)",
         "critical cgroup-near-limit: the cgroup is at 90% of its limit",
         "LEAK CANDIDATES",
-        "1. parse_batch holds 1.0 MiB, growing 30 MiB/min",
+        "1. parse_batch <- main\n     parse_batch holds 1.0 MiB, growing 30 MiB/min",
         "cli_report_test_allocation",
     ] {
         assert!(text.contains(part), "{part:?} not in:\n{text}");
